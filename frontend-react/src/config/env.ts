@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+const envSchema = z.object({
+  /** Where the API lives; empty means the same origin that served the app (production and the dev proxy). */
+  VITE_API_BASE_URL: z.union([z.literal(''), z.url()]).default(''),
+  /** How many species the answer lists. */
+  VITE_TOP_K: z.coerce.number().int().min(1).max(10).default(3),
+  /** Longest side, in pixels, of the photo sent to the API. */
+  VITE_UPLOAD_MAX_SIDE: z.coerce.number().int().min(224).max(4096).default(1024),
+  /** JPEG quality of the downscaled photo. */
+  VITE_UPLOAD_JPEG_QUALITY: z.coerce.number().min(0.5).max(1).default(0.85),
+});
+
+export type Env = {
+  apiBaseUrl: string;
+  topK: number;
+  uploadMaxSide: number;
+  uploadJpegQuality: number;
+};
+
+/** Validates raw environment values; throws with every problem listed when one is wrong. */
+export function parseEnv(raw: Record<string, unknown>): Env {
+  const result = envSchema.safeParse(raw);
+  if (!result.success) {
+    throw new Error(`Invalid frontend environment: ${z.prettifyError(result.error)}`);
+  }
+  const values = result.data;
+  return {
+    apiBaseUrl: values.VITE_API_BASE_URL.replace(/\/+$/, ''),
+    topK: values.VITE_TOP_K,
+    uploadMaxSide: values.VITE_UPLOAD_MAX_SIDE,
+    uploadJpegQuality: values.VITE_UPLOAD_JPEG_QUALITY,
+  };
+}
+
+/** The environment, read once at start-up. */
+export const env: Env = parseEnv(import.meta.env);

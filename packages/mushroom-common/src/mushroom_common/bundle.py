@@ -1,0 +1,188 @@
+"""The model bundle contract: what `metadata.json` says about a trained, exported model."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+METADATA_FILE = "metadata.json"
+CHAMPION_FILE = "champion.json"
+PROMOTIONS_FILE = "promotions.jsonl"
+MODELS_PREFIX = "models"
+
+
+class InputSpec(BaseModel):
+    """What the exported model takes: uint8 RGB pixels at this size; preprocessing is inside."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    channels: Literal[3] = 3
+    dtype: Literal["uint8"] = "uint8"
+    pixel_format: Literal["RGB"] = "RGB"
+    resize: Literal["bilinear"] = "bilinear"
+
+
+class MushroomDetectorSpec(BaseModel):
+    """How the model says whether the photo shows a mushroom at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(
+        description="e.g. 'imagenet_fungus_head': summed fungus-class probabilities"
+    )
+    output_index: int = Field(
+        1, description="index of the [1, 1] output holding the score in [0, 1]"
+    )
+    threshold: float = Field(ge=0, le=1, description="scores below this mean 'not a mushroom'")
+    false_rejection_rate: float | None = Field(
+        None, description="mushroom photos called not-a-mushroom"
+    )
+    false_acceptance_rate: float | None = Field(None, description="other photos called a mushroom")
+
+
+class ModelVariant(BaseModel):
+    """One exported form of the model (a TFLite file or the SavedModel folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="float32, float16, int8, student_int8, saved_model, ...")
+    path: str = Field(description="file or folder, relative to the bundle folder")
+    format: Literal["tflite", "saved_model"]
+    size_bytes: int = Field(ge=0)
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class BundleFile(BaseModel):
+    """A file of the bundle with its hash, so a copy can be verified."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str
+    size_bytes: int = Field(ge=0)
+
+
+class BundleMetadata(BaseModel):
+    """The contents of a bundle's `metadata.json`."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: Literal[1] = 1
+    name: str
+    version: str
+    labels: list[str] = Field(min_length=1, description="catalog ids in the model's output order")
+    input: InputSpec
+    temperature: float = Field(1.0, gt=0, description="divide logits by this before softmax")
+    serving_variant: str = Field(description="name of the variant the API serves")
+    variants: list[ModelVariant]
+    mushroom_detector: MushroomDetectorSpec | None = None
+    backbone: str
+    dataset_version: str
+    git_revision: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    tracking_run_id: str | None = None
+    parent_run_id: str | None = None
+    command: str = ""
+    data_status: str = ""
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="test-split metrics of the serving variant"
+    )
+    files: list[BundleFile] = Field(default_factory=list)
+
+    def variant(self, name: str | None = None) -> ModelVariant:
+        """Return the named variant (the serving one by default)."""
+        wanted = name or self.serving_variant
+        for variant in self.variants:
+            if variant.name == wanted:
+                return variant
+        raise KeyError(f"bundle {self.name}/{self.version} has no variant {wanted!r}")
+
+
+class ChampionPointer(BaseModel):
+    """`models/<name>/champion.json`: the version the API serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    promoted_at: datetime
+    reason: str
+
+
+class PromotionEvent(BaseModel):
+    """One line of `models/<name>/promotions.jsonl`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    previous_version: str | None
+    promoted_at: datetime
+    forced: bool
+    accepted: bool
+    reason: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    previous_metrics: dict[str, float] = Field(default_factory=dict)
+
+
+def bundle_prefix(name: str, version: str) -> str:
+    """Storage prefix of a bundle version."""
+    return f"{MODELS_PREFIX}/{name}/{version}"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_bundle_files(bundle_dir: Path) -> list[BundleFile]:
+    """Hash every file of a bundle folder except metadata.json itself."""
+    return [
+        BundleFile(
+            path=path.relative_to(bundle_dir).as_posix(),
+            sha256=sha256_file(path),
+            size_bytes=path.stat().st_size,
+        )
+        for path in sorted(bundle_dir.rglob("*"))
+        if path.is_file() and path.name != METADATA_FILE
+    ]
+
+
+class BundleIntegrityError(ValueError):
+    """A bundle's files do not match the hashes in its metadata."""
+
+
+def verify_bundle(
+    bundle_dir: Path, metadata: BundleMetadata, paths: list[str] | None = None
+) -> None:
+    """Check the listed files (all by default) against their recorded sha256."""
+    recorded = {f.path: f for f in metadata.files}
+    for rel in paths if paths is not None else list(recorded):
+        entry = recorded.get(rel)
+        if entry is None:
+            raise BundleIntegrityError(f"{rel} is not listed in the bundle's metadata")
+        actual = bundle_dir / rel
+        if not actual.is_file():
+            raise BundleIntegrityError(f"bundle file {rel} is missing")
+        if sha256_file(actual) != entry.sha256:
+            raise BundleIntegrityError(f"bundle file {rel} does not match its sha256")
+
+
+def read_metadata(bundle_dir: Path) -> BundleMetadata:
+    """Read and validate `metadata.json` from a local bundle folder."""
+    return BundleMetadata.model_validate_json((bundle_dir / METADATA_FILE).read_text("utf-8"))
+
+
+def write_metadata(bundle_dir: Path, metadata: BundleMetadata) -> None:
+    """Write `metadata.json` (pretty, stable) into a local bundle folder."""
+    (bundle_dir / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n", "utf-8")

@@ -1,0 +1,162 @@
+"""The species catalog: names, edibility, toxins and look-alikes of each species."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Edibility(StrEnum):
+    """One scale for edibility, from most to least dangerous."""
+
+    DEADLY = "deadly"
+    POISONOUS = "poisonous"
+    INEDIBLE = "inedible"
+    EDIBLE_WHEN_COOKED = "edible_when_cooked"
+    EDIBLE = "edible"
+    CHOICE = "choice"
+
+    @property
+    def is_dangerous(self) -> bool:
+        """Whether eating it can seriously harm or kill (deadly or poisonous)."""
+        return self in (Edibility.DEADLY, Edibility.POISONOUS)
+
+    @property
+    def is_edible(self) -> bool:
+        """Whether field guides call it edible (possibly only after cooking)."""
+        return self in (Edibility.EDIBLE_WHEN_COOKED, Edibility.EDIBLE, Edibility.CHOICE)
+
+    @property
+    def danger_rank(self) -> int:
+        """0 for the most dangerous class; used to sort dangerous things first."""
+        return list(Edibility).index(self)
+
+
+_SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")
+
+
+class Lookalike(BaseModel):
+    """A species this one is confused with, and the one feature that tells them apart."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    distinguishing_feature: str = Field(min_length=3)
+
+
+class Species(BaseModel):
+    """One catalog entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    scientific_name: str
+    common_names: dict[str, list[str]]
+    edibility: Edibility
+    edibility_note: str | None = None
+    toxins: list[str] = Field(default_factory=list)
+    symptoms: str = ""
+    onset: str | None = None
+    lookalikes: list[Lookalike] = Field(default_factory=list)
+    sources: list[str] = Field(min_length=1)
+    regions: list[str] = Field(default_factory=list)
+    synonyms: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_snake_case(cls, value: str) -> str:
+        if not _SNAKE_CASE.match(value):
+            raise ValueError(f"species id {value!r} is not a snake_case scientific name")
+        return value
+
+    @field_validator("common_names")
+    @classmethod
+    def _has_english_name(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value.get("en"):
+            raise ValueError("every species needs at least one English common name")
+        return value
+
+    @property
+    def english_names(self) -> list[str]:
+        """English common names, most used first."""
+        return self.common_names["en"]
+
+
+class Catalog(BaseModel):
+    """All species, validated as a whole (every look-alike id exists)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = 1
+    species: list[Species]
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Catalog:
+        ids = [s.id for s in self.species]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"duplicate species ids: {', '.join(duplicated)}")
+        known = set(ids)
+        for entry in self.species:
+            for lookalike in entry.lookalikes:
+                if lookalike.id not in known:
+                    raise ValueError(
+                        f"{entry.id}: look-alike {lookalike.id!r} is not in the catalog"
+                    )
+                if lookalike.id == entry.id:
+                    raise ValueError(f"{entry.id}: a species cannot be its own look-alike")
+        return self
+
+    @property
+    def ids(self) -> list[str]:
+        """All species ids in file order."""
+        return [s.id for s in self.species]
+
+    def get(self, species_id: str) -> Species:
+        """Return the species with this id; raise KeyError naming the id when unknown."""
+        for entry in self.species:
+            if entry.id == species_id:
+                return entry
+        raise KeyError(f"unknown species id {species_id!r}")
+
+    def __contains__(self, species_id: object) -> bool:
+        return any(s.id == species_id for s in self.species)
+
+    def resolve(self, name: str) -> Species | None:
+        """Find a species by id, scientific name, synonym or common name (any language or case)."""
+        wanted = _normalise(name)
+        for entry in self.species:
+            names = [entry.id, entry.scientific_name, *entry.synonyms]
+            names += [n for group in entry.common_names.values() for n in group]
+            if any(_normalise(n) == wanted for n in names):
+                return entry
+        return None
+
+    def lookalikes_of(self, species_id: str) -> list[tuple[Species, str]]:
+        """The species' look-alikes with their distinguishing feature, most dangerous first."""
+        pairs = [
+            (self.get(la.id), la.distinguishing_feature) for la in self.get(species_id).lookalikes
+        ]
+        return sorted(pairs, key=lambda pair: pair[0].edibility.danger_rank)
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[\s_\-']+", " ", name.strip().casefold())
+
+
+def parse_catalog(document: Any) -> Catalog:
+    """Validate a parsed catalog document (the YAML's top-level mapping)."""
+    return Catalog.model_validate(document)
+
+
+@cache
+def load_catalog() -> Catalog:
+    """Load and validate the catalog shipped in this package (cached)."""
+    text = resources.files("mushroom_common").joinpath("data/species.yaml").read_text("utf-8")
+    return parse_catalog(yaml.safe_load(text))
