@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vite';
-import { serviceWorkerPlugin } from './vite-plugins/service-worker-plugin';
+import { serviceWorkerPlugin } from './vite-plugins/service-worker-plugin.ts';
 
 // Routes the API serves; the dev server forwards them so the app talks to one origin as in production.
 const API_ROUTES = ['/predict', '/explain', '/feedback', '/species', '/model', '/healthz', '/readyz'];

@@ -14,7 +14,7 @@ DEFAULT_USER_AGENT = (
 
 
 class Settings(BaseSettings):
-    """Every knob of the collector; each one an environment variable with the `COLLECTOR_` prefix."""
+    """Every knob of the collector, each an environment variable with the `COLLECTOR_` prefix."""
 
     model_config = SettingsConfigDict(env_prefix="COLLECTOR_", extra="ignore")
 
@@ -22,7 +22,10 @@ class Settings(BaseSettings):
         "https://api.inaturalist.org/v1", description="iNaturalist API v1 base URL"
     )
     requests_per_minute: int = Field(
-        60, ge=1, le=60, description="most requests in any rate window (iNaturalist asks for <= 60/min)"
+        60,
+        ge=1,
+        le=60,
+        description="most requests in any rate window (iNaturalist asks for <= 60/min)",
     )
     rate_window_s: float = Field(
         60.0, gt=0, description="length of the sliding rate-limit window in seconds"
@@ -30,16 +33,25 @@ class Settings(BaseSettings):
     licenses: str = Field(
         "cc0,cc-by,cc-by-nc", description="comma-separated photo licence codes that may be stored"
     )
-    photo_size: str = Field("medium", description="iNaturalist photo size: small, medium, large, original")
+    photo_size: str = Field(
+        "medium", description="iNaturalist photo size: small, medium, large, original"
+    )
     user_agent: str = Field(DEFAULT_USER_AGENT, description="User-Agent sent to iNaturalist")
     http_timeout_s: float = Field(30.0, gt=0, description="timeout of one HTTP request")
-    max_retries: int = Field(5, ge=0, description="retries of one request on 429, 5xx or a network error")
+    max_retries: int = Field(
+        5, ge=0, description="retries of one request on 429, 5xx or a network error"
+    )
     backoff_base_s: float = Field(2.0, ge=0, description="first retry delay; doubles each retry")
     backoff_max_s: float = Field(120.0, ge=0, description="longest wait between two retries")
     max_per_species: int = Field(500, ge=1, description="default photos to collect per species")
-    min_image_side: int = Field(64, ge=1, description="build drops photos whose shorter side is below this")
+    min_image_side: int = Field(
+        64, ge=1, description="build drops photos whose shorter side is below this"
+    )
     near_duplicate_distance: int = Field(
-        6, ge=0, le=64, description="pHash Hamming distance at or below which two photos are the same photo"
+        8,
+        ge=0,
+        le=64,
+        description="pHash Hamming distance at or below which two photos are the same photo",
     )
     group_distance: int = Field(
         10, ge=0, le=64, description="pHash distance at or below which photos share a split group"

@@ -156,7 +156,9 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def near_pairs(hashes: list[int], max_distance: int, chunk: int = 2048) -> list[tuple[int, int, int]]:
+def near_pairs(
+    hashes: list[int], max_distance: int, chunk: int = 2048
+) -> list[tuple[int, int, int]]:
     """Every pair (i, j, distance) with i < j whose Hamming distance is at most max_distance.
 
     Vectorised in chunks, so tens of thousands of photos take seconds, not an O(n^2) Python loop.

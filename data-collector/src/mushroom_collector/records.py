@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from mushroom_common.dataset import COLLECTED_PREFIX, PHOTOS_PREFIX, CollectedPhoto, Source
-from mushroom_common.storage import Storage
 from pydantic import ValidationError
 
 from mushroom_collector.images import StoredPhoto
+from mushroom_common.dataset import COLLECTED_PREFIX, PHOTOS_PREFIX, CollectedPhoto, Source
+from mushroom_common.storage import Storage
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Identify the mushroom in a photo. */
+        /**
+         * Predict
+         * @description Identify the mushroom in a photo and say, safety first, whether it could be poisonous.
+         */
         post: operations["predict"];
         delete?: never;
         options?: never;
@@ -30,7 +33,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Heat map of the photo regions that drive the prediction. */
+        /**
+         * Explain
+         * @description Show, as a PNG heat map, which parts of the photo the model relied on (occlusion).
+         */
         post: operations["explain"];
         delete?: never;
         options?: never;
@@ -47,7 +53,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record whether an identification was right. */
+        /**
+         * Create Feedback
+         * @description Say whether an answer was right, and which species it really was if you know.
+         */
         post: operations["create_feedback"];
         delete?: never;
         options?: never;
@@ -64,7 +73,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Attach the photo a person agreed to share. */
+        /**
+         * Feedback Photo
+         * @description Share the identified photo for retraining (only after agreeing to in the feedback).
+         */
         post: operations["feedback_photo"];
         delete?: never;
         options?: never;
@@ -79,7 +91,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the species in the catalog. */
+        /**
+         * List Species
+         * @description Every species in the catalog, with edibility, toxins and look-alikes.
+         */
         get: operations["list_species"];
         put?: never;
         post?: never;
@@ -96,7 +111,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One species from the catalog. */
+        /**
+         * Get Species
+         * @description One species of the catalog.
+         */
         get: operations["get_species"];
         put?: never;
         post?: never;
@@ -113,10 +131,33 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The model being served. */
+        /**
+         * Get Model
+         * @description Metadata and test metrics of the model that answers /predict.
+         */
         get: operations["get_model"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/reload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reload Model
+         * @description Load the registry's current champion fully, then swap it in without dropping requests.
+         */
+        post: operations["reload_model"];
         delete?: never;
         options?: never;
         head?: never;
@@ -130,7 +171,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness. */
+        /**
+         * Healthz
+         * @description Alive: the process answers.
+         */
         get: operations["healthz"];
         put?: never;
         post?: never;
@@ -147,8 +191,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness. */
+        /**
+         * Readyz
+         * @description Ready: a model is loaded and can answer /predict.
+         */
         get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus Metrics
+         * @description Prometheus metrics: requests, latency, verdicts, species, confidence.
+         */
+        get: operations["prometheus_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -161,81 +228,74 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /**
-         * Verdict
-         * @enum {string}
-         */
-        Verdict: "dangerous" | "edible" | "uncertain" | "not_a_mushroom";
+        /** Body_explain */
+        Body_explain: {
+            /**
+             * File
+             * @description a JPEG, PNG, WebP or HEIC/HEIF photo
+             */
+            file: string;
+        };
+        /** Body_feedback_photo */
+        Body_feedback_photo: {
+            /**
+             * File
+             * @description the same photo that was identified
+             */
+            file: string;
+        };
+        /** Body_predict */
+        Body_predict: {
+            /**
+             * File
+             * @description a JPEG, PNG, WebP or HEIC/HEIF photo
+             */
+            file: string;
+        };
         /**
          * Edibility
+         * @description One scale for edibility, from most to least dangerous.
          * @enum {string}
          */
         Edibility: "deadly" | "poisonous" | "inedible" | "edible_when_cooked" | "edible" | "choice";
-        /** ModelRefPublic */
-        ModelRefPublic: {
-            /** Name */
-            name: string;
-            /** Version */
-            version: string;
+        /**
+         * ErrorPublic
+         * @description Every error body.
+         */
+        ErrorPublic: {
+            /**
+             * Detail
+             * @description one sentence a person understands
+             */
+            detail: string;
         };
-        /** SpeciesPredictionPublic */
-        SpeciesPredictionPublic: {
-            /** Species */
-            species: string;
-            /** Scientific Name */
-            scientific_name: string;
-            /** Common Names */
-            common_names: string[];
-            /** Probability */
-            probability: number;
-            edibility: components["schemas"]["Edibility"];
-        };
-        /** LookalikePublic */
-        LookalikePublic: {
-            /** Species */
-            species: string;
-            /** Scientific Name */
-            scientific_name: string;
-            /** Common Names */
-            common_names: string[];
-            edibility: components["schemas"]["Edibility"];
-            /** Distinguishing Feature */
-            distinguishing_feature: string;
-        };
-        /** IdentificationPublic */
-        IdentificationPublic: {
-            /** Request Id */
-            request_id: string;
-            verdict: components["schemas"]["Verdict"];
-            /** Message */
-            message: string;
-            /** Disclaimer */
-            disclaimer: string;
-            /** Predictions */
-            predictions: components["schemas"]["SpeciesPredictionPublic"][];
-            /** Lookalikes */
-            lookalikes: components["schemas"]["LookalikePublic"][];
-            /** Mushroom Score */
-            mushroom_score: number | null;
-            model: components["schemas"]["ModelRefPublic"];
-        };
-        /** FeedbackCreate */
+        /**
+         * FeedbackCreate
+         * @description What a person says about an answer.
+         */
         FeedbackCreate: {
             /** Request Id */
             request_id: string;
             /** Correct */
             correct: boolean;
-            /** Species */
+            /**
+             * Species
+             * @description catalog id of the right species, if known
+             */
             species?: string | null;
             /** Comment */
             comment?: string | null;
             /**
              * Share Photo
+             * @description the person agrees that the photo may be stored
              * @default false
              */
             share_photo: boolean;
         };
-        /** FeedbackPublic */
+        /**
+         * FeedbackPublic
+         * @description A stored feedback.
+         */
         FeedbackPublic: {
             /** Id */
             id: string;
@@ -248,31 +308,68 @@ export interface components {
             /** Photo Stored */
             photo_stored: boolean;
         };
-        /** SpeciesPublic */
-        SpeciesPublic: {
-            /** Id */
-            id: string;
+        /** HTTPValidationError */
+        HTTPValidationError: {
+            /** Detail */
+            detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * IdentificationPublic
+         * @description The answer of POST /predict.
+         */
+        IdentificationPublic: {
+            /**
+             * Request Id
+             * @description uuid4 hex; quote it in POST /feedback
+             */
+            request_id: string;
+            verdict: components["schemas"]["Verdict"];
+            /**
+             * Message
+             * @description one plain sentence for a person
+             */
+            message: string;
+            /**
+             * Disclaimer
+             * @default No app can tell whether a mushroom is safe to eat. Never eat a wild mushroom because an app named it: have it checked in person by an expert.
+             */
+            disclaimer: string;
+            /**
+             * Predictions
+             * @description best first, length top_k
+             */
+            predictions: components["schemas"]["SpeciesPredictionPublic"][];
+            /**
+             * Lookalikes
+             * @description the top species' look-alikes, dangerous ones first
+             */
+            lookalikes: components["schemas"]["LookalikePublic"][];
+            /**
+             * Mushroom Score
+             * @description how much the photo looks like a mushroom at all (None: no detector)
+             */
+            mushroom_score: number | null;
+            model: components["schemas"]["ModelRefPublic"];
+        };
+        /**
+         * LookalikePublic
+         * @description A species that is confused with another, and the feature that tells them apart.
+         */
+        LookalikePublic: {
+            /** Species */
+            species: string;
             /** Scientific Name */
             scientific_name: string;
             /** Common Names */
-            common_names: {
-                [key: string]: string[];
-            };
+            common_names: string[];
             edibility: components["schemas"]["Edibility"];
-            /** Edibility Note */
-            edibility_note: string | null;
-            /** Toxins */
-            toxins: string[];
-            /** Symptoms */
-            symptoms: string;
-            /** Lookalikes */
-            lookalikes: components["schemas"]["LookalikePublic"][];
-            /** Sources */
-            sources: string[];
-            /** In Model */
-            in_model: boolean;
+            /** Distinguishing Feature */
+            distinguishing_feature: string;
         };
-        /** ModelInfoPublic */
+        /**
+         * ModelInfoPublic
+         * @description The served bundle's metadata and metrics.
+         */
         ModelInfoPublic: {
             /** Name */
             name: string;
@@ -280,7 +377,10 @@ export interface components {
             version: string;
             /** Labels */
             labels: string[];
-            /** Input Size */
+            /**
+             * Input Size
+             * @description height, width
+             */
             input_size: [
                 number,
                 number
@@ -301,40 +401,97 @@ export interface components {
             /** Data Status */
             data_status: string;
         };
-        /** StatusPublic */
+        /**
+         * ModelRefPublic
+         * @description Which model answered.
+         */
+        ModelRefPublic: {
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+        };
+        /**
+         * SpeciesPredictionPublic
+         * @description One candidate species with its calibrated probability.
+         */
+        SpeciesPredictionPublic: {
+            /**
+             * Species
+             * @description catalog id
+             */
+            species: string;
+            /** Scientific Name */
+            scientific_name: string;
+            /**
+             * Common Names
+             * @description English common names, most used first
+             */
+            common_names: string[];
+            /**
+             * Probability
+             * @description calibrated with the bundle's temperature
+             */
+            probability: number;
+            edibility: components["schemas"]["Edibility"];
+        };
+        /**
+         * SpeciesPublic
+         * @description A catalog entry.
+         */
+        SpeciesPublic: {
+            /** Id */
+            id: string;
+            /** Scientific Name */
+            scientific_name: string;
+            /** Common Names */
+            common_names: {
+                [key: string]: string[];
+            };
+            edibility: components["schemas"]["Edibility"];
+            /** Edibility Note */
+            edibility_note: string | null;
+            /** Toxins */
+            toxins: string[];
+            /** Symptoms */
+            symptoms: string;
+            /** Lookalikes */
+            lookalikes: components["schemas"]["LookalikePublic"][];
+            /** Sources */
+            sources: string[];
+            /**
+             * In Model
+             * @description whether the served model can recognise it
+             */
+            in_model: boolean;
+        };
+        /**
+         * StatusPublic
+         * @description A liveness or readiness answer.
+         */
         StatusPublic: {
             /** Status */
             status: string;
         };
-        /** ErrorPublic */
-        ErrorPublic: {
-            /** Detail */
-            detail: string;
+        /** ValidationError */
+        ValidationError: {
+            /** Location */
+            loc: (string | number)[];
+            /** Message */
+            msg: string;
+            /** Error Type */
+            type: string;
+            /** Input */
+            input?: unknown;
+            /** Context */
+            ctx?: Record<string, never>;
         };
-        /** Body_predict_predict_post */
-        Body_predict_predict_post: {
-            /**
-             * File
-             * Format: binary
-             */
-            file: string;
-        };
-        /** Body_explain_explain_post */
-        Body_explain_explain_post: {
-            /**
-             * File
-             * Format: binary
-             */
-            file: string;
-        };
-        /** Body_feedback_photo_feedback__feedback_id__photo_post */
-        Body_feedback_photo_feedback__feedback_id__photo_post: {
-            /**
-             * File
-             * Format: binary
-             */
-            file: string;
-        };
+        /**
+         * Verdict
+         * @description The one-word answer, safety first.
+         * @enum {string}
+         */
+        Verdict: "dangerous" | "edible" | "uncertain" | "not_a_mushroom";
     };
     responses: never;
     parameters: never;
@@ -342,26 +499,29 @@ export interface components {
     headers: never;
     pathItems: never;
 }
-export type Verdict = components['schemas']['Verdict'];
+export type BodyExplain = components['schemas']['Body_explain'];
+export type BodyFeedbackPhoto = components['schemas']['Body_feedback_photo'];
+export type BodyPredict = components['schemas']['Body_predict'];
 export type Edibility = components['schemas']['Edibility'];
-export type ModelRefPublic = components['schemas']['ModelRefPublic'];
-export type SpeciesPredictionPublic = components['schemas']['SpeciesPredictionPublic'];
-export type LookalikePublic = components['schemas']['LookalikePublic'];
-export type IdentificationPublic = components['schemas']['IdentificationPublic'];
+export type ErrorPublic = components['schemas']['ErrorPublic'];
 export type FeedbackCreate = components['schemas']['FeedbackCreate'];
 export type FeedbackPublic = components['schemas']['FeedbackPublic'];
-export type SpeciesPublic = components['schemas']['SpeciesPublic'];
+export type HttpValidationError = components['schemas']['HTTPValidationError'];
+export type IdentificationPublic = components['schemas']['IdentificationPublic'];
+export type LookalikePublic = components['schemas']['LookalikePublic'];
 export type ModelInfoPublic = components['schemas']['ModelInfoPublic'];
+export type ModelRefPublic = components['schemas']['ModelRefPublic'];
+export type SpeciesPredictionPublic = components['schemas']['SpeciesPredictionPublic'];
+export type SpeciesPublic = components['schemas']['SpeciesPublic'];
 export type StatusPublic = components['schemas']['StatusPublic'];
-export type ErrorPublic = components['schemas']['ErrorPublic'];
-export type BodyPredictPredictPost = components['schemas']['Body_predict_predict_post'];
-export type BodyExplainExplainPost = components['schemas']['Body_explain_explain_post'];
-export type BodyFeedbackPhotoFeedbackFeedbackIdPhotoPost = components['schemas']['Body_feedback_photo_feedback__feedback_id__photo_post'];
+export type ValidationError = components['schemas']['ValidationError'];
+export type Verdict = components['schemas']['Verdict'];
 export type $defs = Record<string, never>;
 export interface operations {
     predict: {
         parameters: {
             query?: {
+                /** @description how many species to return */
                 top_k?: number;
             };
             header?: never;
@@ -370,7 +530,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_predict_predict_post"];
+                "multipart/form-data": components["schemas"]["Body_predict"];
             };
         };
         responses: {
@@ -401,7 +561,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Undecodable image, too many pixels or bad parameter */
+            /** @description Undecodable photo, too many pixels or bad query */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -410,7 +570,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Rate limited */
+            /** @description Too many requests */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -432,8 +592,9 @@ export interface operations {
     };
     explain: {
         parameters: {
-            query: {
-                species: string;
+            query?: {
+                /** @description catalog id to explain; the top prediction by default */
+                species?: string | null;
             };
             header?: never;
             path?: never;
@@ -441,17 +602,17 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_explain_explain_post"];
+                "multipart/form-data": components["schemas"]["Body_explain"];
             };
         };
         responses: {
-            /** @description PNG heat map */
+            /** @description heat map over the model-sized photo */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/png": string;
+                    "image/png": unknown;
                 };
             };
             /** @description Unknown species */
@@ -481,7 +642,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Undecodable image, too many pixels or bad parameter */
+            /** @description Undecodable photo, too many pixels or bad query */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -490,7 +651,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Rate limited */
+            /** @description Too many requests */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -532,7 +693,7 @@ export interface operations {
                     "application/json": components["schemas"]["FeedbackPublic"];
                 };
             };
-            /** @description Unknown request_id */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -541,13 +702,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Validation error */
+            /** @description Validation Error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -563,7 +724,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_feedback_photo_feedback__feedback_id__photo_post"];
+                "multipart/form-data": components["schemas"]["Body_feedback_photo"];
             };
         };
         responses: {
@@ -576,7 +737,16 @@ export interface operations {
                     "application/json": components["schemas"]["FeedbackPublic"];
                 };
             };
-            /** @description Unknown feedback */
+            /** @description The feedback did not agree to share the photo */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -603,7 +773,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Undecodable image */
+            /** @description Undecodable photo, too many pixels or bad query */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -654,13 +824,22 @@ export interface operations {
                     "application/json": components["schemas"]["SpeciesPublic"];
                 };
             };
-            /** @description Unknown species */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -684,6 +863,53 @@ export interface operations {
                 };
             };
             /** @description Model not loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    reload_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelInfoPublic"];
+                };
+            };
+            /** @description No token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Wrong token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The new model could not be loaded */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -732,13 +958,33 @@ export interface operations {
                     "application/json": components["schemas"]["StatusPublic"];
                 };
             };
-            /** @description Not ready */
+            /** @description Model not loaded */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    prometheus_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain; version=1.0.0; charset=utf-8": unknown;
                 };
             };
         };

@@ -1,14 +1,14 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 const envSchema = z.object({
   /** Where the API lives; empty means the same origin that served the app (production and the dev proxy). */
-  VITE_API_BASE_URL: z.union([z.literal(''), z.url()]).default(''),
+  VITE_API_BASE_URL: z._default(z.union([z.literal(''), z.url()]), ''),
   /** How many species the answer lists. */
-  VITE_TOP_K: z.coerce.number().int().min(1).max(10).default(3),
+  VITE_TOP_K: z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(10)), 3),
   /** Longest side, in pixels, of the photo sent to the API. */
-  VITE_UPLOAD_MAX_SIDE: z.coerce.number().int().min(224).max(4096).default(1024),
+  VITE_UPLOAD_MAX_SIDE: z._default(z.coerce.number().check(z.int(), z.minimum(224), z.maximum(4096)), 1024),
   /** JPEG quality of the downscaled photo. */
-  VITE_UPLOAD_JPEG_QUALITY: z.coerce.number().min(0.5).max(1).default(0.85),
+  VITE_UPLOAD_JPEG_QUALITY: z._default(z.coerce.number().check(z.minimum(0.5), z.maximum(1)), 0.85),
 });
 
 export type Env = {

@@ -1,6 +1,17 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { IdentificationPublic } from '@/client/schema';
 
+/** Bytes and type of a Blob: stored instead of the Blob, which some Safari versions cannot keep in IndexedDB. */
+export type StoredBlob = { bytes: ArrayBuffer; type: string };
+
+export async function toStoredBlob(blob: Blob): Promise<StoredBlob> {
+  return { bytes: await blob.arrayBuffer(), type: blob.type };
+}
+
+export function fromStoredBlob(stored: StoredBlob): Blob {
+  return new Blob([stored.bytes], { type: stored.type });
+}
+
 export type HistoryRecord = {
   id: string;
   createdAt: number;
@@ -17,9 +28,36 @@ export type QueuedPhoto = {
   fileName: string;
 };
 
+type StoredHistoryRecord = Omit<HistoryRecord, 'photo' | 'thumbnail'> & { photo: StoredBlob; thumbnail: StoredBlob | null };
+type StoredQueuedPhoto = Omit<QueuedPhoto, 'photo'> & { photo: StoredBlob };
+
+export async function storeHistoryRecord(record: HistoryRecord): Promise<StoredHistoryRecord> {
+  return {
+    ...record,
+    photo: await toStoredBlob(record.photo),
+    thumbnail: record.thumbnail ? await toStoredBlob(record.thumbnail) : null,
+  };
+}
+
+export function loadHistoryRecord(stored: StoredHistoryRecord): HistoryRecord {
+  return {
+    ...stored,
+    photo: fromStoredBlob(stored.photo),
+    thumbnail: stored.thumbnail ? fromStoredBlob(stored.thumbnail) : null,
+  };
+}
+
+export async function storeQueuedPhoto(item: QueuedPhoto): Promise<StoredQueuedPhoto> {
+  return { ...item, photo: await toStoredBlob(item.photo) };
+}
+
+export function loadQueuedPhoto(stored: StoredQueuedPhoto): QueuedPhoto {
+  return { ...stored, photo: fromStoredBlob(stored.photo) };
+}
+
 interface MushroomDb extends DBSchema {
-  history: { key: string; value: HistoryRecord; indexes: { 'by-created': number } };
-  queue: { key: string; value: QueuedPhoto; indexes: { 'by-created': number } };
+  history: { key: string; value: StoredHistoryRecord; indexes: { 'by-created': number } };
+  queue: { key: string; value: StoredQueuedPhoto; indexes: { 'by-created': number } };
 }
 
 const DB_NAME = 'mushroom-id';
@@ -38,10 +76,30 @@ export function getLocalDb(): Promise<IDBPDatabase<MushroomDb>> {
   return dbPromise;
 }
 
-/** Closes and forgets the connection (tests start each case from an empty database). */
+const pendingWrites = new Set<Promise<unknown>>();
+
+/** Runs a write and remembers it until it settles, so closing the database never cuts it off. */
+export function trackWrite<T>(write: () => Promise<T>): Promise<T> {
+  const promise = write();
+  pendingWrites.add(promise);
+  const forget = () => pendingWrites.delete(promise);
+  promise.then(forget, forget);
+  return promise;
+}
+
+/** Waits for pending writes, then closes and forgets the connection (tests start each case empty). */
 export async function closeLocalDb(): Promise<void> {
+  while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
   if (dbPromise) (await dbPromise).close();
   dbPromise = null;
+}
+
+let lastTimestamp = 0;
+
+/** Milliseconds since the epoch, strictly increasing within this page, so records sort in creation order. */
+export function monotonicNow(): number {
+  lastTimestamp = Math.max(Date.now(), lastTimestamp + 1);
+  return lastTimestamp;
 }
 
 export function newId(): string {

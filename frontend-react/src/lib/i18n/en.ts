@@ -4,7 +4,6 @@ import type { Edibility, Verdict } from '@/client/schema';
 export const en = {
   app: {
     title: 'Mushroom ID',
-    tagline: 'Photograph a mushroom to learn what it may be, and whether it could be poisonous.',
     skipToContent: 'Skip to main content',
     navIdentify: 'Identify',
     navHistory: 'History',
@@ -82,7 +81,6 @@ export const en = {
     heading: 'Past identifications',
     empty: 'No identifications yet. They are kept on this device only.',
     thumbnailAlt: (name: string) => `Your photo (${name})`,
-    open: 'Open',
     clear: 'Delete history',
     confirmClear: 'Delete all past identifications from this device?',
     storedOnDevice: 'Kept on this device only; available offline.',

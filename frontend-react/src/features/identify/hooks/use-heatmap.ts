@@ -8,13 +8,12 @@ export type HeatmapState =
   | { status: 'shown'; url: string }
   | { status: 'error'; error: ApiError };
 
-/** Fetches the heat map on first show and keeps it (as an object URL) until the photo changes. */
+/** Fetches the heat map on first show and keeps it (as an object URL); the parent remounts per photo. */
 export function useHeatmap(photo: Blob | null, species: string | null) {
   const [state, setState] = useState<HeatmapState>({ status: 'hidden' });
   const urlRef = useRef<string | null>(null);
 
   useEffect(() => {
-    setState({ status: 'hidden' });
     return () => {
       if (urlRef.current) URL.revokeObjectURL(urlRef.current);
       urlRef.current = null;

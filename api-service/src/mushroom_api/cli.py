@@ -1,0 +1,30 @@
+"""`mushroom-api`: serve the API (and the built frontend) with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from mushroom_api.main import create_app
+
+app = typer.Typer(add_completion=False, help="Serve the Mushroom ID API.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on")] = 8000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve the API; settings come from API_* variables and MUSHROOM_STORAGE_URI."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level, access_log=False)
+
+
+if __name__ == "__main__":
+    app()

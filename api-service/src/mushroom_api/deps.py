@@ -1,0 +1,62 @@
+"""Dependencies injected into routes: settings, the served classifier, catalog, stores."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from mushroom_api.config import Settings
+from mushroom_api.services.classifier import Classifier
+from mushroom_api.services.model_store import ModelHolder
+from mushroom_common.catalog import Catalog, load_catalog
+from mushroom_common.feedback import FeedbackStore
+from mushroom_common.storage import Storage
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_model_holder(request: Request) -> ModelHolder:
+    """The holder of the served classifier (for reloads)."""
+    holder: ModelHolder = request.app.state.model_holder
+    return holder
+
+
+def get_classifier(holder: Annotated[ModelHolder, Depends(get_model_holder)]) -> Classifier:
+    """The classifier served right now; the request keeps this one even if a reload swaps it."""
+    classifier = holder.current
+    if classifier is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The identification model is not loaded yet; please try again in a minute.",
+        )
+    return classifier
+
+
+def get_catalog() -> Catalog:
+    """The species catalog."""
+    return load_catalog()
+
+
+def get_feedback_store(request: Request) -> FeedbackStore:
+    """The feedback and prediction log."""
+    store: FeedbackStore = request.app.state.feedback_store
+    return store
+
+
+def get_storage(request: Request) -> Storage:
+    """The storage root (models, shared feedback photos)."""
+    storage: Storage = request.app.state.storage
+    return storage
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ModelHolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
+ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+FeedbackStoreDep = Annotated[FeedbackStore, Depends(get_feedback_store)]
+StorageDep = Annotated[Storage, Depends(get_storage)]

@@ -1,0 +1,59 @@
+"""The built frontend at `/`: static files with a fallback to index.html for client routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+
+# First path segments that belong to the API: never answered with the frontend.
+API_SEGMENTS = frozenset(
+    {
+        "predict",
+        "explain",
+        "feedback",
+        "species",
+        "model",
+        "admin",
+        "healthz",
+        "readyz",
+        "metrics",
+        "docs",
+        "redoc",
+        "openapi.json",
+    }
+)
+NO_CACHE_FILES = frozenset({"sw.js", "index.html", "manifest.webmanifest"})
+
+
+def _cache_control(relative: str) -> str:
+    if relative in NO_CACHE_FILES:
+        return "no-cache"
+    if relative.startswith("assets/"):
+        # Vite puts a content hash in every file name under assets/.
+        return "public, max-age=31536000, immutable"
+    return "public, max-age=3600"
+
+
+def frontend_router(dist: Path) -> APIRouter:
+    """Routes that serve `dist` (registered after the API routes, so they never shadow them)."""
+    root = dist.resolve()
+    index = root / "index.html"
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route("/{path:path}", methods=["GET", "HEAD"])
+    def frontend(path: str) -> FileResponse:
+        """Serve a frontend file, or index.html for the app's own routes."""
+        segment = path.split("/", 1)[0]
+        if segment in API_SEGMENTS:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no page /{path}.")
+        candidate = (root / path).resolve()
+        if path and candidate.is_relative_to(root) and candidate.is_file():
+            relative = candidate.relative_to(root).as_posix()
+            return FileResponse(candidate, headers={"Cache-Control": _cache_control(relative)})
+        if "." in path.rsplit("/", 1)[-1] or not index.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no file /{path}.")
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    return router

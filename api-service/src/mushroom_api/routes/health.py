@@ -1,0 +1,39 @@
+"""GET /healthz, GET /readyz and GET /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mushroom_api.deps import ModelHolderDep
+from mushroom_api.schemas import ErrorPublic, StatusPublic
+from mushroom_api.services.metrics import REGISTRY
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> StatusPublic:
+    """Alive: the process answers."""
+    return StatusPublic(status="ok")
+
+
+@router.get("/readyz", responses={503: {"model": ErrorPublic, "description": "Model not loaded"}})
+def readyz(holder: ModelHolderDep) -> StatusPublic:
+    """Ready: a model is loaded and can answer /predict."""
+    if holder.current is None:
+        reason = f" ({holder.last_error})" if holder.last_error else ""
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"The model is not loaded yet{reason}."
+        )
+    return StatusPublic(status="ok")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
+def prometheus_metrics() -> Response:
+    """Prometheus metrics: requests, latency, verdicts, species, confidence."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,51 @@
+"""POST /predict and POST /explain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Response, UploadFile
+
+from mushroom_api.deps import CatalogDep, ClassifierDep, FeedbackStoreDep, SettingsDep
+from mushroom_api.routes.errors import IMAGE_ERRORS
+from mushroom_api.schemas import IdentificationPublic
+from mushroom_api.services import identify as service
+
+router = APIRouter(tags=["identify"])
+
+
+@router.post("/predict", responses=IMAGE_ERRORS)
+async def predict(
+    file: Annotated[UploadFile, File(description="a JPEG, PNG, WebP or HEIC/HEIF photo")],
+    classifier: ClassifierDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    store: FeedbackStoreDep,
+    top_k: Annotated[int, Query(ge=1, le=10, description="how many species to return")] = 3,
+) -> IdentificationPublic:
+    """Identify the mushroom in a photo and say, safety first, whether it could be poisonous."""
+    log = store if settings.log_predictions else None
+    return await service.identify(file, top_k, classifier, catalog, settings, log)
+
+
+@router.post(
+    "/explain",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "heat map over the model-sized photo"},
+        **IMAGE_ERRORS,
+        404: {"model": IMAGE_ERRORS[413]["model"], "description": "Unknown species"},
+    },
+)
+async def explain(
+    file: Annotated[UploadFile, File(description="a JPEG, PNG, WebP or HEIC/HEIF photo")],
+    classifier: ClassifierDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    species: Annotated[
+        str | None, Query(description="catalog id to explain; the top prediction by default")
+    ] = None,
+) -> Response:
+    """Show, as a PNG heat map, which parts of the photo the model relied on (occlusion)."""
+    png = await service.explain(file, species, classifier, catalog, settings)
+    return Response(content=png, media_type="image/png")

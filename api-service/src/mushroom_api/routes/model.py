@@ -1,0 +1,71 @@
+"""GET /model and POST /admin/reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+
+from mushroom_api.deps import ClassifierDep, ModelHolderDep, SettingsDep
+from mushroom_api.schemas import ErrorPublic, ModelInfoPublic
+from mushroom_api.services import metrics
+from mushroom_api.services.classifier import ModelLoadError
+from mushroom_api.services.model_info import model_info
+from mushroom_api.services.model_store import NoModelError
+from mushroom_common.storage import StorageError
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["model"])
+bearer = HTTPBearer(auto_error=False, description="API_ADMIN_TOKEN")
+
+
+def require_admin(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Let through only requests that carry the admin token."""
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "This needs the admin token: send 'Authorization: Bearer <token>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not settings.admin_enabled or not secrets.compare_digest(
+        credentials.credentials.encode(), settings.admin_token.encode()
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "The admin token is not valid.")
+
+
+@router.get("/model", responses={503: {"model": ErrorPublic, "description": "Model not loaded"}})
+def get_model(classifier: ClassifierDep) -> ModelInfoPublic:
+    """Metadata and test metrics of the model that answers /predict."""
+    return model_info(classifier)
+
+
+@router.post(
+    "/admin/reload",
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorPublic, "description": "No token"},
+        403: {"model": ErrorPublic, "description": "Wrong token"},
+        503: {"model": ErrorPublic, "description": "The new model could not be loaded"},
+    },
+)
+async def reload_model(holder: ModelHolderDep) -> ModelInfoPublic:
+    """Load the registry's current champion fully, then swap it in without dropping requests."""
+    try:
+        classifier = await asyncio.to_thread(holder.reload)
+    except (NoModelError, ModelLoadError, StorageError, ValidationError) as exc:
+        metrics.MODEL_RELOADS.labels(outcome="failed").inc()
+        logger.error("reload failed: %s", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"The new model could not be loaded, so the old one stays: {exc}",
+        ) from exc
+    metrics.MODEL_RELOADS.labels(outcome="ok").inc()
+    return model_info(classifier)

@@ -1,0 +1,135 @@
+"""Request and response models: the names and shapes of docs/api-contract.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mushroom_common.catalog import Edibility
+
+DISCLAIMER = (
+    "No app can tell whether a mushroom is safe to eat. Never eat a wild mushroom because an "
+    "app named it: have it checked in person by an expert."
+)
+
+
+class Verdict(StrEnum):
+    """The one-word answer, safety first."""
+
+    DANGEROUS = "dangerous"
+    EDIBLE = "edible"
+    UNCERTAIN = "uncertain"
+    NOT_A_MUSHROOM = "not_a_mushroom"
+
+
+class ModelRefPublic(BaseModel):
+    """Which model answered."""
+
+    name: str
+    version: str
+
+
+class SpeciesPredictionPublic(BaseModel):
+    """One candidate species with its calibrated probability."""
+
+    species: str = Field(description="catalog id")
+    scientific_name: str
+    common_names: list[str] = Field(description="English common names, most used first")
+    probability: float = Field(ge=0, le=1, description="calibrated with the bundle's temperature")
+    edibility: Edibility
+
+
+class LookalikePublic(BaseModel):
+    """A species that is confused with another, and the feature that tells them apart."""
+
+    species: str
+    scientific_name: str
+    common_names: list[str]
+    edibility: Edibility
+    distinguishing_feature: str
+
+
+class IdentificationPublic(BaseModel):
+    """The answer of POST /predict."""
+
+    request_id: str = Field(description="uuid4 hex; quote it in POST /feedback")
+    verdict: Verdict
+    message: str = Field(description="one plain sentence for a person")
+    disclaimer: str = Field(description="always present: no app can tell if a mushroom is safe")
+    predictions: list[SpeciesPredictionPublic] = Field(description="best first, length top_k")
+    lookalikes: list[LookalikePublic] = Field(
+        description="the top species' look-alikes, dangerous ones first"
+    )
+    mushroom_score: float | None = Field(
+        ge=0,
+        le=1,
+        description="how much the photo looks like a mushroom at all (None: no detector)",
+    )
+    model: ModelRefPublic
+
+
+class FeedbackCreate(BaseModel):
+    """What a person says about an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    correct: bool
+    species: str | None = Field(None, description="catalog id of the right species, if known")
+    comment: str | None = Field(None, max_length=1000)
+    share_photo: bool = Field(False, description="the person agrees that the photo may be stored")
+
+
+class FeedbackPublic(BaseModel):
+    """A stored feedback."""
+
+    id: str
+    request_id: str
+    correct: bool
+    species: str | None
+    photo_stored: bool
+
+
+class SpeciesPublic(BaseModel):
+    """A catalog entry."""
+
+    id: str
+    scientific_name: str
+    common_names: dict[str, list[str]]
+    edibility: Edibility
+    edibility_note: str | None
+    toxins: list[str]
+    symptoms: str
+    lookalikes: list[LookalikePublic]
+    sources: list[str]
+    in_model: bool = Field(description="whether the served model can recognise it")
+
+
+class ModelInfoPublic(BaseModel):
+    """The served bundle's metadata and metrics."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    labels: list[str]
+    input_size: tuple[int, int] = Field(description="height, width")
+    dataset_version: str
+    created_at: datetime
+    metrics: dict[str, float]
+    variant: str
+    data_status: str
+
+
+class StatusPublic(BaseModel):
+    """A liveness or readiness answer."""
+
+    status: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error body."""
+
+    detail: str = Field(description="one sentence a person understands")

@@ -1,0 +1,1 @@
+"""Services: what routes call; they call the model, the catalog and the stores."""

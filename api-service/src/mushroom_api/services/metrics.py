@@ -1,0 +1,85 @@
+"""Prometheus metrics and the middleware that records every request."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "mushroom_api_requests_total",
+    "HTTP requests by route template, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "mushroom_api_request_seconds",
+    "HTTP request latency by route template and status code.",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+PREDICTIONS = Counter(
+    "mushroom_api_predictions_total",
+    "Answered predictions by verdict and top species.",
+    ["verdict", "species"],
+    registry=REGISTRY,
+)
+CONFIDENCE = Histogram(
+    "mushroom_api_top_probability",
+    "Calibrated probability of the top species.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+    registry=REGISTRY,
+)
+MUSHROOM_SCORE = Histogram(
+    "mushroom_api_mushroom_score",
+    "The detector's mushroom score of answered photos.",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    registry=REGISTRY,
+)
+MODEL_RELOADS = Counter(
+    "mushroom_api_model_reloads_total",
+    "Model reload attempts by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def observe_prediction(verdict: str, species: str, probability: float, score: float | None) -> None:
+    """Count one answered prediction."""
+    PREDICTIONS.labels(verdict=verdict, species=species).inc()
+    CONFIDENCE.observe(probability)
+    if score is not None:
+        MUSHROOM_SCORE.observe(score)
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template (not raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            labels = {"route": template, "method": scope.get("method", ""), "status": str(status)}
+            REQUESTS.labels(**labels).inc()
+            LATENCY.labels(**labels).observe(time.perf_counter() - started)

@@ -1,0 +1,804 @@
+"""POST /predict under load: the real API against the course-style baseline, in one run.
+
+Starts `mushroom-api` on 127.0.0.1 (a free port, an empty storage root, so it serves the bundle
+given as its fallback), records cold start to a ready /readyz, then drives /predict with a bounded
+load generator (httpx, asyncio, a fixed number of requests per level) at each concurrency, with a
+1 MB camera JPEG and with the frontend's ~1024 px upload. Then the same load against
+benchmarks/baseline_server.py (Keras `model.predict` per request, tf.io.decode_jpeg, resize, /255)
+serving the same model, and the ratio. Targets are printed next to the numbers; `--profile` samples
+the API process with py-spy under load and prints where its time goes.
+
+The load generator runs on the same machine as the server, so it takes some of the CPU too.
+
+    cd /work/main && uv run python benchmarks/api_load.py --help
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from _common import (
+    BENCHMARKS_DIR,
+    DEMO_BUNDLE_DIR,
+    RESULTS_DIR,
+    LatencySummary,
+    TestPhoto,
+    describe_machine,
+    format_table,
+    machine_info,
+    parse_int_list,
+    percentile,
+    standard_photos,
+    summarize_latencies,
+    write_report,
+)
+
+logger = logging.getLogger("benchmarks.api_load")
+app = typer.Typer(add_completion=False, help=__doc__)
+
+LOAD_PHOTOS = ("1MB-2000x1500", "upload-1024px")
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+def multipart_body(
+    field_name: str, filename: str, content_type: str, data: bytes
+) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file field, built once and reused for every request.
+
+    Args:
+        field_name: the form field (`file` for /predict).
+        filename: the file name sent.
+        content_type: the file's media type.
+        data: the file's bytes.
+
+    Returns:
+        The body and the request's Content-Type header value.
+    """
+    boundary = "mushroom-bench-" + os.urandom(8).hex()
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="{field_name}"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head + data + tail, f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class LevelResult:
+    """One concurrency level against one server with one photo."""
+
+    server: str
+    photo: str
+    concurrency: int
+    requests: int
+    ok: int
+    errors: dict[str, int]
+    wall_s: float
+    requests_per_s: float
+    latency: LatencySummary | None
+
+
+def level_result(
+    server: str,
+    photo: str,
+    concurrency: int,
+    latencies: Sequence[float],
+    errors: Counter[str],
+    wall_s: float,
+) -> LevelResult:
+    """Summarize a level: throughput counts successful requests only."""
+    return LevelResult(
+        server=server,
+        photo=photo,
+        concurrency=concurrency,
+        requests=len(latencies) + sum(errors.values()),
+        ok=len(latencies),
+        errors=dict(errors),
+        wall_s=wall_s,
+        requests_per_s=len(latencies) / wall_s if wall_s > 0 else 0.0,
+        latency=summarize_latencies(latencies) if latencies else None,
+    )
+
+
+async def drive(
+    url: str,
+    body: bytes,
+    content_type: str,
+    concurrency: int,
+    requests: int,
+    timeout_s: float,
+) -> tuple[list[float], Counter[str], float]:
+    """Send exactly `requests` POSTs with at most `concurrency` in flight.
+
+    Returns:
+        Latencies of the 200 answers (s), error counts by status or exception, wall time (s).
+    """
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"content-type": content_type}
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    tickets: Iterator[int] = iter(range(requests))
+    async with httpx.AsyncClient(limits=limits, timeout=timeout_s) as client:
+
+        async def worker() -> None:
+            for _ in tickets:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(url, content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
+                    continue
+                elapsed = time.perf_counter() - started
+                if response.status_code == 200:
+                    latencies.append(elapsed)
+                else:
+                    errors[f"HTTP {response.status_code}"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return latencies, errors, wall
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A server subprocess and where it listens."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+    ready_s: float
+    log_path: Path
+
+
+class ServerStartError(RuntimeError):
+    """A server exited or never became ready."""
+
+
+def start_server(
+    name: str, command: list[str], port: int, env: dict[str, str], log_path: Path, timeout_s: float
+) -> Server:
+    """Start a server and wait until GET /readyz answers 200; the time taken is its cold start."""
+    base_url = f"http://127.0.0.1:{port}"
+    log = log_path.open("wb")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with httpx.Client(timeout=1.0) as client:
+        while time.perf_counter() - started < timeout_s:
+            if process.poll() is not None:
+                raise ServerStartError(
+                    f"{name} exited with {process.returncode}; see {log_path}:\n" + _tail(log_path)
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(f"{base_url}/readyz").status_code == 200:
+                    return Server(name, process, base_url, time.perf_counter() - started, log_path)
+            time.sleep(0.005)
+    stop_server_process(process)
+    raise ServerStartError(f"{name} not ready after {timeout_s:.0f} s; see {log_path}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_server_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server we started: SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def api_command(port: int) -> list[str]:
+    """`mushroom-api --host 127.0.0.1 --port N` from this environment."""
+    script = Path(sys.executable).with_name("mushroom-api")
+    executable = [str(script)] if script.exists() else [shutil.which("mushroom-api") or ""]
+    if not executable[0]:
+        executable = [sys.executable, "-m", "mushroom_api.cli"]
+    return [*executable, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+
+
+def model_load_seconds(log_text: str) -> float | None:
+    """The API's own "loaded model ... in N s" figure from its log, if present."""
+    match = re.search(r"loaded model .* in ([0-9.]+) s", log_text)
+    return float(match.group(1)) if match else None
+
+
+def api_env(bundle_dir: Path, work_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    """Environment for the API: an empty storage root (so the bundle is served as the fallback)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("API_")}
+    env.update(
+        {
+            "MUSHROOM_STORAGE_URI": str(work_dir / "storage"),
+            "API_FALLBACK_BUNDLE_DIR": str(bundle_dir),
+            "API_MODEL_CACHE_DIR": str(work_dir / "model-cache"),
+            "API_FEEDBACK_DB_PATH": str(work_dir / "feedback.sqlite3"),
+            "API_RATE_LIMIT_PER_MINUTE": "0",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+# ----------------------------------------------------------------------------- profiling
+
+
+def summarize_collapsed(text: str, top: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """Self and inclusive time shares per function from py-spy's raw (collapsed) output.
+
+    Each line is `frame;frame;...;leaf count`, a frame `function (file:line)`; line numbers are
+    dropped so a function counts once.
+
+    Args:
+        text: the collapsed stacks.
+        top: how many functions to keep per list.
+
+    Returns:
+        {"self": [(function, share)], "inclusive": [(function, share)]}, largest first.
+    """
+    self_counts: Counter[str] = Counter()
+    inclusive_counts: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_function_of(frame) for frame in stack.split(";") if frame]
+        if not frames:
+            continue
+        total += count
+        self_counts[frames[-1]] += count
+        for function in set(frames):
+            if not any(noise in function for noise in _INCLUSIVE_NOISE):
+                inclusive_counts[function] += count
+    if total == 0:
+        return {"self": [], "inclusive": []}
+    return {
+        "self": [(f, c / total) for f, c in self_counts.most_common(top)],
+        "inclusive": [(f, c / total) for f, c in inclusive_counts.most_common(top)],
+    }
+
+
+def _function_of(frame: str) -> str:
+    """`resize (PIL/Image.py:2345)` -> `resize (PIL/Image.py)`; thread frames stay as they are."""
+    name, sep, where = frame.partition(" (")
+    if not sep:
+        return frame.strip()
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    short = "/".join(Path(path).parts[-2:])
+    return f"{name} ({short})"
+
+
+# Where a sample's time goes, first match wins (a frame's text contains the marker).
+PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("JPEG decode (decode_photo, PIL load)", ("decode_photo", "ImageFile.load")),
+    ("resize to the model input", ("resize_for_model",)),
+    ("model (LiteRT invoke)", ("Interpreter.invoke", "_Runner.invoke")),
+    ("prediction log (SQLite)", ("FeedbackStore",)),
+    ("request body / multipart", ("multipart", "Request.stream", "Request.form", "_get_form")),
+    ("response (pydantic, JSON)", ("serialize_response", "jsonable_encoder", "JSONResponse")),
+    ("threads waiting (queue, lock)", ("Condition.wait", "Queue.get", "Lock.acquire")),
+    ("event loop, HTTP, framework", ("asyncio", "uvicorn", "starlette", "fastapi", "anyio")),
+)
+_INCLUSIVE_NOISE = (
+    "threading.py",
+    "_click/",
+    "typer/",
+    "<module>",
+    "runners.py",
+    "cli.py",
+    "futures/thread.py",
+    "_backends/_asyncio.py",
+)
+
+
+def categorize_collapsed(
+    text: str, categories: Sequence[tuple[str, Sequence[str]]] = PROFILE_CATEGORIES
+) -> list[tuple[str, float]]:
+    """Share of samples per category (first category with a marker in any frame), plus "other".
+
+    Args:
+        text: py-spy raw (collapsed) stacks.
+        categories: (name, markers) in priority order.
+
+    Returns:
+        (category, share) for every category with samples, largest first.
+    """
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        name = next(
+            (name for name, markers in categories if any(m in stack for m in markers)), "other"
+        )
+        counts[name] += int(count_text)
+    total = sum(counts.values())
+    return [(name, count / total) for name, count in counts.most_common()] if total else []
+
+
+def parse_importtime(text: str, top: int = 12) -> list[tuple[str, float]]:
+    """Packages by import time (ms, their dependencies included) from `python -X importtime`.
+
+    A package's time is the largest cumulative time of any of its modules, wherever it was first
+    imported, so the list reads "importing X took N ms".
+    """
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line[len("import time:") :].split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        package = parts[2].strip().split(".")[0]
+        totals[package] = max(totals.get(package, 0.0), int(parts[1]) / 1000.0)
+    return sorted(totals.items(), key=lambda item: -item[1])[:top]
+
+
+def import_profile() -> list[tuple[str, float]]:
+    """Where `import mushroom_api.main` spends its time, by top-level package (ms)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import mushroom_api.main, mushroom_api.cli"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return parse_importtime(done.stderr)
+
+
+@dataclass
+class Profile:
+    """Where the API process spent its time under one load level."""
+
+    tool: str
+    photo: str
+    concurrency: int
+    samples_file: str
+    categories: list[tuple[str, float]] = field(default_factory=list)
+    self_share: list[tuple[str, float]] = field(default_factory=list)
+    inclusive_share: list[tuple[str, float]] = field(default_factory=list)
+    note: str = ""
+
+
+def profile_api(
+    server: Server,
+    photo: TestPhoto,
+    concurrency: int,
+    requests: int,
+    timeout_s: float,
+    out_path: Path,
+) -> Profile:
+    """Sample the API process with py-spy (all threads, 200 Hz) while driving one load level."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    executable = str(py_spy) if py_spy.exists() else shutil.which("py-spy")
+    profile = Profile("py-spy", photo.name, concurrency, str(out_path))
+    if executable is None:
+        profile.note = "py-spy is not installed"
+        return profile
+    recorder = subprocess.Popen(
+        [
+            executable,
+            "record",
+            "--pid",
+            str(server.process.pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out_path),
+            "--nonblocking",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(1.0)  # let py-spy attach before the load starts
+    body, content_type = multipart_body("file", "photo.jpg", "image/jpeg", photo.data)
+    asyncio.run(
+        drive(f"{server.base_url}/predict", body, content_type, concurrency, requests, timeout_s)
+    )
+    recorder.send_signal(signal.SIGINT)
+    try:
+        output, _ = recorder.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        recorder.kill()
+        output, _ = recorder.communicate()
+    if not out_path.is_file():
+        profile.note = "py-spy wrote no samples: " + output.decode(errors="replace")[-300:]
+        return profile
+    text = out_path.read_text(errors="replace")
+    summary = summarize_collapsed(text)
+    profile.self_share, profile.inclusive_share = summary["self"], summary["inclusive"]
+    profile.categories = categorize_collapsed(text)
+    return profile
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+@dataclass
+class Target:
+    """A target from the benchmark issue and whether this run met it."""
+
+    name: str
+    limit: str
+    measured: float | None
+    unit: str
+    met: bool | None
+
+
+def _p50(levels: Sequence[LevelResult], server: str, photo: str, concurrency: int) -> float | None:
+    for level in levels:
+        if (level.server, level.photo, level.concurrency) == (server, photo, concurrency):
+            return level.latency.p50_ms if level.latency else None
+    return None
+
+
+def _rps(levels: Sequence[LevelResult], server: str, photo: str, concurrency: int) -> float | None:
+    for level in levels:
+        if (level.server, level.photo, level.concurrency) == (server, photo, concurrency):
+            return level.requests_per_s
+    return None
+
+
+def evaluate_targets(levels: Sequence[LevelResult], api_cold_start_s: float | None) -> list[Target]:
+    """The issue's targets against this run's numbers (None where the run did not measure it)."""
+    one_mb, upload = LOAD_PHOTOS
+    p50_1mb = _p50(levels, "api", one_mb, 1)
+    p50_upload = _p50(levels, "api", upload, 1)
+    saturated = max(
+        (lvl.requests_per_s for lvl in levels if lvl.server == "api" and lvl.photo == one_mb),
+        default=None,
+    )
+    api_c8 = _rps(levels, "api", one_mb, 8)
+    base_c8 = _rps(levels, "baseline", one_mb, 8)
+    ratio = api_c8 / base_c8 if api_c8 is not None and base_c8 else None
+
+    def at_most(value: float | None, limit: float) -> bool | None:
+        return None if value is None else value <= limit
+
+    def at_least(value: float | None, limit: float) -> bool | None:
+        return None if value is None else value >= limit
+
+    return [
+        Target(
+            "/predict p50, 1 MB JPEG, concurrency 1",
+            "<= 20 ms",
+            p50_1mb,
+            "ms",
+            at_most(p50_1mb, 20),
+        ),
+        Target(
+            "/predict p50, 1024 px upload, concurrency 1",
+            "<= 10 ms",
+            p50_upload,
+            "ms",
+            at_most(p50_upload, 10),
+        ),
+        Target(
+            "saturated throughput, 1 MB JPEG (best level)",
+            ">= 100 req/s",
+            saturated,
+            "req/s",
+            at_least(saturated, 100),
+        ),
+        Target(
+            "API / baseline req/s, 1 MB JPEG, concurrency 8",
+            ">= 10x",
+            ratio,
+            "x",
+            at_least(ratio, 10),
+        ),
+        Target(
+            "API cold start to ready (median)",
+            "<= 1 s",
+            api_cold_start_s,
+            "s",
+            at_most(api_cold_start_s, 1.0),
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def run_levels(
+    server: Server,
+    photos: Sequence[TestPhoto],
+    concurrencies: Sequence[int],
+    requests: int,
+    warmup: int,
+    timeout_s: float,
+) -> list[LevelResult]:
+    """Every photo at every concurrency against one server."""
+    results = []
+    for photo in photos:
+        body, content_type = multipart_body("file", "photo.jpg", "image/jpeg", photo.data)
+        url = f"{server.base_url}/predict"
+        if warmup:
+            asyncio.run(drive(url, body, content_type, 1, warmup, timeout_s))
+        for concurrency in concurrencies:
+            latencies, errors, wall = asyncio.run(
+                drive(url, body, content_type, concurrency, requests, timeout_s)
+            )
+            result = level_result(server.name, photo.name, concurrency, latencies, errors, wall)
+            results.append(result)
+            logger.info(
+                "%s %s c=%d: %.1f req/s, p50 %s ms, errors %s",
+                server.name,
+                photo.name,
+                concurrency,
+                result.requests_per_s,
+                f"{result.latency.p50_ms:.1f}" if result.latency else "-",
+                result.errors or 0,
+            )
+    return results
+
+
+@app.command()
+def main(
+    bundle_dir: Annotated[Path, typer.Option(help="bundle both servers serve")] = DEMO_BUNDLE_DIR,
+    concurrency: Annotated[str, typer.Option(help="comma-separated concurrency levels")] = "1,8,32",
+    requests: Annotated[int, typer.Option(min=1, help="requests per level against the API")] = 300,
+    baseline_requests: Annotated[
+        int, typer.Option(min=1, help="requests per level against the baseline (slower)")
+    ] = 64,
+    warmup: Annotated[int, typer.Option(min=0, help="untimed requests per photo first")] = 10,
+    cold_starts: Annotated[
+        int, typer.Option(min=1, help="API starts timed (the median is reported)")
+    ] = 3,
+    baseline: Annotated[bool, typer.Option(help="also load the course-style baseline")] = True,
+    profile: Annotated[
+        bool, typer.Option(help="sample the API with py-spy under a 1 MB load afterwards")
+    ] = False,
+    profile_concurrency: Annotated[
+        int, typer.Option(min=1, help="concurrency while profiling")
+    ] = 8,
+    profile_requests: Annotated[int, typer.Option(min=1, help="requests while profiling")] = 300,
+    timeout_s: Annotated[float, typer.Option(help="per-request timeout in seconds")] = 60.0,
+    api_env_var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-env",
+            help="extra KEY=VALUE for the API (repeatable), e.g. API_INTERPRETER_POOL_SIZE=2",
+        ),
+    ] = None,
+    results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
+) -> None:
+    """Load the API and the baseline with the same requests; print the table and the targets."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not (bundle_dir / "metadata.json").is_file():
+        raise typer.BadParameter(f"no bundle at {bundle_dir} (metadata.json missing)")
+    bundle_dir = bundle_dir.resolve()
+    levels_wanted = parse_int_list(concurrency)
+    extra = dict(item.split("=", 1) for item in (api_env_var or []))
+    machine = machine_info()
+    photos = [p for name, p in standard_photos().items() if name in LOAD_PHOTOS]
+    levels: list[LevelResult] = []
+    cold: dict[str, list[float]] = {}
+    model_load: list[float] = []
+    imports: list[tuple[str, float]] = []
+    profiles: list[Profile] = []
+    notes: list[str] = []
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        work = Path(tmp)
+        env = api_env(bundle_dir, work, extra)
+        server: Server | None = None
+        try:
+            for attempt in range(cold_starts):
+                if server is not None:
+                    stop_server_process(server.process)
+                server = start_server(
+                    "api",
+                    api_command(port := free_port()),
+                    port,
+                    env,
+                    work / f"api-{attempt}.log",
+                    120,
+                )
+                cold.setdefault("api", []).append(server.ready_s)
+                loaded = model_load_seconds(server.log_path.read_text(errors="replace"))
+                if loaded is not None:
+                    model_load.append(loaded)
+                logger.info("api ready in %.2f s", server.ready_s)
+            assert server is not None
+            levels += run_levels(server, photos, levels_wanted, requests, warmup, timeout_s)
+            if profile:
+                imports = import_profile()
+                one_mb = next(p for p in photos if p.name == LOAD_PHOTOS[0])
+                out = results_dir / "profiles" / f"api-pyspy-{int(time.time())}.txt"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                profiles.append(
+                    profile_api(
+                        server, one_mb, profile_concurrency, profile_requests, timeout_s, out
+                    )
+                )
+        finally:
+            if server is not None:
+                stop_server_process(server.process)
+
+        if baseline:
+            port = free_port()
+            command = [
+                sys.executable,
+                str(BENCHMARKS_DIR / "baseline_server.py"),
+                "--bundle-dir",
+                str(bundle_dir),
+                "--port",
+                str(port),
+            ]
+            try:
+                base = start_server(
+                    "baseline", command, port, dict(os.environ), work / "baseline.log", 300
+                )
+            except ServerStartError as exc:
+                notes.append(f"baseline not measured: {exc}")
+                logger.warning("%s", notes[-1])
+            else:
+                cold["baseline"] = [base.ready_s]
+                try:
+                    levels += run_levels(
+                        base, photos, levels_wanted, baseline_requests, min(warmup, 3), timeout_s
+                    )
+                finally:
+                    stop_server_process(base.process)
+
+    api_cold = percentile(cold["api"], 50) if cold.get("api") else None
+    targets = evaluate_targets(levels, api_cold)
+    startup = {"model_load_s": model_load, "imports_ms": imports}
+    _report(levels, cold, startup, targets, profiles, notes, machine, bundle_dir, results_dir)
+
+
+def _report(
+    levels: list[LevelResult],
+    cold: dict[str, list[float]],
+    startup: dict[str, Any],
+    targets: list[Target],
+    profiles: list[Profile],
+    notes: list[str],
+    machine: Any,
+    bundle_dir: Path,
+    results_dir: Path,
+) -> None:
+    echo = typer.echo
+    echo(f"\nBundle: {bundle_dir}")
+    echo(f"Machine: {describe_machine(machine)}")
+    echo("Load generator: httpx asyncio on the same machine (it shares the CPU with the server)")
+    echo("\nCold start to ready /readyz (s)")
+    echo(
+        format_table(
+            ["server", "starts", "median s", "min s", "max s"],
+            [[name, len(v), percentile(v, 50), min(v), max(v)] for name, v in cold.items()],
+        )
+    )
+    by_key = {(lvl.server, lvl.photo, lvl.concurrency): lvl for lvl in levels}
+    rows = []
+    for lvl in levels:
+        ratio = None
+        base = by_key.get(("baseline", lvl.photo, lvl.concurrency))
+        if lvl.server == "api" and base is not None and base.requests_per_s:
+            ratio = lvl.requests_per_s / base.requests_per_s
+        lat = lvl.latency
+        rows.append(
+            [
+                lvl.server,
+                lvl.photo,
+                lvl.concurrency,
+                lvl.requests,
+                lvl.requests_per_s,
+                lat.p50_ms if lat else None,
+                lat.p95_ms if lat else None,
+                lat.p99_ms if lat else None,
+                sum(lvl.errors.values()),
+                ratio,
+            ]
+        )
+    echo("\nPOST /predict")
+    echo(
+        format_table(
+            [
+                "server",
+                "photo",
+                "conc",
+                "requests",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "errors",
+                "x baseline",
+            ],
+            rows,
+        )
+    )
+    echo("\nTargets")
+    echo(
+        format_table(
+            ["target", "limit", "measured", "met"],
+            [
+                [
+                    t.name,
+                    t.limit,
+                    None if t.measured is None else f"{t.measured:.2f} {t.unit}",
+                    t.met,
+                ]
+                for t in targets
+            ],
+        )
+    )
+    for prof in profiles:
+        echo(
+            f"\nProfile ({prof.tool}, {prof.photo}, concurrency {prof.concurrency}): "
+            f"{prof.samples_file}"
+        )
+        if prof.note:
+            echo(f"  {prof.note}")
+        echo(
+            format_table(
+                ["function (self time)", "share"], [[f, f"{s:.1%}"] for f, s in prof.self_share]
+            )
+        )
+        echo(
+            format_table(
+                ["function (inclusive)", "share"],
+                [[f, f"{s:.1%}"] for f, s in prof.inclusive_share],
+            )
+        )
+    for note in notes:
+        echo(f"note: {note}")
+    path = write_report(
+        "api_load",
+        {
+            "machine": machine,
+            "bundle_dir": bundle_dir,
+            "cold_start_s": cold,
+            "levels": [asdict(lvl) for lvl in levels],
+            "targets": [asdict(t) for t in targets],
+            "profiles": [asdict(p) for p in profiles],
+            "notes": notes,
+        },
+        results_dir,
+    )
+    echo(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,101 @@
+import { useCallback, useState } from 'react';
+import type { IdentificationPublic } from '@/client/api-client';
+import { Icon } from '@/components/ui/icon';
+import { env } from '@/config/env';
+import { addHistory } from '@/features/history';
+import { identifyPhoto } from '@/features/identify';
+import { OfflineBanner, useOfflineQueue, useOnlineStatus, type QueuedPhoto } from '@/features/offline';
+import { ApiError } from '@/lib/api-error';
+import { makeThumbnail, type PreparedPhoto } from '@/lib/downscale-image';
+import { t } from '@/lib/i18n';
+import { HistoryPage } from './history-page';
+import { IdentifyPage } from './identify-page';
+
+type Screen = 'identify' | 'history';
+
+// Worth another try later: the request never reached a working server.
+const TRANSIENT = new Set(['network', 'unavailable', 'rateLimited']);
+
+/** The app shell: header, navigation, offline banner; it wires the features together. */
+export function App() {
+  const isOnline = useOnlineStatus();
+  const [screen, setScreen] = useState<Screen>('identify');
+  const [historyVersion, setHistoryVersion] = useState(0);
+
+  const saveToHistory = useCallback(async (result: IdentificationPublic, photo: Blob) => {
+    const thumbnail = await makeThumbnail(photo);
+    await addHistory(result, photo, thumbnail);
+    setHistoryVersion((version) => version + 1);
+  }, []);
+
+  const sendQueued = useCallback(
+    async (item: QueuedPhoto) => {
+      try {
+        const result = await identifyPhoto(item.photo, item.fileName, env.topK);
+        await saveToHistory(result, item.photo);
+        return true;
+      } catch (error) {
+        // A photo the API refuses for good (not an image, too large) leaves the queue.
+        return !(error instanceof ApiError && TRANSIENT.has(error.kind));
+      }
+    },
+    [saveToHistory],
+  );
+
+  const queue = useOfflineQueue({ isOnline, send: sendQueued });
+  const onIdentified = useCallback(
+    (result: IdentificationPublic, photo: PreparedPhoto) => void saveToHistory(result, photo.blob),
+    [saveToHistory],
+  );
+  const onQueue = useCallback(
+    (photo: PreparedPhoto) => queue.enqueue(photo.blob, photo.fileName),
+    [queue],
+  );
+
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        {t.app.skipToContent}
+      </a>
+      <header className="app-header">
+        <h1 className="app-title">{t.app.title}</h1>
+        <nav aria-label={t.app.mainNavigation}>
+          <ul className="tabs">
+            <li>
+              <button
+                type="button"
+                className="tab"
+                aria-current={screen === 'identify' ? 'page' : undefined}
+                onClick={() => setScreen('identify')}
+              >
+                <Icon name="camera" size={20} />
+                {t.app.navIdentify}
+              </button>
+            </li>
+            <li>
+              <button
+                type="button"
+                className="tab"
+                aria-current={screen === 'history' ? 'page' : undefined}
+                onClick={() => setScreen('history')}
+              >
+                <Icon name="history" size={20} />
+                {t.app.navHistory}
+              </button>
+            </li>
+          </ul>
+        </nav>
+      </header>
+      <OfflineBanner isOnline={isOnline} queued={queue.count} justSent={queue.lastFlushed} />
+      <main id="main" className="app-main" tabIndex={-1}>
+        {/* Both stay mounted so an identification in flight survives a look at the history. */}
+        <div hidden={screen !== 'identify'}>
+          <IdentifyPage isOnline={isOnline} onIdentified={onIdentified} onQueue={onQueue} />
+        </div>
+        <div hidden={screen !== 'history'}>
+          <HistoryPage version={historyVersion} isOnline={isOnline} />
+        </div>
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,40 @@
+import { useState } from 'react';
+import { FeedbackPanel } from '@/features/feedback';
+import { HistoryList, type HistoryRecord } from '@/features/history';
+import { IdentificationResult } from '@/features/identify';
+import { t } from '@/lib/i18n';
+import { speciesChoicesOf } from './species-choices';
+
+type HistoryPageProps = {
+  version: number;
+  isOnline: boolean;
+};
+
+/** Past identifications; opening one shows the full answer again, offline too. */
+export function HistoryPage({ version, isOnline }: HistoryPageProps) {
+  const [open, setOpen] = useState<HistoryRecord | null>(null);
+  if (!open) return <HistoryList version={version} onOpen={setOpen} />;
+  return (
+    <>
+      <button type="button" className="button" onClick={() => setOpen(null)}>
+        {t.history.back}
+      </button>
+      <IdentificationResult
+        result={open.result}
+        photo={open.photo}
+        isOnline={isOnline}
+        focusOnMount
+        feedbackSlot={
+          isOnline ? (
+            <FeedbackPanel
+              key={open.result.request_id}
+              requestId={open.result.request_id}
+              photo={open.photo}
+              speciesChoices={speciesChoicesOf(open.result)}
+            />
+          ) : null
+        }
+      />
+    </>
+  );
+}

@@ -1,0 +1,1 @@
+export { FeedbackPanel, type SpeciesChoice } from './components/feedback-panel';

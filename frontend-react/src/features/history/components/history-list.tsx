@@ -1,0 +1,73 @@
+import { useEffect, useMemo } from 'react';
+import { isDangerousEdibility } from '@/components/ui/edibility-badge';
+import { t } from '@/lib/i18n';
+import type { HistoryRecord } from '../api/history-store';
+import { useHistory } from '../hooks/use-history';
+
+type HistoryListProps = {
+  /** Bumped by the app after each new identification so the list reloads. */
+  version: number;
+  onOpen: (record: HistoryRecord) => void;
+};
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+function Thumbnail({ record, name }: { record: HistoryRecord; name: string }) {
+  const url = useMemo(() => (record.thumbnail ? URL.createObjectURL(record.thumbnail) : null), [record.thumbnail]);
+  useEffect(() => () => {
+    if (url) URL.revokeObjectURL(url);
+  }, [url]);
+  if (!url) return <div className="history__thumb history__thumb--empty" aria-hidden="true" />;
+  return <img className="history__thumb" src={url} alt={t.history.thumbnailAlt(name)} width={64} height={64} />;
+}
+
+/** Past identifications, kept in IndexedDB on this device and readable offline. */
+export function HistoryList({ version, onOpen }: HistoryListProps) {
+  const { records, clear } = useHistory(version);
+  if (records === null) return null;
+  return (
+    <section aria-labelledby="history-heading" className="history">
+      <h2 id="history-heading">{t.history.heading}</h2>
+      <p className="muted">{t.history.storedOnDevice}</p>
+      {records.length === 0 ? (
+        <p>{t.history.empty}</p>
+      ) : (
+        <>
+          <ul className="history__list" data-testid="history-list">
+            {records.map((record) => {
+              const top = record.result.predictions[0];
+              const name = top ? top.scientific_name : t.verdict.titles[record.result.verdict];
+              const danger = record.result.verdict === 'dangerous' || (top ? isDangerousEdibility(top.edibility) : false);
+              return (
+                <li key={record.id}>
+                  <button type="button" className="history__item" onClick={() => onOpen(record)}>
+                    <Thumbnail record={record} name={name} />
+                    <span className="history__text">
+                      <span className={`history__verdict history__verdict--${record.result.verdict}`}>
+                        {danger ? <span aria-hidden="true">⚠ </span> : null}
+                        {t.verdict.titles[record.result.verdict]}
+                      </span>
+                      <span className="prediction__scientific" lang="la">
+                        {name}
+                      </span>
+                      <span className="muted small">{dateFormat.format(record.createdAt)}</span>
+                    </span>
+                  </button>
+                </li>
+              );
+            })}
+          </ul>
+          <button
+            type="button"
+            className="button"
+            onClick={() => {
+              if (window.confirm(t.history.confirmClear)) void clear();
+            }}
+          >
+            {t.history.clear}
+          </button>
+        </>
+      )}
+    </section>
+  );
+}

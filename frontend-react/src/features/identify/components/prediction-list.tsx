@@ -1,0 +1,39 @@
+import type { SpeciesPredictionPublic } from '@/client/api-client';
+import { EdibilityBadge } from '@/components/ui/edibility-badge';
+import { t } from '@/lib/i18n';
+
+function percent(probability: number): number {
+  return Math.round(Math.min(1, Math.max(0, probability)) * 100);
+}
+
+/** The top species, best first, each with a probability bar, names and edibility. */
+export function PredictionList({ predictions }: { predictions: SpeciesPredictionPublic[] }) {
+  return (
+    <section className="card" aria-labelledby="top-species-heading">
+      <h3 id="top-species-heading">{t.result.topSpecies}</h3>
+      <ol className="predictions" data-testid="prediction-list">
+        {predictions.map((prediction) => {
+          const value = percent(prediction.probability);
+          const commonName = prediction.common_names[0];
+          return (
+            <li key={prediction.species} className="prediction" data-species={prediction.species}>
+              <div className="prediction__names">
+                <span className="prediction__scientific" lang="la">
+                  {prediction.scientific_name}
+                </span>
+                {commonName ? <span className="prediction__common">{commonName}</span> : null}
+              </div>
+              <div className="prediction__meta">
+                <span className="prediction__percent">{t.result.probability(value)}</span>
+                <EdibilityBadge edibility={prediction.edibility} />
+              </div>
+              <div className="bar" aria-hidden="true">
+                <div className="bar__fill" style={{ width: `${value}%` }} />
+              </div>
+            </li>
+          );
+        })}
+      </ol>
+    </section>
+  );
+}

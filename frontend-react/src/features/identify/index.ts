@@ -1,0 +1,6 @@
+export { IdentificationResult } from './components/identification-result';
+export { IdentifyError } from './components/identify-error';
+export { IdentifyProgress } from './components/identify-progress';
+export { PhotoPicker } from './components/photo-picker';
+export { identifyPhoto } from './api/identify-photo';
+export { useIdentification, type IdentifyState } from './hooks/use-identification';

@@ -1,0 +1,50 @@
+import { render, screen, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { IdentificationResult } from '@/features/identify';
+import { sortLookalikes } from '@/features/identify/components/lookalike-list';
+import { identification } from './fixtures';
+
+describe('IdentificationResult', () => {
+  it('lists the top species best first with probability, names and edibility', () => {
+    render(<IdentificationResult result={identification('dangerous')} photo={null} isOnline />);
+    const items = within(screen.getByTestId('prediction-list')).getAllByRole('listitem');
+    expect(items).toHaveLength(3);
+    expect(items[0]).toHaveTextContent('Amanita muscaria');
+    expect(items[0]).toHaveTextContent('Fly agaric');
+    expect(items[0]).toHaveTextContent('91% likely');
+    expect(items[0]).toHaveTextContent('Poisonous');
+    expect(items[1]).toHaveTextContent('Boletus edulis');
+    expect(items[1]).toHaveTextContent('6% likely');
+    expect(items[1]).toHaveTextContent('Choice edible');
+    expect(items[2]).toHaveTextContent('Edible only when cooked');
+    expect(items[0]?.querySelector<HTMLElement>('.bar__fill')?.style.width).toBe('91%');
+  });
+
+  it('shows look-alikes dangerous first, each with the feature that tells it apart', () => {
+    render(<IdentificationResult result={identification('dangerous')} photo={null} isOnline />);
+    const items = within(screen.getByTestId('lookalike-list')).getAllByRole('listitem');
+    expect(items.map((item) => item.dataset.species)).toEqual(['amanita_pantherina', 'amanita_caesarea']);
+    expect(items[0]).toHaveTextContent('Deadly');
+    expect(items[0]).toHaveTextContent('How to tell them apart: Brown cap with white warts');
+    expect(items[1]).toHaveTextContent('Yellow gills and stem');
+  });
+
+  it('shows the disclaimer and the model that answered', () => {
+    render(<IdentificationResult result={identification('edible')} photo={null} isOnline />);
+    expect(screen.getByRole('complementary', { name: 'Important' })).toHaveTextContent(/no app can tell/i);
+    expect(screen.getByText('Model demo 1')).toBeInTheDocument();
+  });
+
+  it('says so when the top species has no listed look-alikes', () => {
+    render(<IdentificationResult result={identification('uncertain', { lookalikes: [] })} photo={null} isOnline />);
+    expect(screen.getByText(/no look-alikes are listed/i)).toBeInTheDocument();
+  });
+
+  it('keeps the API order among look-alikes of the same danger', () => {
+    const [a, b] = identification('dangerous').lookalikes;
+    if (!a || !b) throw new Error('fixture has two look-alikes');
+    const safe = [a, { ...a, species: 'second' }];
+    expect(sortLookalikes(safe).map((item) => item.species)).toEqual(['amanita_caesarea', 'second']);
+    expect(sortLookalikes([a, b]).map((item) => item.species)).toEqual(['amanita_pantherina', 'amanita_caesarea']);
+  });
+});

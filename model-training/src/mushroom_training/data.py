@@ -1,0 +1,211 @@
+"""tf.data input pipelines over a dataset version in storage (local folder or GCS)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from mushroom_common.dataset import ManifestRow, list_dataset_versions, read_manifest
+from mushroom_common.storage import ObjectNotFoundError, Storage
+
+from mushroom_training.config import DataConfig
+from mushroom_training.preprocess import photo_to_input
+
+logger = logging.getLogger(__name__)
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass
+class SplitData:
+    """One split's photos, decoded and resized to the model input (uint8)."""
+
+    rows: list[ManifestRow]
+    labels: np.ndarray
+    images: np.ndarray = field(repr=False)
+
+    @property
+    def species(self) -> list[str]:
+        return [row.species for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset version ready for training: labels in output order and the three splits."""
+
+    version_id: str
+    labels: list[str]
+    splits: dict[str, SplitData]
+
+    def class_weights(self) -> dict[int, float]:
+        """Inverse-frequency weights of the train split (mean weight 1 per photo)."""
+        counts = np.bincount(self.splits["train"].labels, minlength=len(self.labels))
+        total = counts.sum()
+        return {
+            i: float(total / (len(self.labels) * c)) if c else 0.0 for i, c in enumerate(counts)
+        }
+
+
+def resolve_version(storage: Storage, version_id: str | None) -> str:
+    """The given version, or the newest complete one in storage."""
+    if version_id:
+        return version_id
+    versions = list_dataset_versions(storage)
+    if not versions:
+        raise ObjectNotFoundError(f"no complete dataset version under {storage.uri_for('datasets')}")
+    return versions[-1]
+
+
+def decoded_images(storage: Storage, rows: list[ManifestRow], size: int) -> tf.data.Dataset:
+    """A cached tf.data pipeline of uint8 (size, size, 3) photos read from storage, in row order."""
+    keys = [row.image_key for row in rows]
+
+    def load(key: tf.Tensor) -> np.ndarray:
+        return photo_to_input(storage.read_bytes(key.numpy().decode("utf-8")), size, size)
+
+    def load_tf(key: tf.Tensor) -> tf.Tensor:
+        image = tf.py_function(load, [key], Tout=tf.uint8)
+        image.set_shape((size, size, 3))
+        return image
+
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(keys, dtype=tf.string))
+    # py_function decoding in parallel, order kept; decoded photos cached in memory.
+    return dataset.map(load_tf, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
+
+
+def load_dataset(
+    storage: Storage,
+    config: DataConfig,
+    labels: list[str] | None = None,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+) -> LoadedDataset:
+    """Read a dataset version's manifest and decode every photo once.
+
+    Args:
+        storage: where the dataset version lives.
+        config: which version, the image size and an optional per-split cap.
+        labels: the output order to use (default: sorted species of the train split).
+        splits: which splits to decode.
+
+    Returns:
+        The decoded splits with integer labels.
+    """
+    version_id = resolve_version(storage, config.dataset_version)
+    rows = read_manifest(storage, version_id)
+    by_split: dict[str, list[ManifestRow]] = {"train": [], "val": [], "test": []}
+    for row in sorted(rows, key=lambda r: (r.split, r.species, r.content_hash)):
+        by_split[row.split].append(row)
+    if labels is None:
+        labels = sorted({row.species for row in by_split["train"]})
+    index = {species: i for i, species in enumerate(labels)}
+    decoded: dict[str, SplitData] = {}
+    for split in splits:
+        split_rows = by_split[split]
+        kept = [row for row in split_rows if row.species in index]
+        if len(kept) < len(split_rows):
+            logger.warning(
+                "%s: %d photos of species outside the model's labels left out",
+                split,
+                len(split_rows) - len(kept),
+            )
+        if config.max_photos_per_split is not None:
+            kept = _stratified_cap(kept, config.max_photos_per_split)
+        images = np.zeros((len(kept), config.image_size, config.image_size, 3), np.uint8)
+        for i, image in enumerate(decoded_images(storage, kept, config.image_size)):
+            images[i] = image.numpy()
+        decoded[split] = SplitData(
+            rows=kept, labels=np.array([index[r.species] for r in kept], np.int64), images=images
+        )
+        logger.info("%s: %d photos", split, len(kept))
+    return LoadedDataset(version_id=version_id, labels=labels, splits=decoded)
+
+
+def _stratified_cap(rows: list[ManifestRow], cap: int) -> list[ManifestRow]:
+    per_species: dict[str, list[ManifestRow]] = {}
+    for row in rows:
+        per_species.setdefault(row.species, []).append(row)
+    share = max(1, math.ceil(cap / max(1, len(per_species))))
+    return [row for group in per_species.values() for row in group[:share]][:cap]
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def _rotate(image: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
+    """Rotate a float (H, W, 3) image about its centre, filling with reflected pixels."""
+    height = tf.cast(tf.shape(image)[0], tf.float32)
+    width = tf.cast(tf.shape(image)[1], tf.float32)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    x_offset = ((width - 1) - (cos * (width - 1) - sin * (height - 1))) / 2.0
+    y_offset = ((height - 1) - (sin * (width - 1) + cos * (height - 1))) / 2.0
+    transform = tf.stack([cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0])[tf.newaxis]
+    rotated = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[tf.newaxis],
+        transforms=transform,
+        output_shape=tf.shape(image)[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+    return rotated[0]
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
+    """Random flip, resized crop, colour jitter and small rotation of a uint8 photo (stateless).
+
+    Args:
+        image: uint8 (H, W, 3).
+        seed: int32/int64 shape-[2] seed: the same seed gives the same augmentation.
+        config: augmentation strengths.
+
+    Returns:
+        The augmented uint8 (H, W, 3) photo.
+    """
+    size = tf.shape(image)[:2]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=7)
+    x = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seeds[1],
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(config.crop_scale_min, 1.0),
+        use_image_if_no_bounding_boxes=True,
+    )
+    x = tf.slice(x, begin, crop_size)
+    x = tf.image.resize(x, size, method="bilinear")
+    jitter = config.colour_jitter
+    if jitter > 0:
+        x = tf.image.stateless_random_brightness(x, 255.0 * jitter * 0.5, seeds[2])
+        x = tf.image.stateless_random_contrast(x, 1 - jitter, 1 + jitter, seeds[3])
+        x = tf.image.stateless_random_saturation(x, 1 - jitter, 1 + jitter, seeds[4])
+        x = tf.image.stateless_random_hue(x, jitter * 0.1, seeds[5])
+    if config.rotation_degrees > 0:
+        limit = config.rotation_degrees * math.pi / 180
+        angle = tf.random.stateless_uniform((), seeds[6], -limit, limit)
+        x = _rotate(x, angle)
+    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+
+
+def view_dataset(
+    images: np.ndarray, config: DataConfig, seed: int, view: int, batch_size: int
+) -> tf.data.Dataset:
+    """Batched uint8 photos: view 0 is the photos as they are, views >= 1 augmented (train only)."""
+    dataset = tf.data.Dataset.from_tensor_slices(images)
+    if view > 0:
+        indices = tf.data.Dataset.range(len(images))
+        dataset = tf.data.Dataset.zip((dataset, indices)).map(
+            lambda image, i: augment(
+                image, tf.stack([tf.constant(seed, tf.int64) * 1000 + view, i]), config
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)

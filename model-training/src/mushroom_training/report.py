@@ -1,0 +1,159 @@
+"""The evaluation report: PNG plots and the Markdown rendering of `report.json`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from mushroom_training.metrics import reliability_bins, softmax
+
+
+def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    """Confusion matrix with counts (rows: true species)."""
+    size = max(4.0, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), value in np.ndenumerate(matrix):
+        if value:
+            colour = "white" if value > threshold else "black"
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8, color=colour)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(history: dict[str, list[float]], path: Path) -> None:
+    """Loss and accuracy per epoch for each training phase."""
+    phases = sorted({key.split("/", 1)[0] for key in history})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for phase in phases:
+        for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                values = history.get(f"{phase}/{prefix}{metric}")
+                if values:
+                    ax.plot(range(1, len(values) + 1), values, style, label=f"{phase} {prefix or 'train_'}{metric}")
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(logits: np.ndarray, labels: np.ndarray, temperature: float, path: Path) -> None:
+    """Reliability diagram before and after temperature scaling."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k:", label="perfect calibration")
+    for t, name in ((1.0, "raw"), (temperature, f"T={temperature:.2f}")):
+        rows = reliability_bins(softmax(logits, t), labels)
+        if rows:
+            conf, acc, _ = zip(*rows, strict=True)
+            ax.plot(conf, acc, "o-", label=name)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("reliability (test split)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_gradcam(items: list[dict[str, Any]], path: Path) -> None:
+    """Grid of photos with their Grad-CAM overlays; each item has image, cam, title, correct."""
+    columns = min(4, max(1, len(items)))
+    rows = (len(items) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, item in zip(axes.ravel(), items, strict=False):
+        ax.imshow(item["image"])
+        ax.imshow(item["cam"], cmap="jet", alpha=0.4)
+        ax.set_title(item["title"], fontsize=7, color="green" if item["correct"] else "red")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The Markdown version of report.json."""
+    lines = [
+        f"# Evaluation report: {report['name']} {report['version']}",
+        "",
+        f"- dataset version: `{report['dataset_version']}` (test split: {report['test_photos']} photos)",
+        f"- backbone: {report['backbone']} ({report['weights_loaded']})",
+        f"- tracking run: `{report['run_id']}`; git revision `{report['git_revision']}`",
+        f"- command: `{report['command']}`",
+        f"- temperature (fitted on val): {report['temperature']:.3f}",
+        f"- serving variant: **{report['serving_variant']}**",
+        "",
+        "## Variants (test split)",
+        "",
+        "| variant | size (MB) | latency 1 thread (ms) | latency 2 threads (ms) | top-1 | top-3 | macro-F1 "
+        "| poison cost | PSC | ESC | dangerous as edible | ECE raw | ECE scaled |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in report["variants"].items():
+        m = v["metrics"]
+        lines.append(
+            f"| {name} | {v['size_bytes'] / 1e6:.2f} | {_fmt(v.get('latency_ms_1_thread', '-'))} "
+            f"| {_fmt(v.get('latency_ms_2_threads', '-'))} | {m['top1']:.4f} | {m['top3']:.4f} "
+            f"| {m['macro_f1']:.4f} | {m['poison_cost']:.3f} | {int(m['psc'])} | {int(m['esc'])} "
+            f"| {int(m['dangerous_as_edible'])} | {m['ece']:.4f} | {m['ece_scaled']:.4f} |"
+        )
+    agreement = report.get("int8_float_agreement_val")
+    if agreement is not None:
+        lines += ["", f"int8 vs float32 top-1 agreement on the val split: {agreement:.4f}"]
+    lines += [
+        "",
+        "Poison cost = (100 * PSC + ESC) / N: PSC counts deadly/poisonous photos predicted as a "
+        "non-dangerous species, ESC the reverse (edibility from the species catalog).",
+        "",
+        "## Per species (served variant, test split)",
+        "",
+        "| species | edibility | photos | precision | recall |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["per_species"]:
+        lines.append(
+            f"| {row['species']} | {row['edibility']} | {row['support']} | {row['precision']:.3f} "
+            f"| {row['recall']:.3f} |"
+        )
+    detector = report.get("mushroom_detector")
+    if detector:
+        lines += [
+            "",
+            "## Not-a-mushroom detector",
+            "",
+            f"- method: {detector['method']}; threshold {detector['threshold']:.4f}",
+            f"- false rejections on the test photos: {detector['false_rejection_rate']:.4f} "
+            f"({detector['test_photos']} photos)",
+            f"- false acceptances on other images: {detector['false_acceptance_rate']:.4f} "
+            f"({detector['negative_images']} images: {detector['negative_sources']})",
+        ]
+    lines += ["", "## Plots", ""]
+    for title, file in report["plots"].items():
+        lines.append(f"### {title}\n\n![{title}]({file})\n")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,66 @@
+"""A generated 3-species dataset version, written in the collector's storage layout."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime
+
+import numpy as np
+from mushroom_common.dataset import ManifestRow, dataset_prefix
+from mushroom_common.storage import Storage
+from PIL import Image, ImageDraw
+
+SPECIES = ("amanita_muscaria", "boletus_edulis", "cantharellus_cibarius")
+COLOURS = ((200, 30, 30), (120, 80, 40), (240, 190, 40))
+
+
+def photo(species_index: int, rng: np.random.Generator, size: int = 48) -> bytes:
+    """A JPEG of a coloured 'cap' on a noisy background; the colour tells the species."""
+    background = rng.integers(40, 120, (size, size, 3), dtype=np.uint8)
+    image = Image.fromarray(background)
+    draw = ImageDraw.Draw(image)
+    jitter = rng.integers(-20, 21, 3)
+    colour = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[species_index], jitter, strict=True))
+    r = int(rng.integers(size // 4, size // 2.5))
+    cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def write_dataset(
+    storage: Storage, version_id: str = "ds-synthetic", per_split: tuple[int, int, int] = (12, 6, 6), seed: int = 0
+) -> str:
+    """Write a complete dataset version with `per_split` photos per species and split."""
+    rng = np.random.default_rng(seed)
+    rows: list[ManifestRow] = []
+    for split, count in zip(("train", "val", "test"), per_split, strict=True):
+        for index, species in enumerate(SPECIES):
+            for _ in range(count):
+                data = photo(index, rng)
+                digest = hashlib.sha256(data).hexdigest()
+                key = f"photos/{digest[:2]}/{digest}.jpg"
+                storage.write_bytes_if_absent(key, data, "image/jpeg")
+                rows.append(
+                    ManifestRow(
+                        content_hash=digest,
+                        image_key=key,
+                        species=species,
+                        split=split,  # type: ignore[arg-type]  # split comes from the fixed tuple above
+                        group_id=f"g-{digest[:12]}",
+                        source="folder",
+                        license="unlicensed",
+                        width=48,
+                        height=48,
+                    )
+                )
+    prefix = dataset_prefix(version_id)
+    storage.write_text(f"{prefix}/manifest.jsonl", "".join(r.model_dump_json() + "\n" for r in rows))
+    for split in ("train", "val", "test"):
+        hashes = [r.content_hash for r in rows if r.split == split]
+        storage.write_text(f"{prefix}/splits/{split}.txt", "\n".join(hashes) + "\n")
+    storage.write_json(f"{prefix}/report.json", {"generated": datetime.now(UTC).isoformat()})
+    storage.write_text(f"{prefix}/_COMPLETE", "")
+    return version_id

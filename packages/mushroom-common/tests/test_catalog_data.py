@@ -1,0 +1,281 @@
+"""Checks on the species catalog data file itself (species.yaml), a safety-critical table.
+
+The file is read twice: with plain ``yaml.safe_load`` so these rules hold whatever the
+loader does, and through ``load_catalog`` so the shipped file also passes its validation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mushroom_common.catalog import Edibility, load_catalog
+
+EDIBILITY_SCALE = ("deadly", "poisonous", "inedible", "edible_when_cooked", "edible", "choice")
+DANGEROUS = {"deadly", "poisonous"}
+EDIBLE = {"edible_when_cooked", "edible", "choice"}
+
+# The species of the development data (/work/shared/data), with the class the catalog must give.
+SHARED_DATA_SPECIES = {
+    "amanita_muscaria": "poisonous",
+    "amanita_vaginata": "inedible",
+    "boletus_edulis": "choice",
+    "boletus_erythropus": "edible_when_cooked",
+    "amanita_virosa": "deadly",
+    "imleria_badia": "edible",
+    "cantharellus_cibarius": "choice",
+    "craterellus_cornucopioides": "choice",
+    "hygrophoropsis_aurantiaca": "poisonous",
+}
+
+DEADLY_SPECIES = (
+    "amanita_phalloides",
+    "amanita_virosa",
+    "amanita_bisporigera",
+    "amanita_ocreata",
+    "amanita_verna",
+    "cortinarius_rubellus",
+    "cortinarius_orellanus",
+    "galerina_marginata",
+    "gyromitra_esculenta",
+    "lepiota_brunneoincarnata",
+    "lepiota_josserandii",
+    "lepiota_subincarnata",
+    "clitocybe_rivulosa",
+    "clitocybe_dealbata",
+    "inocybe_erubescens",
+    "podostroma_cornu_damae",
+    "conocybe_filaris",
+    "paxillus_involutus",
+)
+
+POISONOUS_SPECIES = (
+    "amanita_muscaria",
+    "omphalotus_olearius",
+    "omphalotus_illudens",
+    "entoloma_sinuatum",
+    "hypholoma_fasciculare",
+    "agaricus_xanthodermus",
+    "tricholoma_pardinum",
+    "chlorophyllum_molybdites",
+    "rubroboletus_satanas",
+    "coprinopsis_atramentaria",
+)
+
+# Pairs a forager is known to confuse, at least one of them dangerous: both must link.
+KNOWN_CONFUSIONS = (
+    ("cantharellus_cibarius", "hygrophoropsis_aurantiaca"),
+    ("cantharellus_cibarius", "omphalotus_olearius"),
+    ("cantharellus_cibarius", "omphalotus_illudens"),
+    ("boletus_edulis", "rubroboletus_satanas"),
+    ("amanita_caesarea", "amanita_muscaria"),
+    ("agaricus_campestris", "amanita_phalloides"),
+    ("agaricus_campestris", "amanita_virosa"),
+    ("agaricus_campestris", "agaricus_xanthodermus"),
+    ("agaricus_arvensis", "agaricus_xanthodermus"),
+    ("macrolepiota_procera", "chlorophyllum_molybdites"),
+    ("macrolepiota_procera", "lepiota_brunneoincarnata"),
+    ("morchella_esculenta", "gyromitra_esculenta"),
+    ("armillaria_mellea", "galerina_marginata"),
+    ("flammulina_velutipes", "galerina_marginata"),
+    ("amanita_rubescens", "amanita_pantherina"),
+    ("calocybe_gambosa", "inocybe_erubescens"),
+    ("calvatia_gigantea", "amanita_phalloides"),
+    ("coprinus_comatus", "coprinopsis_atramentaria"),
+    ("amanita_vaginata", "amanita_phalloides"),
+)
+
+SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    text = resources.files("mushroom_common").joinpath("data/species.yaml").read_text("utf-8")
+    loaded = yaml.safe_load(text)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def species(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["id"]: entry for entry in document["species"]}
+
+
+def _lookalike_ids(entry: dict[str, Any]) -> list[str]:
+    return [lookalike["id"] for lookalike in entry.get("lookalikes") or []]
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[\s_\-']+", " ", name.strip().casefold())
+
+
+def test_schema_version_and_size(document: dict[str, Any]) -> None:
+    assert document["schema_version"] == 1
+    assert len(document["species"]) >= 45
+
+
+def test_ids_are_unique_snake_case_scientific_names(document: dict[str, Any]) -> None:
+    ids = [entry["id"] for entry in document["species"]]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    for entry in document["species"]:
+        assert SNAKE_CASE.match(entry["id"]), entry["id"]
+        expected = re.sub(r"[\s\-]+", "_", entry["scientific_name"].strip().lower())
+        assert entry["id"] == expected, (entry["id"], entry["scientific_name"])
+
+
+def test_every_entry_has_sources_english_name_and_known_edibility(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    for species_id, entry in species.items():
+        assert entry["edibility"] in EDIBILITY_SCALE, species_id
+        assert entry["common_names"].get("en"), species_id
+        sources = entry["sources"]
+        assert len(sources) >= 1, species_id
+        assert all(isinstance(s, str) and s.strip() for s in sources), species_id
+        assert isinstance(entry["toxins"], list), species_id
+        assert isinstance(entry["symptoms"], str), species_id
+        assert entry["regions"], species_id
+
+
+def test_names_resolve_to_one_species_only(species: dict[str, dict[str, Any]]) -> None:
+    owners: dict[str, set[str]] = defaultdict(set)
+    for species_id, entry in species.items():
+        names = [species_id, entry["scientific_name"], *entry.get("synonyms", [])]
+        names += [name for group in entry["common_names"].values() for name in group]
+        for name in names:
+            owners[_normalise(name)].add(species_id)
+    ambiguous = {name: ids for name, ids in owners.items() if len(ids) > 1}
+    assert not ambiguous
+
+
+def test_lookalikes_exist_are_not_self_and_not_repeated(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    for species_id, entry in species.items():
+        ids = _lookalike_ids(entry)
+        assert species_id not in ids, species_id
+        assert len(ids) == len(set(ids)), species_id
+        for lookalike in entry.get("lookalikes") or []:
+            assert lookalike["id"] in species, (species_id, lookalike["id"])
+            assert len(lookalike["distinguishing_feature"]) >= 10, (species_id, lookalike)
+            assert " vs " in lookalike["distinguishing_feature"], (species_id, lookalike)
+
+
+def test_lookalike_links_go_both_ways(species: dict[str, dict[str, Any]]) -> None:
+    one_way = [
+        (species_id, other)
+        for species_id, entry in species.items()
+        for other in _lookalike_ids(entry)
+        if species_id not in _lookalike_ids(species[other])
+    ]
+    assert not one_way
+
+
+def test_shared_data_species_are_present_with_their_class(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    for species_id, edibility in SHARED_DATA_SPECIES.items():
+        assert species_id in species, species_id
+        assert species[species_id]["edibility"] == edibility, species_id
+
+
+@pytest.mark.parametrize("species_id", DEADLY_SPECIES)
+def test_named_deadly_species_are_deadly(
+    species: dict[str, dict[str, Any]], species_id: str
+) -> None:
+    assert species[species_id]["edibility"] == "deadly"
+
+
+@pytest.mark.parametrize("species_id", POISONOUS_SPECIES)
+def test_named_poisonous_species_are_dangerous(
+    species: dict[str, dict[str, Any]], species_id: str
+) -> None:
+    assert species[species_id]["edibility"] in DANGEROUS
+
+
+def test_dangerous_species_have_lookalikes_toxin_facts_and_symptoms(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    for species_id, entry in species.items():
+        if entry["edibility"] in DANGEROUS:
+            assert _lookalike_ids(entry), species_id
+            assert entry["symptoms"].strip(), species_id
+
+
+def test_edible_species_list_every_dangerous_species_confused_with_them(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    missing = [
+        (edible_id, dangerous_id)
+        for dangerous_id, dangerous in species.items()
+        if dangerous["edibility"] in DANGEROUS
+        for edible_id in _lookalike_ids(dangerous)
+        if species[edible_id]["edibility"] in EDIBLE
+        and dangerous_id not in _lookalike_ids(species[edible_id])
+    ]
+    assert not missing
+
+
+@pytest.mark.parametrize(("first", "second"), KNOWN_CONFUSIONS)
+def test_known_confusions_are_linked(
+    species: dict[str, dict[str, Any]], first: str, second: str
+) -> None:
+    assert second in _lookalike_ids(species[first])
+    assert first in _lookalike_ids(species[second])
+
+
+def test_cook_first_species_say_why(species: dict[str, dict[str, Any]]) -> None:
+    for species_id, entry in species.items():
+        if entry["edibility"] == "edible_when_cooked":
+            assert (entry.get("edibility_note") or "").strip(), species_id
+
+
+def test_shipped_file_passes_the_typed_loader(species: dict[str, dict[str, Any]]) -> None:
+    catalog = load_catalog()
+    assert catalog.ids == list(species)
+    assert catalog.get("amanita_phalloides").edibility is Edibility.DEADLY
+    assert catalog.get("amanita_phalloides").edibility.is_dangerous
+
+
+@pytest.mark.parametrize(
+    ("name", "species_id"),
+    [
+        ("death cap", "amanita_phalloides"),
+        ("Grüner Knollenblätterpilz", "amanita_phalloides"),
+        ("Neoboletus erythropus", "boletus_erythropus"),
+        ("Pholiotina rugosa", "conocybe_filaris"),
+        ("false chanterelle", "hygrophoropsis_aurantiaca"),
+        ("jack-o'-lantern mushroom", "omphalotus_olearius"),
+    ],
+)
+def test_names_resolve_through_the_loader(name: str, species_id: str) -> None:
+    resolved = load_catalog().resolve(name)
+    assert resolved is not None
+    assert resolved.id == species_id
+
+
+def test_loader_lists_the_most_dangerous_lookalike_first() -> None:
+    pairs = load_catalog().lookalikes_of("cantharellus_cibarius")
+    assert pairs[0][0].edibility.is_dangerous
+    assert [p[0].edibility.danger_rank for p in pairs] == sorted(
+        p[0].edibility.danger_rank for p in pairs
+    )
+
+
+SHARED_DATA = Path("/work/shared/data")
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="development data /work/shared/data absent")
+def test_every_class_folder_of_the_development_data_is_in_the_catalog(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    folders = {p.name for p in SHARED_DATA.glob("nordic-field/*") if p.is_dir()}
+    folders |= {p.name for p in SHARED_DATA.glob("mushroomvision/*/*") if p.is_dir()}
+    assert folders
+    assert folders <= set(species), sorted(folders - set(species))

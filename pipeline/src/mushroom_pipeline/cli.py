@@ -1,0 +1,260 @@
+"""`mushroom-pipeline`: photos to a promoted, served model; drift monitoring; the KFP spec.
+
+Standard output carries results (the pipeline summary, the drift table); logs go to standard error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_pipeline.config import get_settings
+
+app = typer.Typer(
+    name="mushroom-pipeline",
+    help="Collect -> build -> train -> evaluate -> export -> promote -> reload, content-addressed; "
+    "drift monitoring; the same steps as a Vertex AI (KFP v2) pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+logger = logging.getLogger("mushroom_pipeline")
+
+STOPPABLE = ("collect", "build", "train", "evaluate", "promote")
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="storage root (path, file:// or gs:// URI); default MUSHROOM_STORAGE_URI"
+    ),
+]
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("httpx", "alembic", "mlflow", "absl", "tensorflow", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _open(uri: str | None) -> Storage:
+    try:
+        return open_storage(uri)
+    except (ValueError, StorageError) as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(2) from exc
+
+
+@app.command("run")
+def run_command(
+    import_folder: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--import-folder",
+            help="class-folder tree to import (repeatable): PATH/<species>/*.jpg or "
+            "PATH/<split>/<species>/*.jpg",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    species: Annotated[
+        str | None,
+        typer.Option(help="collect these species from iNaturalist (comma-separated names)"),
+    ] = None,
+    max_per_species: Annotated[
+        int | None,
+        typer.Option(help="collect from iNaturalist, at most this many photos per species", min=1),
+    ] = None,
+    with_feedback: Annotated[
+        bool, typer.Option(help="import the API's shared feedback photos before building")
+    ] = False,
+    feedback_db: Annotated[
+        Path | None,
+        typer.Option(help="the API's feedback database (default PIPELINE_FEEDBACK_DB_PATH)"),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="training config YAML (default PIPELINE_TRAIN_CONFIG, else "
+            "model-training/configs/demo.yaml when present, else the training defaults)",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    override: Annotated[
+        list[str] | None,
+        typer.Option(help="training config override section.key=value (repeatable)"),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="cap every training phase (head, fine-tune, distillation) at N epochs", min=1
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            help="registry name of the bundle (default PIPELINE_MODEL_NAME or the config's)"
+        ),
+    ] = None,
+    force_promote: Annotated[
+        bool, typer.Option(help="promote even when the gate refuses (logged as forced)")
+    ] = False,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="base URL of a running API to reload afterwards (default PIPELINE_API_URL)"
+        ),
+    ] = None,
+    api_token: Annotated[
+        str | None,
+        typer.Option(help="the API's admin token (default PIPELINE_API_ADMIN_TOKEN)", envvar=None),
+    ] = None,
+    stop_after: Annotated[
+        str | None,
+        typer.Option(help="stop after this step: collect, build, train, evaluate or promote"),
+    ] = None,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Run every step; steps whose inputs were seen before are skipped (content-addressed)."""
+    from mushroom_pipeline.collect import CollectOptions, PipelineError
+    from mushroom_pipeline.runner import RunOptions, run_pipeline
+
+    # TensorFlow's C++ start-up chatter is noise in a pipeline log.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _setup_logging()
+    if stop_after is not None and stop_after not in STOPPABLE:
+        logger.error("--stop-after must be one of %s", ", ".join(STOPPABLE))
+        raise typer.Exit(2)
+    settings = get_settings()
+    storage = _open(storage_uri)
+    options = RunOptions(
+        collect=CollectOptions(
+            import_folders=list(import_folder or []),
+            inat_species=[s.strip() for s in species.split(",") if s.strip()] if species else None,
+            max_per_species=max_per_species,
+            with_feedback=with_feedback,
+            feedback_db=feedback_db or settings.feedback_db_path,
+        ),
+        config_path=config or settings.train_config,
+        overrides=list(override or []),
+        epochs=epochs,
+        model_name=model_name or settings.model_name,
+        force_promote=force_promote,
+        api_url=api_url or settings.api_url,
+        api_token=api_token if api_token is not None else settings.api_admin_token,
+        stop_after=stop_after,
+    )
+    try:
+        result = run_pipeline(storage, options, settings)
+    except PipelineError as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(1) from exc
+    typer.echo(result.summary())
+
+
+@app.command("monitor-drift")
+def monitor_drift_command(
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="the API's SQLite prediction log (default PIPELINE_FEEDBACK_DB_PATH, else "
+            "<storage>/feedback/feedback.sqlite3)"
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="registry name (default: the model of the newest answer)")
+    ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option(help="bundle to compare with (default: the newest answer's, or the champion)"),
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option(help="hour, day or week (default PIPELINE_DRIFT_WINDOW)")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="ignore answers before this time (ISO 8601)")
+    ] = None,
+    fail_on_drift: Annotated[
+        bool, typer.Option(help="exit with status 1 when any window drifted")
+    ] = False,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Report uncertain / not_a_mushroom shares and confidence drift per time window."""
+    from mushroom_common.feedback import DEFAULT_DB_NAME
+    from mushroom_pipeline.drift import DriftThresholds, Window
+    from mushroom_pipeline.monitor import monitor_drift
+    from mushroom_pipeline.reference import ReferenceError
+
+    _setup_logging()
+    settings = get_settings()
+    storage = _open(storage_uri)
+    db_path = db or settings.feedback_db_path or storage.local_path(DEFAULT_DB_NAME)
+    if db_path is None:
+        logger.error("storage %s is not local: give the prediction log with --db", storage.uri)
+        raise typer.Exit(2)
+    windows: dict[str, Window] = {"hour": "hour", "day": "day", "week": "week"}
+    chosen_window = windows.get(window or settings.drift_window)
+    if chosen_window is None:
+        logger.error("--window must be hour, day or week, not %r", window)
+        raise typer.Exit(2)
+    thresholds = DriftThresholds(
+        psi=settings.drift_psi_threshold,
+        ks_pvalue=settings.drift_ks_pvalue,
+        min_predictions=settings.drift_min_predictions,
+        max_uncertain_share=settings.drift_max_uncertain_share,
+        max_not_a_mushroom_share=settings.drift_max_not_a_mushroom_share,
+    )
+    try:
+        result = monitor_drift(
+            storage,
+            db_path,
+            thresholds,
+            window=chosen_window,
+            model_name=model_name or settings.model_name,
+            model_version=model_version,
+            since=since,
+            reference_photos=settings.drift_reference_photos,
+        )
+    except (ReferenceError, StorageError) as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(2) from exc
+    typer.echo(result.markdown)
+    typer.echo(f"report: {storage.uri_for(result.json_key)}")
+    if fail_on_drift and result.report.drift:
+        raise typer.Exit(1)
+
+
+@app.command("compile-kfp")
+def compile_kfp_command(
+    output: Annotated[Path, typer.Argument(help="where to write the pipeline YAML")],
+    collector_image: Annotated[
+        str | None, typer.Option(help="data-collector image (default PIPELINE_COLLECTOR_IMAGE)")
+    ] = None,
+    training_image: Annotated[
+        str | None, typer.Option(help="model-training image (default PIPELINE_TRAINING_IMAGE)")
+    ] = None,
+) -> None:
+    """Compile the Vertex AI Pipelines (KFP v2) spec of the same steps to YAML."""
+    from mushroom_pipeline.kfp_pipeline import ServiceImages, compile_pipeline
+
+    _setup_logging()
+    settings = get_settings()
+    images = ServiceImages(
+        collector=collector_image or settings.collector_image,
+        training=training_image or settings.training_image,
+    )
+    compile_pipeline(output, images)
+    typer.echo(str(output))

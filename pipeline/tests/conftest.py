@@ -1,0 +1,37 @@
+"""Fixtures of the pipeline tests: fresh settings, the tiny training config."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mushroom_collector.config import get_settings as get_collector_settings
+from mushroom_pipeline.config import get_settings
+from mushroom_training.config import get_settings as get_train_settings
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from mushroom_pipeline_testkit import TINY_CONFIG
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(("PIPELINE_", "COLLECTOR_", "TRAIN_")):
+            monkeypatch.delenv(name)
+    for getter in (get_settings, get_collector_settings, get_train_settings):
+        getter.cache_clear()
+    yield
+    for getter in (get_settings, get_collector_settings, get_train_settings):
+        getter.cache_clear()
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_CONFIG, "utf-8")
+    return path
