@@ -271,6 +271,57 @@ def describe_machine(info: MachineInfo) -> str:
     )
 
 
+# ----------------------------------------------------------------------------- the model bundle
+
+
+SAVED_MODEL_CACHE_DIR = Path.home() / ".cache" / "mushroom-benchmarks" / "saved_models"
+
+
+def locate_saved_model(
+    bundle_dir: Path,
+    name: str,
+    version: str,
+    saved_model_paths: Sequence[str],
+    storage_uri: str | None,
+    cache_dir: Path = SAVED_MODEL_CACHE_DIR,
+) -> tuple[Path | None, str]:
+    """The SavedModel of a bundle version: in the bundle folder, else in the registry.
+
+    The repository's demo bundle may leave its SavedModel out (size); the same version in
+    storage (`models/<name>/<version>/saved_model/`) has it.
+
+    Args:
+        bundle_dir: the local bundle folder.
+        name: the bundle's name.
+        version: the bundle's version.
+        saved_model_paths: the bundle's saved_model variant paths (usually ["saved_model"]).
+        storage_uri: the registry's storage (None: MUSHROOM_STORAGE_URI).
+        cache_dir: where a SavedModel from remote storage is downloaded.
+
+    Returns:
+        The folder (or None) and where it was found, or why it was not.
+    """
+    from mushroom_common.bundle import bundle_prefix
+    from mushroom_common.storage import StorageError, open_storage
+
+    for rel in [*saved_model_paths, "saved_model"]:
+        if (bundle_dir / rel / "saved_model.pb").is_file():
+            return bundle_dir / rel, "bundle folder"
+    try:
+        storage = open_storage(storage_uri)
+        prefix = f"{bundle_prefix(name, version)}/saved_model"
+        if not storage.exists(f"{prefix}/saved_model.pb"):
+            return None, f"not in the bundle folder nor at {storage.uri_for(prefix)}"
+        local = storage.local_path(prefix)
+        if local is None:
+            local = cache_dir / name / version / "saved_model"
+            if not (local / "saved_model.pb").is_file():
+                storage.download_tree(prefix, local)
+        return local, f"registry copy {storage.uri_for(prefix)}"
+    except StorageError as exc:
+        return None, f"not in the bundle folder; storage unavailable ({exc})"
+
+
 # ----------------------------------------------------------------------------- test photos
 
 
@@ -382,7 +433,27 @@ def photo_from_bytes(name: str, data: bytes) -> TestPhoto:
     return TestPhoto(name, data, width, height)
 
 
-def standard_photos(cache_dir: Path | None = PHOTO_CACHE_DIR) -> dict[str, TestPhoto]:
+@dataclass(frozen=True)
+class PhotoSpec:
+    """How to generate one test JPEG."""
+
+    width: int
+    height: int
+    target_bytes: int
+    quality: int
+    seed: int
+
+
+STANDARD_PHOTOS = {
+    "1MB-2000x1500": PhotoSpec(2000, 1500, 1_000_000, CAMERA_JPEG_QUALITY, 1),
+    "4MB-4000x3000": PhotoSpec(4000, 3000, 4_000_000, CAMERA_JPEG_QUALITY, 2),
+    "upload-1024px": PhotoSpec(1024, 768, 200_000, FRONTEND_JPEG_QUALITY, 3),
+}
+
+
+def standard_photos(
+    cache_dir: Path | None = PHOTO_CACHE_DIR, specs: dict[str, PhotoSpec] | None = None
+) -> dict[str, TestPhoto]:
     """The benchmarks' photos, generated once and cached (they are deterministic).
 
     - `1MB-2000x1500`: a ~1 MB camera-like JPEG (quality 92).
@@ -392,24 +463,21 @@ def standard_photos(cache_dir: Path | None = PHOTO_CACHE_DIR) -> dict[str, TestP
 
     Args:
         cache_dir: where generated JPEGs are kept between runs (None: always generate).
+        specs: the photos to make (default `STANDARD_PHOTOS`).
 
     Returns:
         The photos by name.
     """
-    specs = {
-        "1MB-2000x1500": (2000, 1500, 1_000_000, CAMERA_JPEG_QUALITY, 1),
-        "4MB-4000x3000": (4000, 3000, 4_000_000, CAMERA_JPEG_QUALITY, 2),
-        "upload-1024px": (1024, 768, 200_000, FRONTEND_JPEG_QUALITY, 3),
-    }
     photos = {}
-    for name, (width, height, target, quality, seed) in specs.items():
-        cached = (
-            cache_dir / f"{name}-q{quality}-s{seed}-v{PHOTO_VERSION}.jpg" if cache_dir else None
-        )
+    for name, spec in (specs or STANDARD_PHOTOS).items():
+        key = f"{name}-{spec.width}x{spec.height}-{spec.target_bytes}-q{spec.quality}-s{spec.seed}"
+        cached = cache_dir / f"{key}-v{PHOTO_VERSION}.jpg" if cache_dir else None
         if cached is not None and cached.is_file():
             data = cached.read_bytes()
         else:
-            data = synthetic_jpeg(width, height, target, quality=quality, seed=seed)
+            data = synthetic_jpeg(
+                spec.width, spec.height, spec.target_bytes, quality=spec.quality, seed=spec.seed
+            )
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 cached.write_bytes(data)

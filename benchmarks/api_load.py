@@ -43,13 +43,17 @@ from _common import (
     TestPhoto,
     describe_machine,
     format_table,
+    locate_saved_model,
     machine_info,
     parse_int_list,
     percentile,
     standard_photos,
     summarize_latencies,
+    timestamp,
     write_report,
 )
+
+from mushroom_common.bundle import read_metadata
 
 logger = logging.getLogger("benchmarks.api_load")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -97,6 +101,8 @@ class LevelResult:
     wall_s: float
     requests_per_s: float
     latency: LatencySummary | None
+    server_cpu_ms_per_request: float | None = None  # all the server's threads, user + system
+    client_cpu_ms_per_request: float | None = None  # the load generator's own CPU
 
 
 def level_result(
@@ -162,6 +168,31 @@ async def drive(
 
 
 # ----------------------------------------------------------------------------- servers
+
+
+def parse_proc_stat_cpu(text: str, ticks_per_second: int) -> float:
+    """User + system CPU seconds of a process (all its threads) from `/proc/<pid>/stat`.
+
+    Args:
+        text: the file's contents.
+        ticks_per_second: `os.sysconf("SC_CLK_TCK")`.
+
+    Returns:
+        CPU seconds used so far.
+    """
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = text.rsplit(")", 1)[1].split()
+    user_ticks, system_ticks = int(fields[11]), int(fields[12])  # fields 14 and 15 of the file
+    return (user_ticks + system_ticks) / ticks_per_second
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds used by a process so far, or None where /proc cannot tell."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return parse_proc_stat_cpu(text, os.sysconf("SC_CLK_TCK"))
 
 
 def free_port() -> int:
@@ -554,10 +585,18 @@ def run_levels(
         if warmup:
             asyncio.run(drive(url, body, content_type, 1, warmup, timeout_s))
         for concurrency in concurrencies:
+            server_cpu = process_cpu_seconds(server.process.pid)
+            client_cpu = time.process_time()
             latencies, errors, wall = asyncio.run(
                 drive(url, body, content_type, concurrency, requests, timeout_s)
             )
+            client_cpu = time.process_time() - client_cpu
+            server_after = process_cpu_seconds(server.process.pid)
             result = level_result(server.name, photo.name, concurrency, latencies, errors, wall)
+            sent = max(result.requests, 1)
+            if server_cpu is not None and server_after is not None:
+                result.server_cpu_ms_per_request = (server_after - server_cpu) * 1000 / sent
+            result.client_cpu_ms_per_request = client_cpu * 1000 / sent
             results.append(result)
             logger.info(
                 "%s %s c=%d: %.1f req/s, p50 %s ms, errors %s",
@@ -574,6 +613,13 @@ def run_levels(
 @app.command()
 def main(
     bundle_dir: Annotated[Path, typer.Option(help="bundle both servers serve")] = DEMO_BUNDLE_DIR,
+    storage_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="registry holding the bundle's SavedModel when the bundle folder has "
+            "none (default: MUSHROOM_STORAGE_URI)"
+        ),
+    ] = None,
     concurrency: Annotated[str, typer.Option(help="comma-separated concurrency levels")] = "1,8,32",
     requests: Annotated[int, typer.Option(min=1, help="requests per level against the API")] = 300,
     baseline_requests: Annotated[
@@ -585,7 +631,11 @@ def main(
     ] = 3,
     baseline: Annotated[bool, typer.Option(help="also load the course-style baseline")] = True,
     profile: Annotated[
-        bool, typer.Option(help="sample the API with py-spy under a 1 MB load afterwards")
+        bool,
+        typer.Option(
+            help="afterwards, sample the API with py-spy under load (each photo) "
+            "and time its imports"
+        ),
     ] = False,
     profile_concurrency: Annotated[
         int, typer.Option(min=1, help="concurrency while profiling")
@@ -643,25 +693,42 @@ def main(
             levels += run_levels(server, photos, levels_wanted, requests, warmup, timeout_s)
             if profile:
                 imports = import_profile()
-                one_mb = next(p for p in photos if p.name == LOAD_PHOTOS[0])
-                out = results_dir / "profiles" / f"api-pyspy-{int(time.time())}.txt"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                profiles.append(
-                    profile_api(
-                        server, one_mb, profile_concurrency, profile_requests, timeout_s, out
+                for photo in photos:
+                    out = results_dir / "profiles" / f"api-pyspy-{photo.name}-{timestamp()}.txt"
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    profiles.append(
+                        profile_api(
+                            server, photo, profile_concurrency, profile_requests, timeout_s, out
+                        )
                     )
-                )
         finally:
             if server is not None:
                 stop_server_process(server.process)
 
+        saved_model, where = (None, "")
         if baseline:
+            metadata = read_metadata(bundle_dir)
+            saved_model, where = locate_saved_model(
+                bundle_dir,
+                metadata.name,
+                metadata.version,
+                [v.path for v in metadata.variants if v.format == "saved_model"],
+                storage_uri,
+            )
+            if saved_model is None:
+                notes.append(f"baseline not measured: no SavedModel to serve ({where})")
+                logger.warning("%s", notes[-1])
+            else:
+                notes.append(f"baseline serves the SavedModel from the {where}")
+        if baseline and saved_model is not None:
             port = free_port()
             command = [
                 sys.executable,
                 str(BENCHMARKS_DIR / "baseline_server.py"),
                 "--bundle-dir",
                 str(bundle_dir),
+                "--saved-model",
+                str(saved_model),
                 "--port",
                 str(port),
             ]
@@ -709,6 +776,12 @@ def _report(
             [[name, len(v), percentile(v, 50), min(v), max(v)] for name, v in cold.items()],
         )
     )
+    if startup["model_load_s"]:
+        loads = ", ".join(f"{v:.2f}" for v in startup["model_load_s"])
+        echo(f"API model load, from its own log: {loads} s")
+    if startup["imports_ms"]:
+        echo("\nImport time of the API's modules (python -X importtime, dependencies included)")
+        echo(format_table(["package", "ms"], startup["imports_ms"]))
     by_key = {(lvl.server, lvl.photo, lvl.concurrency): lvl for lvl in levels}
     rows = []
     for lvl in levels:
@@ -729,6 +802,8 @@ def _report(
                 lat.p99_ms if lat else None,
                 sum(lvl.errors.values()),
                 ratio,
+                lvl.server_cpu_ms_per_request,
+                lvl.client_cpu_ms_per_request,
             ]
         )
     echo("\nPOST /predict")
@@ -745,6 +820,8 @@ def _report(
                 "p99 ms",
                 "errors",
                 "x baseline",
+                "server CPU ms/req",
+                "client CPU ms/req",
             ],
             rows,
         )
@@ -771,6 +848,12 @@ def _report(
         )
         if prof.note:
             echo(f"  {prof.note}")
+        echo(
+            format_table(
+                ["where the time goes", "share of samples"],
+                [[c, f"{s:.1%}"] for c, s in prof.categories],
+            )
+        )
         echo(
             format_table(
                 ["function (self time)", "share"], [[f, f"{s:.1%}"] for f, s in prof.self_share]

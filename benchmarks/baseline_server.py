@@ -53,13 +53,13 @@ def course_model(saved_model: Path, height: int, width: int) -> Any:
     return keras.Model(images, logits)
 
 
-def create_app(bundle_dir: Path) -> FastAPI:
-    """Load the model (at import time, as the course app did) and define the routes."""
+def create_app(bundle_dir: Path, saved_model: Path | None = None) -> FastAPI:
+    """Load the model (at start-up, as the course app did) and define the routes."""
     import tensorflow as tf
 
     metadata = read_metadata(bundle_dir)
     height, width = metadata.input.height, metadata.input.width
-    model = course_model(saved_model_path(bundle_dir, metadata), height, width)
+    model = course_model(saved_model or saved_model_path(bundle_dir, metadata), height, width)
     app = FastAPI(title="Course-style baseline")
 
     @app.get("/readyz")
@@ -96,12 +96,22 @@ def serve(
     bundle_dir: Annotated[Path, typer.Option(help="bundle whose SavedModel is served")] = (
         DEMO_BUNDLE_DIR
     ),
+    saved_model: Annotated[
+        Path | None,
+        typer.Option(help="the bundle's SavedModel folder when it is not inside the bundle"),
+    ] = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on")] = 8100,
 ) -> None:
     """Serve the baseline with one uvicorn worker."""
     logging.basicConfig(level=logging.WARNING)
-    uvicorn.run(create_app(bundle_dir), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(bundle_dir, saved_model),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from _common import (
     TestPhoto,
     describe_machine,
     format_table,
+    locate_saved_model,
     machine_info,
     parse_int_list,
     standard_photos,
@@ -444,18 +445,23 @@ def saved_model_worker(job: SavedModelJob) -> dict[str, Any]:
 def _tf_decode_case(tf: Any, photo: TestPhoto, size: tuple[int, int], runs: int) -> DecodeResult:
     """The course app's path: tf.io.decode_jpeg at full size, tf.image.resize, /255."""
     data = tf.constant(photo.data)
-
-    def decode() -> Any:
+    decode_s, total_s = [], []
+    for run in range(runs + 2):  # the first two are warm-up
+        started = time.perf_counter()
         image = tf.io.decode_jpeg(data, channels=3)
-        return (tf.image.resize(image, size) / 255.0).numpy()
-
-    samples = time_calls(decode, 2, runs)
+        image.numpy()
+        decoded_at = time.perf_counter()
+        (tf.image.resize(image, size) / 255.0).numpy()
+        if run >= 2:
+            decode_s.append(decoded_at - started)
+            total_s.append(time.perf_counter() - started)
     return DecodeResult(
         photo.name,
         photo.kib,
         "tf.io.decode_jpeg + tf.image.resize (course)",
         f"{photo.width}x{photo.height}",
-        summarize_latencies(samples),
+        summarize_latencies(total_s),
+        summarize_latencies(decode_s).p50_ms,
     )
 
 
@@ -466,16 +472,17 @@ def run_saved_model(job: SavedModelJob) -> dict[str, Any]:
         return pool.submit(saved_model_worker, job).result()
 
 
-def convert_to_onnx(bundle_dir: Path, metadata: BundleMetadata, target: Path) -> str:
+def convert_to_onnx(
+    bundle_dir: Path, metadata: BundleMetadata, saved_model: Path | None, target: Path
+) -> str:
     """Convert the float model to ONNX with tf2onnx; return '' on success or why it failed.
 
     Tries the SavedModel first (its batch dimension stays free), then the float32 TFLite file.
     """
     sources: list[list[str]] = []
     variants = {v.name: v for v in metadata.variants}
-    saved = next((v for v in metadata.variants if v.format == "saved_model"), None)
-    if saved is not None:
-        sources.append(["--saved-model", str(bundle_dir / saved.path)])
+    if saved_model is not None:
+        sources.append(["--saved-model", str(saved_model)])
     if "float32" in variants:
         sources.append(["--tflite", str(bundle_dir / variants["float32"].path)])
     if not sources:
@@ -517,10 +524,7 @@ class DecodeResult:
     mode: str
     decoded_at: str
     latency: LatencySummary
-
-
-def _decode_and_resize(data: bytes, target: tuple[int, int], size: tuple[int, int]) -> Pixels:
-    return resize_for_model(decode_photo(data, MAX_PIXELS, target).image, size)
+    decode_p50_ms: float | None = None  # the decode alone, without the resize
 
 
 def decode_cases(
@@ -538,15 +542,24 @@ def decode_cases(
             ("API decode, no draft (full size)", (photo.width, photo.height)),
         ):
             decoded = decode_photo(photo.data, MAX_PIXELS, target)
-            samples = time_calls(
-                partial(_decode_and_resize, photo.data, target, size),
-                2,
-                runs,
-            )
+            decode_s, total_s = [], []
+            for run in range(runs + 2):  # the first two are warm-up
+                started = time.perf_counter()
+                image = decode_photo(photo.data, MAX_PIXELS, target).image
+                decoded_at = time.perf_counter()
+                resize_for_model(image, size)
+                if run >= 2:
+                    decode_s.append(decoded_at - started)
+                    total_s.append(time.perf_counter() - started)
             width, height = decoded.image.size
             results.append(
                 DecodeResult(
-                    photo.name, photo.kib, mode, f"{width}x{height}", summarize_latencies(samples)
+                    photo.name,
+                    photo.kib,
+                    mode,
+                    f"{width}x{height}",
+                    summarize_latencies(total_s),
+                    summarize_latencies(decode_s).p50_ms,
                 )
             )
             logger.info("decode %s %s: p50 %.1f ms", photo.name, mode, results[-1].latency.p50_ms)
@@ -556,11 +569,11 @@ def decode_cases(
 # ----------------------------------------------------------------------------- the command
 
 
-def _variant_size(bundle_dir: Path, variant: ModelVariant) -> int:
-    path = bundle_dir / variant.path
+def _path_size(path: Path) -> int:
+    """Bytes of a model file, or of every file in a SavedModel folder."""
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else variant.size_bytes
+    return path.stat().st_size if path.exists() else 0
 
 
 def _eval_set(
@@ -644,15 +657,33 @@ def main(
 
     results: list[VariantResult] = []
     tf_decode: list[DecodeResult] = []
-    for variant in metadata.variants:
+    saved_model, saved_model_where = locate_saved_model(
+        bundle_dir,
+        metadata.name,
+        metadata.version,
+        [v.path for v in metadata.variants if v.format == "saved_model"],
+        storage_uri,
+    )
+    variant_list = list(metadata.variants)
+    if saved_model is not None and not any(v.format == "saved_model" for v in variant_list):
+        variant_list.append(
+            ModelVariant(name="saved_model", path="saved_model", format="saved_model", size_bytes=0)
+        )
+    for variant in variant_list:
         if wanted is not None and variant.name not in wanted:
             continue
-        result = VariantResult(
-            variant.name, "", _variant_size(bundle_dir, variant), recorded_metrics=variant.metrics
-        )
         path = bundle_dir / variant.path
         if variant.format == "saved_model":
+            if saved_model is None:
+                results.append(
+                    VariantResult(variant.name, "tensorflow", 0, skipped=saved_model_where)
+                )
+                continue
+            path = saved_model
+        result = VariantResult(variant.name, "", _path_size(path), recorded_metrics=variant.metrics)
+        if variant.format == "saved_model":
             result.runtime = "tensorflow"
+            result.skipped = "" if path.is_relative_to(bundle_dir) else f"({saved_model_where})"
             for count in thread_counts:
                 last = count == max(thread_counts)
                 job = SavedModelJob(
@@ -699,7 +730,17 @@ def main(
 
     if onnx and (wanted is None or "onnx" in wanted):
         results.append(
-            _onnx_result(bundle_dir, metadata, thread_counts, batches, pool, warmup, runs, eval_set)
+            _onnx_result(
+                bundle_dir,
+                metadata,
+                saved_model,
+                thread_counts,
+                batches,
+                pool,
+                warmup,
+                runs,
+                eval_set,
+            )
         )
 
     decoded = decode_cases(photos, size, decode_runs) + tf_decode if decode else []
@@ -709,6 +750,7 @@ def main(
 def _onnx_result(
     bundle_dir: Path,
     metadata: BundleMetadata,
+    saved_model: Path | None,
     thread_counts: list[int],
     batches: list[int],
     pool: Pixels,
@@ -719,7 +761,7 @@ def _onnx_result(
     num_labels = len(metadata.labels)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         target = Path(tmp) / "model.onnx"
-        reason = convert_to_onnx(bundle_dir, metadata, target)
+        reason = convert_to_onnx(bundle_dir, metadata, saved_model, target)
         if reason:
             logger.warning("ONNX Runtime skipped: %s", reason)
             return VariantResult("onnx (float32)", "onnxruntime", 0, skipped=reason)
@@ -808,13 +850,23 @@ def _report(
         echo(f"\nDecode + resize to {metadata.input.width}x{metadata.input.height}")
         echo(
             format_table(
-                ["photo", "KiB", "mode", "decoded at", "p50 ms", "p95 ms", "photos/s"],
+                [
+                    "photo",
+                    "KiB",
+                    "mode",
+                    "decoded at",
+                    "decode p50 ms",
+                    "p50 ms",
+                    "p95 ms",
+                    "photos/s",
+                ],
                 [
                     [
                         d.photo,
                         d.kib,
                         d.mode,
                         d.decoded_at,
+                        d.decode_p50_ms,
                         d.latency.p50_ms,
                         d.latency.p95_ms,
                         1000.0 / d.latency.mean_ms,

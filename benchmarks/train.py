@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from _common import (
+    REPO_ROOT,
     RESULTS_DIR,
     LatencySummary,
     describe_machine,
@@ -46,6 +47,7 @@ PHASES = ("head", "fine-tune", "extract", "head (cached)", "fine-tune (cached)")
 PRECISIONS = ("float32", "bfloat16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 NUM_CLASSES = 9
+DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 
 
 @dataclass(frozen=True)
@@ -216,15 +218,29 @@ def main(
     precisions: Annotated[
         str, typer.Option(help="comma-separated: float32, bfloat16 (skipped without CPU support)")
     ] = ",".join(PRECISIONS),
-    batch_size: Annotated[int, typer.Option(min=1, help="photos per step")] = 32,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="training config whose batch size, image size and fine-tuned blocks "
+            "are used (default: the demo model's, when present)"
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="photos per step (default: the config's)")
+    ] = None,
     steps: Annotated[int, typer.Option(min=1, help="timed steps per phase")] = 5,
     warmup_steps: Annotated[
         int, typer.Option(min=1, help="untimed steps first (the first one traces the graph)")
     ] = 2,
-    image_size: Annotated[int, typer.Option(min=32, help="input height and width")] = 224,
+    image_size: Annotated[
+        int | None, typer.Option(min=32, help="input height and width (default: the config's)")
+    ] = None,
     fine_tune_blocks: Annotated[
-        int, typer.Option(min=1, max=16, help="Lite0 blocks trained in the fine-tune phase")
-    ] = 3,
+        int | None,
+        typer.Option(
+            min=1, max=16, help="Lite0 blocks trained when fine-tuning (default: the config's)"
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(min=0, help="TF intra-op threads (0: TF default)")] = 0,
     force_bf16: Annotated[
         bool, typer.Option(help="run bfloat16 even when the CPU flags do not list bf16")
@@ -234,6 +250,14 @@ def main(
 ) -> None:
     """Time training steps per phase and precision; print images/s and the bf16 speed-up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    from mushroom_training.config import load_config
+
+    if config is None and DEMO_CONFIG.is_file():
+        config = DEMO_CONFIG
+    run_config = load_config(config)
+    batch_size = batch_size or run_config.data.batch_size
+    image_size = image_size or run_config.data.image_size
+    fine_tune_blocks = fine_tune_blocks or run_config.model.fine_tune_blocks or 3
     machine = machine_info()
     wanted_phases = [p.strip() for p in phases.split(",") if p.strip()]
     unknown = [p for p in wanted_phases if p not in PHASES]

@@ -69,6 +69,7 @@ def settings(tmp_path: Path, demo_dir: Path) -> Settings:
     return Settings(
         env="development",
         storage_uri=str(tmp_path / "storage"),
+        model_name="mushroom",
         fallback_bundle_dir=demo_dir,
         model_cache_dir=tmp_path / "cache",
         frontend_dir=None,

@@ -187,3 +187,25 @@ def test_explain_returns_a_model_sized_png(client: TestClient, photo: PhotoFacto
     assert highlighted > untouched + 10, "covering the red half lowers the death cap: coloured"
     bad = client.post("/explain", files={"file": ("p.jpg", b"not an image", "image/jpeg")})
     assert bad.status_code == 415
+
+
+def test_a_broken_new_champion_leaves_the_served_model_in_place(
+    client: TestClient,
+    settings: Settings,
+    tmp_path: Path,
+    bundle_factory: BundleFactory,
+    publish: Publish,
+) -> None:
+    storage_root = Path(str(settings.storage_uri))
+    good = tmp_path / "build" / "v2"
+    publish(storage_root, good, bundle_factory(good, version="v2"))
+    auth = {"Authorization": "Bearer test-admin-token"}
+    assert client.post("/admin/reload", headers=auth).json()["version"] == "v2"
+
+    bad = tmp_path / "build" / "v3"
+    publish(storage_root, bad, bundle_factory(bad, version="v3"))
+    (storage_root / "models/mushroom/v3/model_int8.tflite").write_bytes(b"not a model")
+    failed = client.post("/admin/reload", headers=auth)
+    assert failed.status_code == 503
+    assert "old one stays" in failed.json()["detail"]
+    assert client.get("/model").json()["version"] == "v2"

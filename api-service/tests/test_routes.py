@@ -15,10 +15,11 @@ from mushroom_api_testkit import GREEN, PhotoFactory
 from pydantic import ValidationError
 
 from mushroom_api.config import Settings
-from mushroom_api.deps import get_classifier
+from mushroom_api.deps import get_classifier, get_storage
 from mushroom_api.main import create_app
-from mushroom_api.services.classifier import Classifier, ModelOutput
+from mushroom_api.services.classifier import Classifier, ModelOutput, ModelOutputError
 from mushroom_common.bundle import BundleMetadata, InputSpec, ModelVariant
+from mushroom_common.storage import LocalStorage, StorageUnavailableError
 
 CONTRACT_KEYS = {
     "request_id",
@@ -240,6 +241,9 @@ def test_metrics_count_requests_and_verdicts(
     assert 'mushroom_api_requests_total{method="POST",route="/predict",status="200"}' in text
     assert "mushroom_api_request_seconds_bucket" in text
     assert "mushroom_api_top_probability_bucket" in text
+    client.post("/predict", files={"file": ("big.jpg", bytes(16 * 1024 * 1024), "image/jpeg")})
+    text = client.get("/metrics").text
+    assert 'mushroom_api_requests_total{method="POST",route="/predict",status="413"}' in text
 
 
 def test_admin_reload_needs_the_token(fake_client: tuple[TestClient, FastAPI]) -> None:
@@ -317,3 +321,48 @@ def test_explain_with_fake_model_returns_png(
     )
     assert not_in_model.status_code == 404
     assert "cannot recognise" in not_in_model.json()["detail"]
+
+
+class BrokenClassifier(FakeClassifier):
+    """A model whose outputs are not finite."""
+
+    async def predict(self, pixels: npt.NDArray[np.uint8]) -> ModelOutput:
+        raise ModelOutputError("non-finite outputs")
+
+
+def test_model_failure_is_503_not_500(
+    fake_client: tuple[TestClient, FastAPI], photo: PhotoFactory
+) -> None:
+    client, app = fake_client
+    broken = BrokenClassifier(["suillus_luteus"], [1.0], None)
+    app.dependency_overrides[get_classifier] = lambda: broken
+    response = client.post("/predict", files={"file": ("p.jpg", photo(), "image/jpeg")})
+    assert response.status_code == 503
+    assert "try again" in response.json()["detail"]
+
+
+def test_storage_failure_is_503_not_500(
+    fake_client: tuple[TestClient, FastAPI], photo: PhotoFactory
+) -> None:
+    client, app = fake_client
+    use(app, ["suillus_luteus"], [1.0])
+    data = photo()
+    request_id = predict(client, data)["request_id"]
+    feedback = client.post(
+        "/feedback", json={"request_id": request_id, "correct": True, "share_photo": True}
+    ).json()
+
+    class DownStorage(LocalStorage):
+        def write_bytes_if_absent(
+            self, key: str, data: bytes, content_type: str | None = None
+        ) -> bool:
+            raise StorageUnavailableError("bucket unreachable")
+
+    app.dependency_overrides[get_storage] = lambda: DownStorage(Path("/nonexistent"))
+    response = client.post(
+        f"/feedback/{feedback['id']}/photo", files={"file": ("p.jpg", data, "image/jpeg")}
+    )
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "Storage is unavailable right now; please try again later."
+    }

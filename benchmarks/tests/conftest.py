@@ -1,4 +1,4 @@
-"""The benchmark scripts are run as files (`python benchmarks/x.py`), so their folder is on the path."""
+"""The benchmark scripts run as files (`python benchmarks/x.py`): their folder is on the path."""
 
 from __future__ import annotations
 

@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _common import (
+    PhotoSpec,
+    encode_jpeg,
     format_cell,
     format_table,
+    locate_saved_model,
     parse_int_list,
     parse_lscpu,
     percentile,
@@ -72,8 +75,16 @@ def test_format_table_refuses_ragged_rows() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(None, "-"), (True, "yes"), (1234.5, "1234"), (12.345, "12.3"), (0.1234, "0.12"),
-     (float("nan"), "-"), (7, "7"), ("x", "x")],
+    [
+        (None, "-"),
+        (True, "yes"),
+        (1234.5, "1234"),
+        (12.345, "12.3"),
+        (0.1234, "0.12"),
+        (float("nan"), "-"),
+        (7, "7"),
+        ("x", "x"),
+    ],
 )
 def test_format_cell(value: object, text: str) -> None:
     assert format_cell(value) == text
@@ -101,8 +112,11 @@ def test_write_report_writes_json_and_never_overwrites(tmp_path: Path) -> None:
     assert first.name == "inference-20261126T073005Z.json"
     assert second.name == "inference-20261126T073005Z-1.json"
     document = json.loads(first.read_text())
-    assert document == {"benchmark": "inference", "rows": [{"name": "a", "value": 1.5}],
-                        "path": "/x"}
+    assert document == {
+        "benchmark": "inference",
+        "rows": [{"name": "a", "value": 1.5}],
+        "path": "/x",
+    }
 
 
 def test_timestamp_is_utc() -> None:
@@ -125,19 +139,38 @@ def test_synthetic_jpeg_hits_the_size_and_is_deterministic() -> None:
         assert image.size == (320, 240)
 
 
-def test_standard_photos_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import _common
+def test_standard_photos_are_generated_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    specs = {"small": PhotoSpec(160, 120, 8_000, 90, 1), "tiny": PhotoSpec(64, 48, 2_000, 85, 2)}
+    first = standard_photos(tmp_path, specs)
+    cached = sorted(p.name for p in tmp_path.iterdir())
+    assert len(cached) == 2
+    replacement = encode_jpeg(Image.new("RGB", (10, 10), (200, 0, 0)), 90)
+    (tmp_path / next(n for n in cached if n.startswith("small"))).write_bytes(replacement)
+    second = standard_photos(tmp_path, specs)
+    assert second["small"].data == replacement
+    assert second["tiny"].data == first["tiny"].data
+    assert (first["small"].width, first["small"].height) == (160, 120)
+    assert abs(first["small"].kib * 1024 - 8_000) <= 800
 
-    calls: list[tuple[int, int]] = []
 
-    def small(width: int, height: int, target: int, quality: int, seed: int) -> bytes:
-        calls.append((width, height))
-        return _common.encode_jpeg(Image.new("RGB", (width // 100, height // 100)), quality)
+def test_locate_saved_model_prefers_the_bundle_then_the_registry(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    storage_root = tmp_path / "storage"
+    bundle.mkdir()
+    storage_root.mkdir()
+    found, where = locate_saved_model(bundle, "m", "v1", ["saved_model"], str(storage_root))
+    assert found is None
+    assert "not in the bundle folder" in where
 
-    monkeypatch.setattr(_common, "synthetic_jpeg", small)
-    first = standard_photos(tmp_path)
-    second = standard_photos(tmp_path)
-    assert len(calls) == 3
-    assert set(first) == {"1MB-2000x1500", "4MB-4000x3000", "upload-1024px"}
-    assert {k: v.data for k, v in first.items()} == {k: v.data for k, v in second.items()}
-    assert first["4MB-4000x3000"].width == 40
+    registry_copy = storage_root / "models" / "m" / "v1" / "saved_model"
+    registry_copy.mkdir(parents=True)
+    (registry_copy / "saved_model.pb").write_bytes(b"pb")
+    found, where = locate_saved_model(bundle, "m", "v1", ["saved_model"], str(storage_root))
+    assert found == registry_copy
+    assert where.startswith("registry copy")
+
+    (bundle / "saved_model").mkdir()
+    (bundle / "saved_model" / "saved_model.pb").write_bytes(b"pb")
+    found, where = locate_saved_model(bundle, "m", "v1", ["saved_model"], str(storage_root))
+    assert found == bundle / "saved_model"
+    assert where == "bundle folder"

@@ -135,7 +135,10 @@ def _literal_reads(package: str, module_name: str, tree: ast.AST) -> list[EnvVar
             func = ast.unparse(node.func)
             if func in {"os.environ.get", "os.getenv", "environ.get", "getenv"}:
                 name = node.args[0].value if isinstance(node.args[0].value, str) else None
-        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in {"os.environ", "environ"}:
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in {
+            "os.environ",
+            "environ",
+        }:
             if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
                 name = node.slice.value
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):

@@ -22,6 +22,7 @@ SCRIPTS = DEPLOYMENT / "scripts"
 # schemas kubernetes-validate bundles.
 K8S_VERSIONS = ("1.33.0", "1.37.0")
 
+
 def tool(name: str) -> str:
     """Path of a command-line tool: the venv's own first, then PATH; skip the test if absent."""
     beside_python = Path(sys.executable).parent / name

@@ -29,7 +29,11 @@ Docs = list[dict[str, Any]]
 SCHEMAS = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
     ("networking.gke.io/v1", "ManagedCertificate"): "managedcertificate.networking.gke.io.v1.json",
-    ("networking.gke.io/v1beta1", "FrontendConfig"): "frontendconfig.networking.gke.io.v1beta1.json",
+    (
+        "networking.gke.io/v1beta1",
+        "FrontendConfig",
+    ): "frontendconfig.networking.gke.io.v1beta1.json",
+    ("cloud.google.com/v1", "BackendConfig"): "backendconfig.cloud.google.com.v1.json",
 }
 APP_KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/prod"]
 JOB_KUSTOMIZATIONS = ["jobs", "overlays/dev/jobs", "overlays/prod/jobs"]
@@ -37,7 +41,9 @@ JOB_KUSTOMIZATIONS = ["jobs", "overlays/dev/jobs", "overlays/prod/jobs"]
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Docs]:
-    return {name: render_kustomization(K8S / name) for name in APP_KUSTOMIZATIONS + JOB_KUSTOMIZATIONS}
+    return {
+        name: render_kustomization(K8S / name) for name in APP_KUSTOMIZATIONS + JOB_KUSTOMIZATIONS
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +84,9 @@ def test_site_kustomizations_render_valid_resources(sites: dict[str, Docs]) -> N
 
 
 def _api_container(docs: Docs) -> dict[str, Any]:
-    container: dict[str, Any] = one(docs, "Deployment", "mushroom-api")["spec"]["template"][
-        "spec"
-    ]["containers"][0]
+    container: dict[str, Any] = one(docs, "Deployment", "mushroom-api")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     return container
 
 
@@ -106,9 +112,11 @@ def test_api_writes_only_to_empty_dirs(rendered: dict[str, Docs], name: str) -> 
     docs = rendered[name]
     pod = one(docs, "Deployment", "mushroom-api")["spec"]["template"]["spec"]
     empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
-    mounts = [m["mountPath"] for m in _api_container(docs)["volumeMounts"] if m["name"] in empty_dirs]
+    mounts = [
+        m["mountPath"] for m in _api_container(docs)["volumeMounts"] if m["name"] in empty_dirs
+    ]
     config = one(docs, "ConfigMap", "mushroom-api-config")["data"]
-    for key in ("API_MODEL_CACHE_DIR",):
+    for key in ("API_MODEL_CACHE_DIR", "API_FEEDBACK_DB_PATH"):
         assert any(config[key].startswith(mount + "/") for mount in mounts), key
 
 
@@ -122,7 +130,10 @@ def test_references_resolve(rendered: dict[str, Docs], name: str) -> None:
     assert selector.items() <= pod_labels.items()
     service = one(docs, "Service", "mushroom-api")
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert (
+        one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items()
+        <= pod_labels.items()
+    )
     target = one(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) in names
     ingress = one(docs, "Ingress")
@@ -134,6 +145,13 @@ def test_references_resolve(rendered: dict[str, Docs], name: str) -> None:
     assert cert["spec"]["domains"] == [ingress["spec"]["rules"][0]["host"]]
     frontend = ingress["metadata"]["annotations"]["networking.gke.io/v1beta1.FrontendConfig"]
     assert ("FrontendConfig", frontend) in names
+    backend_config = json.loads(
+        service["metadata"]["annotations"]["cloud.google.com/backend-config"]
+    )
+    health = one(docs, "BackendConfig", backend_config["default"])["spec"]["healthCheck"]
+    readiness = _api_container(docs)["readinessProbe"]["httpGet"]
+    assert health["requestPath"] == readiness["path"]
+    assert health["port"] == _api_container(docs)["ports"][0]["containerPort"]
     for pod in _pod_specs(docs):
         assert ("ServiceAccount", pod["serviceAccountName"]) in names
         for container in pod["containers"] + pod.get("initContainers", []):
@@ -237,9 +255,11 @@ def _run_train_script(
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
         f"with open({str(calls)!r}, 'a') as log:\n"
-        "    log.write(json.dumps({'argv': sys.argv[1:], 'tf_config': os.environ.get('TF_CONFIG')}))\n"
+        "    call = {'argv': sys.argv[1:], 'tf_config': os.environ.get('TF_CONFIG')}\n"
+        "    log.write(json.dumps(call))\n"
         "    log.write('\\n')\n"
-        "print({'train': '/runs/run-1', 'export': 'mushroom/v1'}.get(sys.argv[1], 'ok'))\n",
+        "outputs = {'train': 'run r1 /runs/run-1', 'export': 'bundle mushroom v1 gs://b/m/v1'}\n"
+        "print(outputs.get(sys.argv[1], 'ok'))\n",
         encoding="utf-8",
     )
     fake.chmod(0o755)
@@ -288,8 +308,10 @@ def test_train_script_chief_exports_evaluates_and_promotes_without_force(
         tmp_path, train_script, {"WORKERS": "3", "JOB_COMPLETION_INDEX": "0"}
     )
     assert [c[0] for c in calls] == ["train", "export", "evaluate", "promote"]
-    assert calls[1][1] == "/runs/run-1"
-    assert calls[3] == ["promote", "mushroom/v1"]
+    assert calls[1] == ["export", "/runs/run-1"]
+    assert calls[2] == ["evaluate", "mushroom", "v1", "--split", "test"]
+    assert calls[3][:3] == ["promote", "mushroom", "v1"]
+    assert "--force" not in calls[3]
 
 
 def test_train_script_on_one_pod_uses_the_default_strategy(

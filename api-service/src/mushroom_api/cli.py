@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from mushroom_api.main import create_app
 
+logger = logging.getLogger("mushroom_api")
 app = typer.Typer(add_completion=False, help="Serve the Mushroom ID API.")
 
 
@@ -23,7 +25,12 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level, access_log=False)
+    try:
+        api = create_app()
+    except ValidationError as exc:
+        logger.error("invalid settings: %s", exc)
+        raise typer.Exit(code=2) from exc
+    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MUSHROOM_STORAGE_URI", "API_STORAGE_URI"),
         description="storage root (shared MUSHROOM_STORAGE_URI); None means ./mushroom-data",
     )
-    model_name: str = Field("mushroom", description="registry name whose champion is served")
+    model_name: str = Field(
+        "mushroom-classifier",
+        description="registry name whose champion is served (model-training's export.name)",
+    )
     fallback_bundle_dir: Path = Field(
         default_factory=default_fallback_bundle_dir,
         description="bundle served when the registry has no champion (the demo model)",

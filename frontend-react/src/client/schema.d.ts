@@ -331,7 +331,7 @@ export interface components {
             message: string;
             /**
              * Disclaimer
-             * @default No app can tell whether a mushroom is safe to eat. Never eat a wild mushroom because an app named it: have it checked in person by an expert.
+             * @description always present: no app can tell if a mushroom is safe
              */
             disclaimer: string;
             /**
@@ -615,7 +615,7 @@ export interface operations {
                     "image/png": unknown;
                 };
             };
-            /** @description Unknown species */
+            /** @description Unknown species, or one the model cannot tell */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -20,6 +20,17 @@ describe('IdentificationResult', () => {
     expect(items[0]?.querySelector<HTMLElement>('.bar__fill')?.style.width).toBe('91%');
   });
 
+  it('never claims 0% or 100%', () => {
+    const result = identification('dangerous');
+    const [first, second] = result.predictions;
+    if (!first || !second) throw new Error('fixture has predictions');
+    const predictions = [{ ...first, probability: 0.9996 }, { ...second, probability: 0.0004 }];
+    render(<IdentificationResult result={{ ...result, predictions }} photo={null} isOnline />);
+    const items = within(screen.getByTestId('prediction-list')).getAllByRole('listitem');
+    expect(items[0]).toHaveTextContent('Over 99% likely');
+    expect(items[1]).toHaveTextContent('Under 1% likely');
+  });
+
   it('shows look-alikes dangerous first, each with the feature that tells it apart', () => {
     render(<IdentificationResult result={identification('dangerous')} photo={null} isOnline />);
     const items = within(screen.getByTestId('lookalike-list')).getAllByRole('listitem');

@@ -27,7 +27,9 @@ TFLITE_UINT8 = "tflite_uint8"
 TFLITE_FLOAT = "tflite_float"
 
 
-def write_saved_model(uint8_model: keras.Model, float_model: keras.Model, size: int, target: Path) -> None:
+def write_saved_model(
+    uint8_model: keras.Model, float_model: keras.Model, size: int, target: Path
+) -> None:
     """Write the SavedModel with the serving and conversion signatures.
 
     Args:

@@ -11,9 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backbone = Literal[
-    "efficientnet_lite0", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_v2_b0", "tiny_cnn"
+    "efficientnet_lite0",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_v2_b0",
+    "tiny_cnn",
 ]
 VariantName = Literal["float32", "float16", "int8", "student_int8", "student_float32"]
+DEFAULT_VARIANTS: tuple[VariantName, ...] = ("float32", "float16", "int8", "student_int8")
 
 
 class DataConfig(BaseModel):
@@ -31,6 +36,10 @@ class DataConfig(BaseModel):
     rotation_degrees: float = Field(10.0, ge=0, le=45)
     colour_jitter: float = Field(0.2, ge=0, le=1, description="brightness/contrast/saturation")
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
+    balance_views: bool = Field(
+        False, description="more augmented views of rare species' photos (balanced sampling)"
+    )
+    max_views: int = Field(12, ge=1, description="cap on views per photo when balancing")
     max_photos_per_split: int | None = Field(None, ge=1, description="cap, for quick trials")
 
 
@@ -40,7 +49,8 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: Backbone = Field(
-        "efficientnet_lite0", description="tiny_cnn: two random conv layers, for tests and smoke runs"
+        "efficientnet_lite0",
+        description="tiny_cnn: two random conv layers, for tests and smoke runs",
     )
     weights: Literal["imagenet", "none"] = Field(
         "imagenet",
@@ -98,14 +108,15 @@ class ExportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("mushroom-classifier", pattern=r"^[a-z0-9][a-z0-9-]*$")
-    variants: list[VariantName] = Field(
-        default_factory=lambda: ["float32", "float16", "int8", "student_int8"]
-    )
+    variants: list[VariantName] = Field(default_factory=lambda: list(DEFAULT_VARIANTS))
     serving_variant: VariantName = "int8"
     representative_photos: int = Field(128, ge=1, description="train photos for int8 calibration")
     saved_model: bool = Field(True, description="include the SavedModel in the bundle")
     gradcam_examples: int = Field(8, ge=0)
     data_status: str = ""
+    flip_tta: bool = Field(
+        False, description="exported models average the photo's and its mirror image's logits"
+    )
 
     @model_validator(mode="after")
     def _serving_is_exported(self) -> ExportSettings:
@@ -131,7 +142,9 @@ class TrainConfig(BaseModel):
         lite = self.model.backbone == "efficientnet_lite0"
         splittable = lite or self.model.backbone == "tiny_cnn"
         if not splittable and self.model.fine_tune_blocks:
-            raise ValueError("fine_tune_blocks applies to efficientnet_lite0 and tiny_cnn; set it to 0")
+            raise ValueError(
+                "fine_tune_blocks applies to efficientnet_lite0 and tiny_cnn; set it to 0"
+            )
         if self.model.detector != "none" and not (lite and self.model.weights == "imagenet"):
             raise ValueError("the mushroom detector needs efficientnet_lite0 with imagenet weights")
         students = {"student_int8", "student_float32"} & set(self.export.variants)
@@ -193,7 +206,9 @@ class Settings(BaseSettings):
     storage_uri: str | None = Field(
         None, description="overrides MUSHROOM_STORAGE_URI for training (None: use it)"
     )
-    runs_dir: Path = Field(Path("runs"), description="local folder of training runs")
+    runs_dir: Path = Field(
+        Path("mushroom-data/runs"), description="local folder of training runs (weights, bundles)"
+    )
     weights_cache_dir: Path = Field(
         Path.home() / ".cache" / "mushroom-id", description="converted backbone weights"
     )

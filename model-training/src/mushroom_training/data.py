@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+
 from mushroom_common.dataset import ManifestRow, list_dataset_versions, read_manifest
 from mushroom_common.storage import ObjectNotFoundError, Storage
-
 from mushroom_training.config import DataConfig
 from mushroom_training.preprocess import photo_to_input
 
@@ -52,13 +52,33 @@ class LoadedDataset:
         }
 
 
+def views_per_photo(
+    labels: np.ndarray, augment_views: int, balance: bool, max_views: int
+) -> np.ndarray:
+    """How many views (the photo plus augmented copies) each train photo gets.
+
+    Balanced: photos of rare species get more augmented copies, up to `max_views`, so every
+    species contributes about as many views as the most common one.
+    """
+    base = 1 + augment_views
+    views = np.full(len(labels), base, np.int64)
+    if balance and len(labels):
+        counts = np.bincount(labels)
+        target = counts.max() * base
+        per_class = np.clip(np.round(target / np.maximum(counts, 1)), base, max(base, max_views))
+        views = per_class[labels].astype(np.int64)
+    return views
+
+
 def resolve_version(storage: Storage, version_id: str | None) -> str:
     """The given version, or the newest complete one in storage."""
     if version_id:
         return version_id
     versions = list_dataset_versions(storage)
     if not versions:
-        raise ObjectNotFoundError(f"no complete dataset version under {storage.uri_for('datasets')}")
+        raise ObjectNotFoundError(
+            f"no complete dataset version under {storage.uri_for('datasets')}"
+        )
     return versions[-1]
 
 
@@ -195,12 +215,22 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
 
 
 def view_dataset(
-    images: np.ndarray, config: DataConfig, seed: int, view: int, batch_size: int
+    images: np.ndarray,
+    config: DataConfig,
+    seed: int,
+    view: int,
+    batch_size: int,
+    photo_ids: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batched uint8 photos: view 0 is the photos as they are, views >= 1 augmented (train only)."""
+    """Batched uint8 photos: view 0 is the photos as they are, views >= 1 augmented (train only).
+
+    Each photo's augmentation is seeded by (seed, view, its id): `photo_ids` (default: positions)
+    keep it the same when only a subset of the photos is passed.
+    """
     dataset = tf.data.Dataset.from_tensor_slices(images)
     if view > 0:
-        indices = tf.data.Dataset.range(len(images))
+        ids = np.arange(len(images)) if photo_ids is None else photo_ids
+        indices = tf.data.Dataset.from_tensor_slices(ids.astype(np.int64))
         dataset = tf.data.Dataset.zip((dataset, indices)).map(
             lambda image, i: augment(
                 image, tf.stack([tf.constant(seed, tf.int64) * 1000 + view, i]), config

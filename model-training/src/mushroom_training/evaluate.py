@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.dataset import read_manifest
 from mushroom_common.storage import Storage
-
 from mushroom_training.config import DataConfig
 from mushroom_training.data import SplitData, load_dataset
 from mushroom_training.litert import TFLiteClassifier
@@ -45,7 +45,9 @@ def metrics_for(
     return classification_metrics(expanded, labels, union, temperature)
 
 
-def run_variant(bundle_dir: Path, path: str, images: np.ndarray, threads: int = 2) -> VariantOutputs:
+def run_variant(
+    bundle_dir: Path, path: str, images: np.ndarray, threads: int = 2
+) -> VariantOutputs:
     """Run one TFLite variant on uint8 photos, one at a time."""
     logits, scores = TFLiteClassifier(bundle_dir / path, threads).run_all(images)
     return VariantOutputs(logits, scores)
@@ -84,7 +86,9 @@ def evaluate_bundle(
     return results
 
 
-def load_split(storage: Storage, metadata: BundleMetadata, dataset_version: str, split: str) -> SplitData:
+def load_split(
+    storage: Storage, metadata: BundleMetadata, dataset_version: str, split: str
+) -> SplitData:
     """One split of a dataset version at the bundle's input size, every species kept."""
     config = DataConfig(dataset_version=dataset_version, image_size=metadata.input.height)
     # Every species of the version, so photos of species the model does not know stay in.

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 import numpy as np
+
 from mushroom_common.bundle import (
     BundleMetadata,
     InputSpec,
@@ -24,15 +25,14 @@ from mushroom_common.bundle import (
 )
 from mushroom_common.catalog import load_catalog
 from mushroom_common.storage import Storage, open_storage
-
 from mushroom_training import compress
-from mushroom_training.config import Settings, get_settings
-from mushroom_training.data import LoadedDataset, load_dataset
 from mushroom_training.compress import write_saved_model
+from mushroom_training.config import Settings, TrainConfig, apply_overrides, get_settings
+from mushroom_training.data import LoadedDataset, load_dataset
 from mushroom_training.evaluate import VariantOutputs, metrics_for, run_variant
 from mushroom_training.gradcam import grad_cam
 from mushroom_training.litert import latency_ms
-from mushroom_training.metrics import confusion_matrix, per_class
+from mushroom_training.metrics import confusion_matrix, fit_temperature, per_class
 from mushroom_training.model import LOGITS, Network, assemble, load_network
 from mushroom_training.negatives import describe_sources, negative_set
 from mushroom_training.report import (
@@ -47,7 +47,6 @@ from mushroom_training.train import (
     HISTORY_FILE,
     STUDENT_WEIGHTS_FILE,
     WEIGHTS_FILE,
-    RunInfo,
     assemble_student,
     build_student,
     read_run,
@@ -55,7 +54,9 @@ from mushroom_training.train import (
 
 logger = logging.getLogger(__name__)
 
-DETECTOR_METHOD = "imagenet_fungus_head: summed EfficientNet-Lite0 ImageNet probabilities of the fungus classes"
+DETECTOR_METHOD = (
+    "imagenet_fungus_head: summed EfficientNet-Lite0 ImageNet probabilities of the fungus classes"
+)
 
 
 @dataclass
@@ -99,7 +100,12 @@ def _keras_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
 
 
 def _gradcam_items(
-    network: Network, images: np.ndarray, labels: list[str], true: list[str], predicted: np.ndarray, count: int
+    network: Network,
+    images: np.ndarray,
+    labels: list[str],
+    true: list[str],
+    predicted: np.ndarray,
+    count: int,
 ) -> list[dict[str, Any]]:
     wrong = [i for i, p in enumerate(predicted) if labels[p] != true[i]]
     right = [i for i, p in enumerate(predicted) if labels[p] == true[i]]
@@ -127,6 +133,7 @@ def export(
     settings: Settings | None = None,
     version: str | None = None,
     command: str = "",
+    overrides: list[str] | None = None,
 ) -> ExportResult:
     """Build a run's bundle, evaluate every variant, write the report and upload it to storage.
 
@@ -136,6 +143,7 @@ def export(
         settings: service settings.
         version: bundle version (default: time and run id).
         command: the command line, recorded in the metadata.
+        overrides: `export.key=value` changes to the run's export settings.
 
     Returns:
         The bundle's name, version, local folder, storage URI and metadata.
@@ -143,11 +151,18 @@ def export(
     settings = settings or get_settings()
     storage = storage or open_storage(settings.storage_uri)
     info, config = read_run(run_dir)
+    if overrides:
+        if any(not item.startswith("export.") for item in overrides):
+            raise ValueError("export overrides may only change the export section")
+        document = apply_overrides(config.model_dump(mode="json"), overrides)
+        config = TrainConfig.model_validate(document)
     keras.utils.set_random_seed(config.training.seed)
     name = config.export.name
     version = version or new_version(info.run_id)
     size = info.image_size
-    network = load_network(config, len(info.labels), run_dir / WEIGHTS_FILE, settings.weights_cache_dir)
+    network = load_network(
+        config, len(info.labels), run_dir / WEIGHTS_FILE, settings.weights_cache_dir
+    )
     data_config = config.data.model_copy(update={"dataset_version": info.dataset_version})
     dataset: LoadedDataset = load_dataset(storage, data_config, info.labels)
     test, val = dataset.splits["test"], dataset.splits["val"]
@@ -156,35 +171,46 @@ def export(
     shutil.rmtree(bundle_dir, ignore_errors=True)
     bundle_dir.mkdir(parents=True)
 
-    keras_model = assemble(network, "uint8")
+    flip_tta = config.export.flip_tta
+    keras_model = assemble(network, "uint8", flip_tta=flip_tta)
+    # The temperature of the exported graph (with its test-time augmentation, if any) on val.
+    temperature = fit_temperature(_keras_logits(keras_model, val.images), val.labels)
     keras_test = _keras_logits(keras_model, test.images)
-    keras_metrics = metrics_for(keras_test, info.labels, test.species, info.temperature)
+    keras_metrics = metrics_for(keras_test, info.labels, test.species, temperature)
     rng = np.random.default_rng(config.training.seed)
     train_images = dataset.splits["train"].images
     count = min(config.export.representative_photos, len(train_images))
     representative = train_images[np.sort(rng.choice(len(train_images), count, replace=False))]
 
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
-        teacher_dir = bundle_dir / "saved_model" if config.export.saved_model else Path(tmp) / "teacher"
-        write_saved_model(keras_model, assemble(network, "float32"), size, teacher_dir)
+        teacher_dir = (
+            bundle_dir / "saved_model" if config.export.saved_model else Path(tmp) / "teacher"
+        )
+        float_model = assemble(network, "float32", flip_tta=flip_tta)
+        write_saved_model(keras_model, float_model, size, teacher_dir)
         student_dir = Path(tmp) / "student"
         if any(v.startswith("student") for v in config.export.variants):
             trunk, head = build_student(config, len(info.labels), settings.weights_cache_dir)
             student_model = assemble_student(trunk, head, size)
             student_model.load_weights(run_dir / STUDENT_WEIGHTS_FILE)
-            write_saved_model(student_model, assemble_student(trunk, head, size, "float32"), size, student_dir)
+            write_saved_model(
+                student_model, assemble_student(trunk, head, size, "float32"), size, student_dir
+            )
         variants: list[ModelVariant] = []
         outputs: dict[str, VariantOutputs] = {}
         for variant in config.export.variants:
             student = variant.startswith("student")
             path = tflite_file(variant)
             flatbuffer = compress.convert(
-                student_dir if student else teacher_dir, variant.removeprefix("student_"), size, representative
+                student_dir if student else teacher_dir,
+                variant.removeprefix("student_"),
+                size,
+                representative,
             )
             (bundle_dir / path).write_bytes(flatbuffer)
-            temperature = (info.student_temperature or 1.0) if student else info.temperature
+            variant_t = (info.student_temperature or 1.0) if student else temperature
             result = run_variant(bundle_dir, path, test.images)
-            metrics = metrics_for(result.logits, info.labels, test.species, temperature)
+            metrics = metrics_for(result.logits, info.labels, test.species, variant_t)
             metrics["latency_ms_1_thread"] = latency_ms(bundle_dir / path, 1, test.images[0])
             metrics["latency_ms_2_threads"] = latency_ms(bundle_dir / path, 2, test.images[0])
             outputs[variant] = result
@@ -197,9 +223,13 @@ def export(
                     metrics=metrics,
                 )
             )
-            logger.info("%s: top-1 %.4f, poison cost %.3f", variant, metrics["top1"], metrics["poison_cost"])
+            logger.info(
+                "%s: top-1 %.4f, poison cost %.3f", variant, metrics["top1"], metrics["poison_cost"]
+            )
     if config.export.saved_model:
-        saved_size = sum(p.stat().st_size for p in (bundle_dir / "saved_model").rglob("*") if p.is_file())
+        saved_size = sum(
+            p.stat().st_size for p in (bundle_dir / "saved_model").rglob("*") if p.is_file()
+        )
         variants.append(
             ModelVariant(
                 name="saved_model",
@@ -221,25 +251,36 @@ def export(
             float_val = _keras_logits(keras_model, val.images).argmax(1)
         agreement = float(np.mean(int8_val == float_val))
 
-    detector_spec, detector_report = _detector(bundle_dir, by_name, serving, outputs, val.images, size)
+    detector_spec, detector_report = _detector(
+        bundle_dir, by_name, serving, outputs, val.images, size
+    )
 
     # Report: plots of the served variant.
     served = outputs[serving]
     predicted = served.logits.argmax(1)
     plots = {}
     matrix = confusion_matrix(test.labels, predicted, len(info.labels))
-    plot_confusion(matrix, info.labels, bundle_dir / "confusion_matrix.png", f"{serving}, test split")
+    plot_confusion(
+        matrix, info.labels, bundle_dir / "confusion_matrix.png", f"{serving}, test split"
+    )
     plots["confusion matrix"] = "confusion_matrix.png"
     history = json.loads((run_dir / HISTORY_FILE).read_text("utf-8"))
     plot_curves(history, bundle_dir / "training_curves.png")
     plots["training curves"] = "training_curves.png"
     served_temperature = (
-        (info.student_temperature or 1.0) if serving.startswith("student") else info.temperature
+        (info.student_temperature or 1.0) if serving.startswith("student") else temperature
     )
     plot_reliability(served.logits, test.labels, served_temperature, bundle_dir / "reliability.png")
     plots["reliability before and after temperature scaling"] = "reliability.png"
     if config.export.gradcam_examples:
-        items = _gradcam_items(network, test.images, info.labels, test.species, predicted, config.export.gradcam_examples)
+        items = _gradcam_items(
+            network,
+            test.images,
+            info.labels,
+            test.species,
+            predicted,
+            config.export.gradcam_examples,
+        )
         plot_gradcam(items, bundle_dir / "gradcam.png")
         plots["Grad-CAM (red titles: wrong predictions)"] = "gradcam.png"
 
@@ -256,14 +297,21 @@ def export(
         "weights_loaded": info.weights_loaded,
         "git_revision": info.git_revision,
         "command": command or info.command,
-        "temperature": info.temperature,
+        "temperature": temperature,
+        "flip_tta": flip_tta,
         "student_temperature": info.student_temperature,
         "serving_variant": serving,
         "keras_metrics": keras_metrics,
         "variants": {
-            v.name: {"size_bytes": v.size_bytes, "metrics": v.metrics, **{
-                k: v.metrics[k] for k in ("latency_ms_1_thread", "latency_ms_2_threads") if k in v.metrics
-            }}
+            v.name: {
+                "size_bytes": v.size_bytes,
+                "metrics": v.metrics,
+                **{
+                    k: v.metrics[k]
+                    for k in ("latency_ms_1_thread", "latency_ms_2_threads")
+                    if k in v.metrics
+                },
+            }
             for v in variants
         },
         "int8_float_agreement_val": agreement,
@@ -291,7 +339,7 @@ def export(
         version=version,
         labels=info.labels,
         input=InputSpec(height=size, width=size),
-        temperature=info.temperature,
+        temperature=temperature,
         serving_variant=serving,
         variants=variants,
         mushroom_detector=detector_spec,
@@ -332,14 +380,20 @@ def _detector(
     val_scores = run_variant(bundle_dir, variants[serving].path, val_images).scores
     negatives, names = negative_set(size)
     negative_scores = run_variant(bundle_dir, variants[serving].path, negatives).scores
-    assert val_scores is not None and negative_scores is not None
+    assert val_scores is not None
+    assert negative_scores is not None
     threshold = choose_threshold(val_scores, negative_scores)
     test_scores = outputs[serving].scores
+    assert test_scores is not None
     frr = float(np.mean(test_scores < threshold))
     far = float(np.mean(negative_scores >= threshold))
     accepted = [n for n, s in zip(names, negative_scores, strict=True) if s >= threshold]
     spec = MushroomDetectorSpec(
-        method=DETECTOR_METHOD, output_index=1, threshold=threshold, false_rejection_rate=frr, false_acceptance_rate=far
+        method=DETECTOR_METHOD,
+        output_index=1,
+        threshold=threshold,
+        false_rejection_rate=frr,
+        false_acceptance_rate=far,
     )
     report = {
         "method": DETECTOR_METHOD,
@@ -352,6 +406,8 @@ def _detector(
         "falsely_accepted": accepted,
         "threshold_chosen_on": "val photos and the non-mushroom images (balanced error)",
         "test_score_quantiles": {q: float(np.quantile(test_scores, q)) for q in (0.01, 0.05, 0.5)},
-        "negative_score_quantiles": {q: float(np.quantile(negative_scores, q)) for q in (0.5, 0.95, 0.99)},
+        "negative_score_quantiles": {
+            q: float(np.quantile(negative_scores, q)) for q in (0.5, 0.95, 0.99)
+        },
     }
     return spec, report

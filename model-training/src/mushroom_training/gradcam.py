@@ -31,4 +31,5 @@ def grad_cam(network: Network, image: np.ndarray, class_index: int) -> np.ndarra
     peak = float(tf.reduce_max(cam))
     cam = cam / peak if peak > 0 else cam
     resized = tf.image.resize(cam[..., tf.newaxis], image.shape[:2], method="bilinear")[..., 0]
-    return np.clip(resized.numpy(), 0.0, 1.0)
+    heat_map: np.ndarray = np.clip(resized.numpy(), 0.0, 1.0)
+    return heat_map

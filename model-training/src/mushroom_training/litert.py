@@ -28,10 +28,10 @@ class TFLiteClassifier:
 
     def _output(self, index: int) -> np.ndarray:
         detail = self.outputs[index]
-        raw = self.interpreter.get_tensor(detail["index"])
+        raw = np.asarray(self.interpreter.get_tensor(detail["index"]))
         if detail["dtype"] in (np.int8, np.uint8):
             scale, zero_point = detail["quantization"]
-            return (raw.astype(np.float32) - zero_point) * scale
+            return np.asarray((raw.astype(np.float32) - zero_point) * scale, np.float32)
         return raw.astype(np.float32)
 
     def run(self, image: np.ndarray) -> tuple[np.ndarray, float | None]:
@@ -50,7 +50,9 @@ class TFLiteClassifier:
         return logits, (np.array(scores, np.float32) if scores and scores[0] is not None else None)
 
 
-def latency_ms(path: Path, threads: int, image: np.ndarray, runs: int = 20, warmup: int = 3) -> float:
+def latency_ms(
+    path: Path, threads: int, image: np.ndarray, runs: int = 20, warmup: int = 3
+) -> float:
     """Median wall time of one batch-1 inference in milliseconds."""
     model = TFLiteClassifier(path, threads)
     for _ in range(warmup):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
+
 from mushroom_common.catalog import Catalog, load_catalog
 
 
@@ -41,13 +43,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = 15
+) -> float:
     """ECE of the top-1 confidence over equal-width bins."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
@@ -62,7 +66,7 @@ def reliability_bins(
     correct = probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
             rows.append(
@@ -85,7 +89,9 @@ class PoisonCost:
         return (100 * self.psc + self.esc) / self.n if self.n else 0.0
 
 
-def poison_cost(true_ids: list[str], predicted_ids: list[str], catalog: Catalog | None = None) -> PoisonCost:
+def poison_cost(
+    true_ids: list[str], predicted_ids: list[str], catalog: Catalog | None = None
+) -> PoisonCost:
     """Poison cost of species predictions, edibility from the catalog."""
     catalog = catalog or load_catalog()
     psc = esc = dangerous_as_edible = 0
@@ -115,7 +121,9 @@ def per_class(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
     denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    f1 = np.divide(
+        2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0
+    )
     return precision, recall, f1
 
 

@@ -52,7 +52,11 @@ def _identity_top(shape: tuple[int, ...]) -> keras.Model:
 
 def _keras_application(backbone: str, size: int, weights: str | None) -> keras.Model:
     apps = keras.applications
-    kwargs: dict[str, Any] = {"input_shape": (size, size, 3), "include_top": False, "weights": weights}
+    kwargs: dict[str, Any] = {
+        "input_shape": (size, size, 3),
+        "include_top": False,
+        "weights": weights,
+    }
     if backbone == "mobilenet_v3_small":
         return apps.MobileNetV3Small(**kwargs, minimalistic=False)
     if backbone == "mobilenet_v3_large":
@@ -63,8 +67,12 @@ def _keras_application(backbone: str, size: int, weights: str | None) -> keras.M
 def _tiny_cnn(size: int) -> tuple[keras.Model, keras.Model]:
     """Two random conv layers (trunk) and one (top): fast random features for tests."""
     inputs = keras.Input((size, size, 3), name="pixels_scaled")
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="tiny_conv1")(inputs)
-    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="tiny_conv2")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="tiny_conv1")(
+        inputs
+    )
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="tiny_conv2")(
+        x
+    )
     trunk = keras.Model(inputs, x, name="tiny_trunk")
     top_in = keras.Input(tuple(x.shape[1:]), name="trunk_features")
     y = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="tiny_conv3")(top_in)
@@ -120,8 +128,10 @@ def build_network(config: TrainConfig, num_classes: int, cache_dir: Path) -> Net
             try:
                 app = _keras_application(backbone, size, "imagenet")
                 weights_loaded = "imagenet (keras.applications)"
-            except Exception as exc:  # noqa: BLE001 - offline: any download error means no weights
-                logger.warning("no ImageNet weights for %s (%s); using random weights", backbone, exc)
+            except Exception as exc:
+                logger.warning(
+                    "no ImageNet weights for %s (%s); using random weights", backbone, exc
+                )
         trunk = app or _keras_application(backbone, size, None)
         top = _identity_top(tuple(trunk.output_shape[1:]))
         detector_top = imagenet_head = None
@@ -151,29 +161,51 @@ def mushroom_score(network: Network, trunk_features: Any, top_features: Any) -> 
         network.imagenet_head(pooled)
     )
     fungus = keras.layers.Lambda(
-        lambda p: tf.reduce_sum(tf.gather(p, list(lite.IMAGENET_FUNGUS_CLASSES), axis=-1), -1, True),
+        lambda p: tf.reduce_sum(
+            tf.gather(p, list(lite.IMAGENET_FUNGUS_CLASSES), axis=-1), -1, True
+        ),
         output_shape=(1,),
-        name=MUSHROOM_SCORE,
+        name="fungus_probability",
     )(probabilities)
     return fungus
 
 
-def assemble(network: Network, input_dtype: str = "uint8", batch_size: int | None = None) -> keras.Model:
+def assemble(
+    network: Network,
+    input_dtype: str = "uint8",
+    batch_size: int | None = None,
+    flip_tta: bool = False,
+) -> keras.Model:
     """One model: RGB pixels at the input size -> {"logits", "mushroom_score" when present}.
 
     Args:
         network: the trained parts.
         input_dtype: "uint8" for serving; "float32" (values 0..255) for int8 calibration.
         batch_size: fixed batch size (1 for TFLite), or None.
+        flip_tta: average the logits (and score) of the photo and its mirror image.
     """
     size = network.image_size
     pixels = keras.Input((size, size, 3), batch_size=batch_size, dtype=input_dtype, name="pixels")
     x = keras.layers.Identity(name="as_float")(keras.ops.cast(pixels, "float32"))
+    if flip_tta:
+        # The photo and its mirror image as one batch of 2B; halves averaged at the end.
+        x = keras.layers.Concatenate(axis=0, name="with_mirror")([x, keras.ops.flip(x, axis=2)])
     trunk_features = network.trunk(network.preprocessing(x))
     top_features = network.top(trunk_features)
-    outputs = {LOGITS: keras.layers.Identity(name=LOGITS)(network.head(top_features))}
+    logits = network.head(top_features)
+    score = None
     if network.imagenet_head is not None:
-        outputs[MUSHROOM_SCORE] = mushroom_score(network, trunk_features, top_features)
+        score = mushroom_score(network, trunk_features, top_features)
+    if flip_tta:
+        average = keras.layers.Lambda(
+            lambda t: keras.ops.mean(keras.ops.stack(keras.ops.split(t, 2, axis=0)), axis=0),
+            name="mirror_mean",
+        )
+        logits = average(logits)
+        score = average(score) if score is not None else None
+    outputs = {LOGITS: keras.layers.Identity(name=LOGITS)(logits)}
+    if score is not None:
+        outputs[MUSHROOM_SCORE] = keras.layers.Identity(name=MUSHROOM_SCORE)(score)
     return keras.Model(pixels, outputs, name="mushroom_classifier")
 
 

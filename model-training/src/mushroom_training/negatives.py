@@ -59,14 +59,16 @@ def generated_images(count: int, seed: int = 0, size: int = 256) -> list[tuple[s
             period = int(rng.integers(4, 40))
             mask = (np.arange(size) // period) % 2
             a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-            array = np.where(mask[None, :, None], a, b) * np.ones((size, 1, 1))
-            array = array.astype(np.uint8)
+            array = (np.where(mask[None, :, None], a, b) * np.ones((size, 1, 1))).astype(np.uint8)
         elif kind == "shapes":
             image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)))
             draw = ImageDraw.Draw(image)
             for _ in range(int(rng.integers(3, 12))):
                 x0, y0 = (int(v) for v in rng.integers(0, size - 20, 2))
-                x1, y1 = x0 + int(rng.integers(10, size // 2)), y0 + int(rng.integers(10, size // 2))
+                x1, y1 = (
+                    x0 + int(rng.integers(10, size // 2)),
+                    y0 + int(rng.integers(10, size // 2)),
+                )
                 colour = tuple(int(v) for v in rng.integers(0, 256, 3))
                 if rng.random() < 0.5:
                     draw.rectangle((x0, y0, x1, y1), fill=colour)

@@ -23,7 +23,6 @@ from mushroom_common.bundle import (
     write_metadata,
 )
 from mushroom_common.storage import ObjectNotFoundError, Storage
-
 from mushroom_training.evaluate import evaluate_bundle
 
 logger = logging.getLogger(__name__)
@@ -61,13 +60,17 @@ def list_versions(storage: Storage, name: str) -> list[str]:
 
 def list_model_names(storage: Storage) -> list[str]:
     """Every model name in the registry."""
-    return sorted({key.split("/")[1] for key in storage.list(f"{MODELS_PREFIX}/") if key.count("/") >= 2})
+    return sorted(
+        {key.split("/")[1] for key in storage.list(f"{MODELS_PREFIX}/") if key.count("/") >= 2}
+    )
 
 
 def champion(storage: Storage, name: str) -> ChampionPointer | None:
     """The current champion of a model name, if any."""
     try:
-        return ChampionPointer.model_validate_json(storage.read_text(f"{MODELS_PREFIX}/{name}/{CHAMPION_FILE}"))
+        return ChampionPointer.model_validate_json(
+            storage.read_text(f"{MODELS_PREFIX}/{name}/{CHAMPION_FILE}")
+        )
     except ObjectNotFoundError:
         return None
 
@@ -102,18 +105,24 @@ def _rule_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: metrics[k] for k in RULE_METRICS if k in metrics}
 
 
-def _champion_metrics_on(storage: Storage, champ: BundleMetadata, dataset_version: str) -> dict[str, float]:
+def _champion_metrics_on(
+    storage: Storage, champ: BundleMetadata, dataset_version: str
+) -> dict[str, float]:
     """The champion's served-variant metrics on the candidate's test split."""
     if champ.dataset_version == dataset_version and all(k in champ.metrics for k in RULE_METRICS):
         return _rule_metrics(champ.metrics)
     logger.info("re-evaluating champion %s on the test split of %s", champ.version, dataset_version)
     with tempfile.TemporaryDirectory(prefix="champion-") as tmp:
         download_bundle(storage, champ.name, champ.version, Path(tmp))
-        results = evaluate_bundle(Path(tmp), storage, dataset_version, "test", [champ.serving_variant])
+        results = evaluate_bundle(
+            Path(tmp), storage, dataset_version, "test", [champ.serving_variant]
+        )
     return _rule_metrics(results[champ.serving_variant])
 
 
-def promote(storage: Storage, name: str, version: str, *, force: bool = False, reason: str = "") -> PromotionEvent:
+def promote(
+    storage: Storage, name: str, version: str, *, force: bool = False, reason: str = ""
+) -> PromotionEvent:
     """Make a bundle version the champion if it is not worse than the current one.
 
     Not worse means: poison cost <= the champion's and macro-F1 >= the champion's, both on the
@@ -145,7 +154,9 @@ def promote(storage: Storage, name: str, version: str, *, force: bool = False, r
         champ = read_bundle_metadata(storage, name, current.version)
         previous_metrics = _champion_metrics_on(storage, champ, candidate.dataset_version)
         if metrics["poison_cost"] > previous_metrics["poison_cost"] + 1e-9:
-            worse.append(f"poison cost {metrics['poison_cost']:.4f} > {previous_metrics['poison_cost']:.4f}")
+            worse.append(
+                f"poison cost {metrics['poison_cost']:.4f} > {previous_metrics['poison_cost']:.4f}"
+            )
         if metrics["macro_f1"] < previous_metrics["macro_f1"] - 1e-9:
             worse.append(f"macro-F1 {metrics['macro_f1']:.4f} < {previous_metrics['macro_f1']:.4f}")
     accepted = not worse or force
@@ -173,13 +184,17 @@ def promote(storage: Storage, name: str, version: str, *, force: bool = False, r
         raise PromotionRefusedError(event)
     pointer = ChampionPointer(name=name, version=version, promoted_at=now, reason=event.reason)
     storage.write_text(
-        f"{MODELS_PREFIX}/{name}/{CHAMPION_FILE}", pointer.model_dump_json(indent=2) + "\n", "application/json"
+        f"{MODELS_PREFIX}/{name}/{CHAMPION_FILE}",
+        pointer.model_dump_json(indent=2) + "\n",
+        "application/json",
     )
     logger.info("%s/%s is the champion (%s)", name, version, verdict)
     return event
 
 
-def pack_bundle(source: Path, target: Path, variants: list[str], data_status: str | None = None) -> BundleMetadata:
+def pack_bundle(
+    source: Path, target: Path, variants: list[str], data_status: str | None = None
+) -> BundleMetadata:
     """Copy a bundle keeping only some variants (e.g. for the repository), re-hashing its files.
 
     Args:
@@ -208,7 +223,7 @@ def pack_bundle(source: Path, target: Path, variants: list[str], data_status: st
             continue
         destination = target / rel
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, destination)
+        shutil.copyfile(path, destination)
     packed = metadata.model_copy(update={"variants": kept, "files": hash_bundle_files(target)})
     if data_status is not None:
         packed.data_status = data_status

@@ -44,7 +44,12 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> None:
             for prefix, style in (("", "-"), ("val_", "--")):
                 values = history.get(f"{phase}/{prefix}{metric}")
                 if values:
-                    ax.plot(range(1, len(values) + 1), values, style, label=f"{phase} {prefix or 'train_'}{metric}")
+                    ax.plot(
+                        range(1, len(values) + 1),
+                        values,
+                        style,
+                        label=f"{phase} {prefix or 'train_'}{metric}",
+                    )
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -55,7 +60,9 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_reliability(logits: np.ndarray, labels: np.ndarray, temperature: float, path: Path) -> None:
+def plot_reliability(
+    logits: np.ndarray, labels: np.ndarray, temperature: float, path: Path
+) -> None:
     """Reliability diagram before and after temperature scaling."""
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k:", label="perfect calibration")
@@ -87,7 +94,7 @@ def plot_gradcam(items: list[dict[str, Any]], path: Path) -> None:
         ax.imshow(item["cam"], cmap="jet", alpha=0.4)
         ax.set_title(item["title"], fontsize=7, color="green" if item["correct"] else "red")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
 
 
@@ -102,16 +109,23 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Evaluation report: {report['name']} {report['version']}",
         "",
-        f"- dataset version: `{report['dataset_version']}` (test split: {report['test_photos']} photos)",
+        f"- dataset version: `{report['dataset_version']}` "
+        f"(test split: {report['test_photos']} photos)",
         f"- backbone: {report['backbone']} ({report['weights_loaded']})",
         f"- tracking run: `{report['run_id']}`; git revision `{report['git_revision']}`",
         f"- command: `{report['command']}`",
-        f"- temperature (fitted on val): {report['temperature']:.3f}",
+        f"- temperature (fitted on val): {report['temperature']:.3f}"
+        + (
+            "; mirror-image test-time augmentation inside the model"
+            if report.get("flip_tta")
+            else ""
+        ),
         f"- serving variant: **{report['serving_variant']}**",
         "",
         "## Variants (test split)",
         "",
-        "| variant | size (MB) | latency 1 thread (ms) | latency 2 threads (ms) | top-1 | top-3 | macro-F1 "
+        "| variant | size (MB) | latency 1 thread (ms) | latency 2 threads (ms) | top-1 | top-3 "
+        "| macro-F1 "
         "| poison cost | PSC | ESC | dangerous as edible | ECE raw | ECE scaled |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

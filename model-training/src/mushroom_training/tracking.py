@@ -1,4 +1,4 @@
-"""Experiment tracking: MLflow (a local store under the storage root by default) and W&B when set up."""
+"""Experiment tracking: MLflow (local store under the storage root by default) and W&B if set up."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
-from mushroom_common.storage import Storage
 
+from mushroom_common.storage import Storage
 from mushroom_training.config import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def tracking_uri(storage: Storage, settings: Settings) -> str:
-    """`TRAIN_TRACKING_URI`, else SQLite under the local storage root, else under the runs folder."""
+    """`TRAIN_TRACKING_URI`, else SQLite under the local storage root, else in the runs folder."""
     if settings.tracking_uri:
         return settings.tracking_uri
     db = storage.local_path("tracking/mlflow.db")
@@ -95,7 +95,9 @@ def _wandb_run(name: str, run_id: str) -> Any | None:
         return None
     import wandb
 
-    return wandb.init(project=os.environ.get("WANDB_PROJECT", "mushroom-id"), name=name, id=run_id, resume="allow")
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "mushroom-id"), name=name, id=run_id, resume="allow"
+    )
 
 
 @contextmanager
@@ -134,6 +136,8 @@ def search_runs(storage: Storage, settings: Settings, max_results: int = 50) -> 
         return []
     return list(
         client.search_runs(
-            [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_results
+            [experiment.experiment_id],
+            order_by=["attributes.start_time DESC"],
+            max_results=max_results,
         )
     )

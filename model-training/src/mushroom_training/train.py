@@ -1,4 +1,4 @@
-"""Training: cached trunk features, phase 1 (head), phase 2 (top blocks), temperature, distillation."""
+"""Training: cached trunk features, phase 1 (head), phase 2 (top blocks), temperature, student."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from mushroom_common.storage import Storage, open_storage
 from pydantic import BaseModel, ConfigDict, Field
 
+from mushroom_common.storage import Storage, open_storage
 from mushroom_training import efficientnet_lite as lite
 from mushroom_training.config import Settings, TrainConfig, dump_config, get_settings
-from mushroom_training.data import LoadedDataset, load_dataset, view_dataset
+from mushroom_training.data import LoadedDataset, load_dataset, view_dataset, views_per_photo
 from mushroom_training.metrics import classification_metrics, fit_temperature
 from mushroom_training.model import Network, build_network, save_network, set_top_trainable
 from mushroom_training.tracking import Tracker, start_run
@@ -95,7 +95,7 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-class _EpochLogger(keras.callbacks.Callback):
+class _EpochLogger(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
     def __init__(self, tracker: Tracker, phase: str, history: dict[str, list[float]]) -> None:
         super().__init__()
         self.tracker = tracker
@@ -134,27 +134,42 @@ def _extract(
     images: np.ndarray,
     labels: np.ndarray,
     config: TrainConfig,
-    views: int,
+    views: np.ndarray,
 ) -> _Features:
+    """Trunk outputs of view v of every photo that has more than v views."""
     teacher: list[np.ndarray] = []
     student: list[np.ndarray] = []
-    for view in range(views):
+    view_labels: list[np.ndarray] = []
+    for view in range(int(views.max(initial=0))):
         started = time.monotonic()
-        for batch in view_dataset(images, config.data, config.training.seed, view, config.data.batch_size):
+        chosen = np.flatnonzero(views > view)
+        for batch in view_dataset(
+            images[chosen], config.data, config.training.seed, view, config.data.batch_size, chosen
+        ):
             out = extractor(batch, training=False)
+            if not isinstance(out, list | tuple):  # a one-output model returns the tensor
+                out = [out]
             teacher.append(np.asarray(out[0], np.float32))
             if len(out) > 1:
                 student.append(np.asarray(out[1], np.float32))
-        logger.info("view %d: %d photos in %.1f s", view, len(images), time.monotonic() - started)
+        view_labels.append(labels[chosen])
+        logger.info("view %d: %d photos in %.1f s", view, len(chosen), time.monotonic() - started)
     return _Features(
         teacher=np.concatenate(teacher),
         student=np.concatenate(student) if student else None,
-        labels=np.tile(labels, views),
+        labels=np.concatenate(view_labels),
     )
 
 
+def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Inverse-frequency weights of the training views (mean weight 1 per view)."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
 def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
-    return np.eye(n, dtype=np.float32)[labels]
+    one_hot: np.ndarray = np.eye(n, dtype=np.float32)[labels]
+    return one_hot
 
 
 def _sample_weights(labels: np.ndarray, weights: dict[int, float] | None) -> np.ndarray | None:
@@ -218,7 +233,7 @@ def _train_teacher(
 ) -> None:
     n = len(dataset.labels)
     batch = config.data.batch_size
-    weights = dataset.class_weights() if config.data.class_weights else None
+    weights = _class_weights(features.labels, n) if config.data.class_weights else None
     train_weights = _sample_weights(features.labels, weights)
     y_train, y_val = _one_hot(features.labels, n), _one_hot(val.labels, n)
 
@@ -261,7 +276,9 @@ def _train_teacher(
     logger.info("phase 2 done in %.1f s", time.monotonic() - started)
 
 
-def build_student(config: TrainConfig, num_classes: int, cache_dir: Path) -> tuple[keras.Model, keras.Model]:
+def build_student(
+    config: TrainConfig, num_classes: int, cache_dir: Path
+) -> tuple[keras.Model, keras.Model]:
     """The distillation student: a truncated, frozen Lite0 trunk at a lower resolution and a small
     trainable head. Returns (trunk, head)."""
     student = config.student
@@ -280,15 +297,25 @@ def build_student(config: TrainConfig, num_classes: int, cache_dir: Path) -> tup
     return trunk, keras.Model(inputs, logits, name="student_head")
 
 
-def assemble_student(trunk: keras.Model, head: keras.Model, image_size: int, input_dtype: str = "uint8", batch_size: int | None = None) -> keras.Model:
+def assemble_student(
+    trunk: keras.Model,
+    head: keras.Model,
+    image_size: int,
+    input_dtype: str = "uint8",
+    batch_size: int | None = None,
+) -> keras.Model:
     """Student: RGB pixels at the bundle's input size -> {"logits"} (resized inside)."""
-    pixels = keras.Input((image_size, image_size, 3), batch_size=batch_size, dtype=input_dtype, name="pixels")
+    pixels = keras.Input(
+        (image_size, image_size, 3), batch_size=batch_size, dtype=input_dtype, name="pixels"
+    )
     x = keras.layers.Identity(name="as_float")(keras.ops.cast(pixels, "float32"))
     size = int(trunk.input_shape[1])
     if size != image_size:
         x = keras.layers.Resizing(size, size, interpolation="bilinear", name="student_resize")(x)
     logits = head(trunk(lite.preprocessing_layer("student_scale")(x)))
-    return keras.Model(pixels, {"logits": keras.layers.Identity(name="logits")(logits)}, name="student")
+    return keras.Model(
+        pixels, {"logits": keras.layers.Identity(name="logits")(logits)}, name="student"
+    )
 
 
 def _distill(
@@ -307,18 +334,21 @@ def _distill(
     def soft(logits: np.ndarray) -> np.ndarray:
         z = logits / t
         e = np.exp(z - z.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        probabilities: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return probabilities
 
     def loss(y_true: Any, y_pred: Any) -> Any:
         hard, soft_target = y_true[:, :num_classes], y_true[:, num_classes:]
         ce = keras.losses.categorical_crossentropy(hard, y_pred, from_logits=True)
         log_student = keras.ops.log_softmax(y_pred / t, axis=-1)
         kl = keras.ops.sum(
-            soft_target * (keras.ops.log(keras.ops.clip(soft_target, 1e-8, 1.0)) - log_student), axis=-1
+            soft_target * (keras.ops.log(keras.ops.clip(soft_target, 1e-8, 1.0)) - log_student),
+            axis=-1,
         )
         return alpha * kl * t * t + (1 - alpha) * ce
 
-    assert features.student is not None and val.student is not None
+    assert features.student is not None
+    assert val.student is not None
     y_train = np.concatenate([_one_hot(features.labels, num_classes), soft(teacher_train)], axis=1)
     y_val = np.concatenate([_one_hot(val.labels, num_classes), soft(teacher_val)], axis=1)
     _compile(head, config.student.learning_rate, config, loss=loss)
@@ -378,11 +408,19 @@ def train(
                 student_trunk, student_head = build_student(config, n, settings.weights_cache_dir)
             extractor = _extractor(network, student_trunk, config.data.image_size)
             splits = dataset.splits
-            train_features = _extract(
-                extractor, splits["train"].images, splits["train"].labels, config, 1 + config.data.augment_views
+            data = config.data
+            train_views = views_per_photo(
+                splits["train"].labels, data.augment_views, data.balance_views, data.max_views
             )
-            val = _extract(extractor, splits["val"].images, splits["val"].labels, config, 1)
-            test = _extract(extractor, splits["test"].images, splits["test"].labels, config, 1)
+            train_features = _extract(
+                extractor, splits["train"].images, splits["train"].labels, config, train_views
+            )
+            one_view = np.ones(len(splits["val"]), np.int64)
+            val = _extract(extractor, splits["val"].images, splits["val"].labels, config, one_view)
+            one_view = np.ones(len(splits["test"]), np.int64)
+            test = _extract(
+                extractor, splits["test"].images, splits["test"].labels, config, one_view
+            )
             _train_teacher(network, train_features, val, dataset, config, tracker, history)
 
             trunk_in = keras.Input(train_features.teacher.shape[1:])
@@ -393,9 +431,22 @@ def train(
             student_val = student_test = None
             student_temperature = None
             if student_head is not None:
-                train_logits = _predict(teacher_logits, train_features.teacher, config.data.batch_size)
-                _distill(student_head, train_features, val, train_logits, val_logits, n, config, tracker, history)
-                assert val.student is not None and test.student is not None
+                train_logits = _predict(
+                    teacher_logits, train_features.teacher, config.data.batch_size
+                )
+                _distill(
+                    student_head,
+                    train_features,
+                    val,
+                    train_logits,
+                    val_logits,
+                    n,
+                    config,
+                    tracker,
+                    history,
+                )
+                assert val.student is not None
+                assert test.student is not None
                 student_val = _predict(student_head, val.student, config.data.batch_size)
                 student_test = _predict(student_head, test.student, config.data.batch_size)
                 student_temperature = fit_temperature(student_val, val.labels)
@@ -404,7 +455,9 @@ def train(
         test_metrics = classification_metrics(test_logits, test.labels, dataset.labels, temperature)
         student_metrics: dict[str, float] = {}
         if student_test is not None and student_temperature is not None:
-            student_metrics = classification_metrics(student_test, test.labels, dataset.labels, student_temperature)
+            student_metrics = classification_metrics(
+                student_test, test.labels, dataset.labels, student_temperature
+            )
         tracker.log_metrics({f"val/{k}": v for k, v in val_metrics.items()})
         tracker.log_metrics({f"test/{k}": v for k, v in test_metrics.items()})
         tracker.log_metrics({f"student_test/{k}": v for k, v in student_metrics.items()})
@@ -415,14 +468,15 @@ def train(
             assemble_student(student_trunk, student_head, config.data.image_size).save_weights(
                 run_dir / STUDENT_WEIGHTS_FILE
             )
-        np.savez(
-            run_dir / PREDICTIONS_FILE,
-            val_logits=val_logits,
-            val_labels=val.labels,
-            test_logits=test_logits,
-            test_labels=test.labels,
-            **({"student_val_logits": student_val, "student_test_logits": student_test} if student_val is not None else {}),
-        )
+        predictions = {
+            "val_logits": val_logits,
+            "val_labels": val.labels,
+            "test_logits": test_logits,
+            "test_labels": test.labels,
+        }
+        if student_val is not None and student_test is not None:
+            predictions |= {"student_val_logits": student_val, "student_test_logits": student_test}
+        np.savez(run_dir / PREDICTIONS_FILE, **predictions)  # type: ignore[arg-type]  # numpy stub: **kwds typed as bool
         (run_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2), "utf-8")
         info = RunInfo(
             run_id=tracker.run_id,

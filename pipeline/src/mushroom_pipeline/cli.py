@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 logger = logging.getLogger("mushroom_pipeline")
 
-STOPPABLE = ("collect", "build", "train", "evaluate", "promote")
+STOPPABLE = ("collect", "build", "train", "export", "evaluate", "promote")
 StorageOption = Annotated[
     str | None,
     typer.Option(
@@ -78,7 +78,8 @@ def run_command(
         typer.Option(help="collect from iNaturalist, at most this many photos per species", min=1),
     ] = None,
     with_feedback: Annotated[
-        bool, typer.Option(help="import the API's shared feedback photos before building")
+        bool,
+        typer.Option("--with-feedback", help="import the API's shared feedback photos first"),
     ] = False,
     feedback_db: Annotated[
         Path | None,
@@ -110,7 +111,8 @@ def run_command(
         ),
     ] = None,
     force_promote: Annotated[
-        bool, typer.Option(help="promote even when the gate refuses (logged as forced)")
+        bool,
+        typer.Option("--force-promote", help="promote even when the gate refuses (logged)"),
     ] = False,
     api_url: Annotated[
         str | None,
@@ -124,7 +126,7 @@ def run_command(
     ] = None,
     stop_after: Annotated[
         str | None,
-        typer.Option(help="stop after this step: collect, build, train, evaluate or promote"),
+        typer.Option(help="stop after this step: " + ", ".join(STOPPABLE)),
     ] = None,
     storage_uri: StorageOption = None,
 ) -> None:
@@ -188,7 +190,7 @@ def monitor_drift_command(
         datetime | None, typer.Option(help="ignore answers before this time (ISO 8601)")
     ] = None,
     fail_on_drift: Annotated[
-        bool, typer.Option(help="exit with status 1 when any window drifted")
+        bool, typer.Option("--fail-on-drift", help="exit with status 1 when any window drifted")
     ] = False,
     storage_uri: StorageOption = None,
 ) -> None:

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
         0.01, gt=0, lt=1, description="two-sample KS p-value below which confidence drifted"
     )
     drift_min_predictions: int = Field(
-        30, ge=1, description="windows with fewer predictions are reported but never flagged"
+        100,
+        ge=1,
+        description="windows with fewer predictions are reported but never flagged (PSI over "
+        "ten bins reads about 9/n on two samples of one distribution: small windows look shifted)",
     )
     drift_max_uncertain_share: float = Field(
         0.5, ge=0, le=1, description="flag a window whose share of 'uncertain' is above this"

@@ -10,9 +10,10 @@ the reference distribution (the served model's confidences on its dataset versio
 - the two-sample Kolmogorov-Smirnov statistic with its asymptotic p-value (default threshold
   0.01).
 
-A window is flagged when it has at least `min_predictions` answers and the PSI or the KS test
-says the confidences moved, or when its share of `uncertain` or `not_a_mushroom` answers is above
-its threshold.
+A window is flagged when it has at least `min_predictions` answers (100 by default: on two
+samples of one distribution, PSI over ten bins reads about 9/n_1 + 9/n_2, so small windows look
+shifted) and the PSI or the KS test says the confidences moved, or when its share of `uncertain`
+or `not_a_mushroom` answers is above its threshold.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class DriftThresholds(BaseModel):
 
     psi: float = Field(0.2, gt=0)
     ks_pvalue: float = Field(0.01, gt=0, lt=1)
-    min_predictions: int = Field(30, ge=1)
+    min_predictions: int = Field(100, ge=1)
     max_uncertain_share: float = Field(0.5, ge=0, le=1)
     max_not_a_mushroom_share: float = Field(0.2, ge=0, le=1)
 

@@ -24,6 +24,7 @@ PIPELINE_NAME = "mushroom-id-train-and-promote"
 # FUSE path on Vertex AI, so that train, export and evaluate see the same run folder).
 _ENV = 'export MUSHROOM_STORAGE_URI="$0" TRAIN_RUNS_DIR="$1"\n'
 
+# POSIX sh has no pipefail: each CLI writes to a file first, so a failing CLI fails the step.
 COLLECT_SCRIPT = (
     "set -eu\n"
     + _ENV
@@ -32,25 +33,48 @@ COLLECT_SCRIPT = (
     + '  if [ -n "$3" ]; then mushroom-collect inat --species "$3" --max-per-species "$4" --quiet\n'
     + '  else mushroom-collect inat --max-per-species "$4" --quiet; fi\n'
     + "fi\n"
-    + 'case "$5" in true|True|1) mushroom-collect import-feedback --db "$6" --quiet;; esac\n'
+    + 'case "$5" in true|True|1)\n'
+    + '  if [ -n "$6" ]; then mushroom-collect import-feedback --db "$6" --quiet\n'
+    + "  else mushroom-collect import-feedback --quiet; fi;;\n"
+    + "esac\n"
     + 'mushroom-collect list > "$7"\n'
 )
 BUILD_SCRIPT = (
-    "set -eu\n" + _ENV + 'test -n "$2"\nmushroom-collect build --quiet | tail -n 1 > "$3"\n'
+    "set -eu\n"
+    + _ENV
+    + 'test -n "$2"\n'
+    + "mushroom-collect build --quiet > /tmp/build.out\n"
+    + 'tail -n 1 /tmp/build.out > "$3"\n'
 )
 TRAIN_SCRIPT = (
     "set -eu\n"
     + _ENV
-    + 'overrides="--override data.dataset_version=$3"\n'
-    + 'if [ "$4" -gt 0 ]; then overrides="$overrides --override training.phase1_epochs=$4'
-    + ' --override student.epochs=$4"; fi\n'
-    + 'if [ -n "$5" ]; then overrides="$overrides --override export.name=$5"; fi\n'
-    + '# shellcheck disable=SC2086\nmushroom-train train --config "$2" $overrides --quiet'
-    + ' | tail -n 1 > "$6"\n'
+    + 'set -- "$@" -s "data.dataset_version=$3"\n'
+    + 'if [ "$4" -gt 0 ]; then\n'
+    + '  set -- "$@" -s "training.phase1_epochs=$4" -s "student.epochs=$4"\n'
+    + "fi\n"
+    + 'if [ -n "$5" ]; then set -- "$@" -s "export.name=$5"; fi\n'
+    + 'config="$2"; out="$6"; shift 6\n'
+    + 'mushroom-train train -c "$config" "$@" > /tmp/train.out\n'
+    + 'awk \'$1 == "run" {print $3}\' /tmp/train.out | tail -n 1 > "$out"\n'
+    + 'test -s "$out"\n'
 )
-EXPORT_SCRIPT = "set -eu\n" + _ENV + 'mushroom-train export "$2" --quiet | tail -n 1 > "$3"\n'
-EVALUATE_SCRIPT = "set -eu\n" + _ENV + 'mushroom-train evaluate "$2" --split test > "$3"\n'
-PROMOTE_SCRIPT = "set -eu\n" + _ENV + 'mushroom-train promote "$2" > "$3"\n'
+EXPORT_SCRIPT = (
+    "set -eu\n"
+    + _ENV
+    + 'mushroom-train export "$2" > /tmp/export.out\n'
+    + 'awk \'$1 == "bundle" {print $2 "/" $3}\' /tmp/export.out | tail -n 1 > "$3"\n'
+    + 'test -s "$3"\n'
+)
+EVALUATE_SCRIPT = (
+    "set -eu\n" + _ENV + 'mushroom-train evaluate "${2%%/*}" "${2#*/}" --split test > "$3"\n'
+)
+# A refusal by the gate exits non-zero: the run stops at promote and nothing is reloaded.
+PROMOTE_SCRIPT = (
+    "set -eu\n"
+    + _ENV
+    + 'mushroom-train promote "${2%%/*}" "${2#*/}" --reason "vertex ai pipeline" > "$3"\n'
+)
 RELOAD_SCRIPT = (
     "set -eu\n"
     + 'if [ -z "$0" ]; then echo "no API URL: nothing to reload" > "$2"; exit 0; fi\n'
@@ -139,27 +163,27 @@ def build_pipeline(images: ServiceImages) -> Any:
         dataset_version: str,
         epochs: int,
         model_name: str,
-        run_id: dsl.OutputPath(str),  # type: ignore[valid-type]  # KFP's output annotation
+        run_dir: dsl.OutputPath(str),  # type: ignore[valid-type]  # KFP's output annotation
     ) -> dsl.ContainerSpec:
-        """Train on the dataset version; outputs the tracking run id."""
+        """Train on the dataset version; outputs the run folder (under runs_dir)."""
         return dsl.ContainerSpec(
             image=images.training,
             command=["sh", "-c", TRAIN_SCRIPT],
-            args=[storage_uri, runs_dir, config, dataset_version, epochs, model_name, run_id],
+            args=[storage_uri, runs_dir, config, dataset_version, epochs, model_name, run_dir],
         )
 
     @_component
     def export(
         storage_uri: str,
         runs_dir: str,
-        run_id: str,
+        run_dir: str,
         bundle: dsl.OutputPath(str),  # type: ignore[valid-type]  # KFP's output annotation
     ) -> dsl.ContainerSpec:
         """Export the run as a bundle in the registry; outputs name/version."""
         return dsl.ContainerSpec(
             image=images.training,
             command=["sh", "-c", EXPORT_SCRIPT],
-            args=[storage_uri, runs_dir, run_id, bundle],
+            args=[storage_uri, runs_dir, run_dir, bundle],
         )
 
     @_component
@@ -243,7 +267,7 @@ def build_pipeline(images: ServiceImages) -> Any:
             model_name=model_name,
         )
         trained.set_cpu_limit("8").set_memory_limit("32G")
-        exported = export(storage_uri=storage_uri, runs_dir=runs_dir, run_id=trained.output)
+        exported = export(storage_uri=storage_uri, runs_dir=runs_dir, run_dir=trained.output)
         exported.set_cpu_limit("8").set_memory_limit("32G")
         evaluated = evaluate(storage_uri=storage_uri, runs_dir=runs_dir, bundle=exported.output)
         decided = promote(

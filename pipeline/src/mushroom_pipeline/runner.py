@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
+import hashlib
+import importlib
 import logging
 import os
 import re
-import subprocess
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +31,8 @@ from mushroom_pipeline.training import TrainingSteps
 
 logger = logging.getLogger(__name__)
 
-STEP_ORDER = ("collect", "build", "train", "export", "evaluate", "promote", "reload")
-CODE_PACKAGES = ("mushroom-common", "mushroom-collector", "mushroom-training", "mushroom-pipeline")
+CODE_PACKAGES = ("mushroom_common", "mushroom_training")
+CODE_SUFFIXES = frozenset({".py", ".yaml", ".json"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ class PipelineResult:
 
 def _brief(outcome: StepOutcome) -> str:
     out = outcome.outputs
+    if outcome.step == "collect":
+        return f"{out.get('records')} collected records"
     if outcome.step == "build":
         return f"dataset {out.get('dataset_version')} ({out.get('photos')} photos)"
     if outcome.step == "train":
@@ -94,22 +96,20 @@ def _brief(outcome: StepOutcome) -> str:
 
 
 def code_version(settings: Settings) -> str:
-    """PIPELINE_CODE_VERSION, else the packages' versions and the repository's git commit."""
+    """PIPELINE_CODE_VERSION, else a hash of the code the model steps run (content-addressed).
+
+    The sha256 of every source and data file of the contract and training packages: a change
+    there retrains; a change anywhere else (the API, the frontend, this package) does not.
+    """
     if settings.code_version:
         return settings.code_version
-    versions = ",".join(f"{p}={importlib.metadata.version(p)}" for p in CODE_PACKAGES)
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        head = "no-git"
-    return f"{head}+{sha256_text(versions)[:8]}"
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        root = Path(importlib.import_module(package).__file__ or "").resolve().parent
+        for path in sorted(p for p in root.rglob("*") if p.suffix in CODE_SUFFIXES):
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return f"src-{digest.hexdigest()[:16]}"
 
 
 def training_runs_dir(storage: Storage, settings: Settings) -> Path:
@@ -150,11 +150,14 @@ def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> P
     outcomes: list[StepOutcome] = []
     version = code_version(settings)
     logger.info("pipeline run %s on %s (code %s)", run_id, storage.uri, version)
-    failed: StepOutcome | None = None
     training: TrainingSteps | None = None
+    current = ["collect"]  # the step being worked on, for the failure record
 
     def stop(step: str) -> bool:
         return options.stop_after == step
+
+    def finish(steps: TrainingSteps | None, training_run_id: Any) -> PipelineResult:
+        return _finish(storage, settings, run_id, outcomes, steps, training_run_id)
 
     try:
         # 1. collect: folders, iNaturalist, feedback (each collector skips what it has already).
@@ -167,16 +170,18 @@ def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> P
                 )
             )
         if stop("collect"):
-            return _finish(storage, run_id, outcomes, None, None)
+            return finish(None, None)
         # 2. build: the dataset version of everything collected.
+        current[0] = "build"
         built = cache.run(
             "build", build_inputs(storage), lambda: build(storage), dataset_still_there(storage)
         )
         outcomes.append(built)
         dataset_version = str(built.outputs["dataset_version"])
         if stop("build"):
-            return _finish(storage, run_id, outcomes, None, None)
+            return finish(None, None)
         # 3-6. train, export, evaluate, promote (model-training's Python API).
+        current[0] = "train"
         training = TrainingSteps(
             storage=storage,
             runs_dir=training_runs_dir(storage, settings),
@@ -200,7 +205,8 @@ def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> P
         )
         outcomes.append(trained)
         if stop("train"):
-            return _finish(storage, run_id, outcomes, training, trained.outputs.get("run_id"))
+            return finish(training, trained.outputs.get("run_id"))
+        current[0] = "export"
         exported = cache.run(
             "export",
             {
@@ -212,65 +218,52 @@ def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> P
             training.bundle_still_there,
         )
         outcomes.append(exported)
+        if stop("export"):
+            return finish(training, trained.outputs.get("run_id"))
         name, bundle_version = str(exported.outputs["name"]), str(exported.outputs["version"])
-        champion_before = current_champion(storage, name)
+        current[0] = "evaluate"
         evaluated = cache.run(
             "evaluate",
             {
                 "bundle": f"{name}/{bundle_version}",
-                "champion": champion_before,
                 "dataset_version": dataset_version,
                 "code_version": version,
             },
-            lambda: training.evaluate(name, bundle_version, champion_before),
+            lambda: training.evaluate(name, bundle_version),
         )
         outcomes.append(evaluated)
         if stop("evaluate"):
-            return _finish(storage, run_id, outcomes, training, trained.outputs.get("run_id"))
+            return finish(training, trained.outputs.get("run_id"))
+        # The gate compares with the champion on this bundle's test split; a bundle is decided
+        # once (its record is kept); --force-promote asks again.
+        current[0] = "promote"
         promoted = cache.run(
             "promote",
-            {
-                "bundle": f"{name}/{bundle_version}",
-                "champion": champion_before,
-                "force": options.force_promote,
-            },
+            {"bundle": f"{name}/{bundle_version}", "force": options.force_promote},
             lambda: training.promote(name, bundle_version, options.force_promote),
         )
         outcomes.append(promoted)
         if stop("promote"):
-            return _finish(storage, run_id, outcomes, training, trained.outputs.get("run_id"))
+            return finish(training, trained.outputs.get("run_id"))
         # 7. reload: tell a running API to serve the champion (skipped when it already does).
         if options.api_url:
+            current[0] = "reload"
             champion = current_champion(storage, name)
             outcomes.append(
                 reload_api(
                     options.api_url, options.api_token, name, champion, settings.api_timeout_s
                 )
             )
-        return _finish(storage, run_id, outcomes, training, trained.outputs.get("run_id"))
+        return finish(training, trained.outputs.get("run_id"))
     except PipelineError as exc:
-        failed = StepOutcome(step=_next_step(outcomes), key=None, status="failed", error=str(exc))
-        outcomes.append(failed)
-        _finish(storage, run_id, outcomes, training, None)
+        outcomes.append(StepOutcome(step=current[0], key=None, status="failed", error=str(exc)))
+        finish(training, None)
         raise
     except Exception as exc:
-        failed = StepOutcome(
-            step=_next_step(outcomes),
-            key=None,
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        outcomes.append(failed)
-        _finish(storage, run_id, outcomes, training, None)
-        raise PipelineError(f"step {failed.step} failed: {failed.error}") from exc
-
-
-def _next_step(outcomes: list[StepOutcome]) -> str:
-    done = {o.step for o in outcomes}
-    for step in STEP_ORDER:
-        if step not in done:
-            return step
-    return "unknown"
+        error = f"{type(exc).__name__}: {exc}"
+        outcomes.append(StepOutcome(step=current[0], key=None, status="failed", error=error))
+        finish(training, None)
+        raise PipelineError(f"step {current[0]} failed: {error}") from exc
 
 
 def render_report(run_id: str, storage: Storage, outcomes: list[StepOutcome]) -> str:
@@ -291,24 +284,35 @@ def render_report(run_id: str, storage: Storage, outcomes: list[StepOutcome]) ->
             outputs = "ERROR: " + _one_line(o.error)
         lines.append(f"| {o.step} | {o.status} | {o.key or '-'} | {o.duration_s:.1f} | {outputs} |")
     evaluate = next((o for o in outcomes if o.step == "evaluate"), None)
-    if evaluate is not None and evaluate.outputs.get("metrics"):
-        lines += ["", "## Test-split metrics (candidate vs champion on the same split)", ""]
-        lines += ["| model | " + " | ".join(sorted(evaluate.outputs["metrics"])) + " |"]
-        lines += ["|---|" + "---:|" * len(evaluate.outputs["metrics"])]
-        for label, key in (("candidate", "metrics"), ("champion", "champion_metrics")):
-            metrics = evaluate.outputs.get(key) or {}
-            if metrics:
-                lines.append(
-                    f"| {label} | "
-                    + " | ".join(
-                        f"{metrics.get(m, float('nan')):.4f}"
-                        for m in sorted(evaluate.outputs["metrics"])
-                    )
-                    + " |"
-                )
+    if evaluate is not None and evaluate.outputs.get("variants"):
+        variants: dict[str, dict[str, float]] = evaluate.outputs["variants"]
+        columns = ("top1", "top3", "macro_f1", "poison_cost", "ece_scaled")
+        lines += [
+            "",
+            f"## Bundle {evaluate.outputs.get('name')}/{evaluate.outputs.get('version')} on the "
+            f"test split of {evaluate.outputs.get('dataset_version')}",
+            "",
+            "| variant | " + " | ".join(columns) + " |",
+            "|---|" + "---:|" * len(columns),
+        ]
+        for variant, metrics in sorted(variants.items()):
+            cells = " | ".join(f"{metrics.get(c, float('nan')):.4f}" for c in columns)
+            lines.append(f"| {variant} | {cells} |")
     promote = next((o for o in outcomes if o.step == "promote"), None)
     if promote is not None:
-        lines += ["", f"Promotion: {promote.outputs.get('reason', '')}"]
+        out = promote.outputs
+        lines += [
+            "",
+            "## Promotion",
+            "",
+            f"{out.get('candidate')}: {out.get('reason', '')}; champion now "
+            f"{out.get('champion')}, before {out.get('previous_champion')}.",
+        ]
+        if out.get("previous_metrics"):
+            lines.append(
+                f"Candidate {out.get('metrics')} vs champion {out.get('previous_metrics')} "
+                "on the candidate's test split."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -321,6 +325,7 @@ def _one_line(text: str) -> str:
 
 def _finish(
     storage: Storage,
+    settings: Settings,
     run_id: str,
     outcomes: list[StepOutcome],
     training: TrainingSteps | None,
@@ -349,6 +354,7 @@ def _finish(
             status,
             {"report.md": markdown},
             str(training_run_id) if training_run_id else None,
+            training_runs_dir(storage, settings),
         )
     for o in outcomes:
         logger.info(

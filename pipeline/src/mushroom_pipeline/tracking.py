@@ -34,6 +34,7 @@ def record_run(
     status: str,
     report_files: dict[str, str],
     training_run_id: str | None,
+    runs_dir: Path,
 ) -> str | None:
     """Log one pipeline run (every step's key, status and outputs) to MLflow.
 
@@ -47,6 +48,7 @@ def record_run(
         status: FINISHED or FAILED.
         report_files: artifact file name -> text (the pipeline report).
         training_run_id: the MLflow run of the training step, when known.
+        runs_dir: the training runs folder (holds the tracking store when storage is gs://).
 
     Returns:
         The MLflow run id, or None when tracking is unavailable.
@@ -57,7 +59,7 @@ def record_run(
     from mushroom_training.config import get_settings as get_train_settings
     from mushroom_training.tracking import tracking_uri
 
-    train_settings = get_train_settings()
+    train_settings = get_train_settings().model_copy(update={"runs_dir": runs_dir})
     uri = tracking_uri(storage, train_settings)
     try:
         client = MlflowClient(tracking_uri=uri)

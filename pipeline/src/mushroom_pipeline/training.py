@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mushroom_common.bundle import METADATA_FILE, BundleMetadata, bundle_prefix
+from mushroom_common.bundle import METADATA_FILE, bundle_prefix
 from mushroom_common.storage import Storage
 from mushroom_training.config import Settings as TrainSettings
 from mushroom_training.config import TrainConfig, get_settings, load_config
@@ -99,49 +98,42 @@ class TrainingSteps:
         prefix = bundle_prefix(str(outputs.get("name")), str(outputs.get("version")))
         return self.storage.exists(f"{prefix}/{METADATA_FILE}")
 
-    def _download(self, name: str, version: str, into: Path) -> tuple[Path, BundleMetadata]:
-        target = into / version
-        prefix = bundle_prefix(name, version)
-        metadata = BundleMetadata.model_validate_json(
-            self.storage.read_bytes(f"{prefix}/{METADATA_FILE}")
-        )
-        wanted = {METADATA_FILE, metadata.variant().path}
-        for key in self.storage.list(f"{prefix}/"):
-            if key[len(prefix) + 1 :] in wanted:
-                self.storage.download_file(key, target / key[len(prefix) + 1 :])
-        return target, metadata
-
-    def evaluate(self, name: str, version: str, champion: str | None) -> dict[str, Any]:
-        """The candidate's and the champion's served variants on the candidate's test split."""
+    def evaluate(self, name: str, version: str) -> dict[str, Any]:
+        """Every TFLite variant of the stored bundle on its dataset version's test split."""
         from mushroom_training.evaluate import evaluate_bundle
+        from mushroom_training.registry import download_bundle
 
-        tmp = Path(tempfile.mkdtemp(prefix="mushroom-evaluate-"))
-        try:
-            bundle_dir, metadata = self._download(name, version, tmp)
-            serving = metadata.serving_variant
-            metrics = evaluate_bundle(bundle_dir, self.storage, split="test", variants=[serving])
-            outputs: dict[str, Any] = {
-                "name": name,
-                "version": version,
-                "dataset_version": metadata.dataset_version,
-                "metrics": metrics[serving],
-                "champion": champion,
-                "champion_metrics": {},
-            }
-            if champion is not None and champion != version:
-                champion_dir, champion_meta = self._download(name, champion, tmp)
-                champion_metrics = evaluate_bundle(
-                    champion_dir,
-                    self.storage,
-                    dataset_version=metadata.dataset_version,
-                    split="test",
-                    variants=[champion_meta.serving_variant],
-                )
-                outputs["champion_metrics"] = champion_metrics[champion_meta.serving_variant]
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return outputs
+        with tempfile.TemporaryDirectory(prefix="mushroom-evaluate-") as tmp:
+            metadata = download_bundle(self.storage, name, version, Path(tmp))
+            metrics = evaluate_bundle(Path(tmp), self.storage, split="test")
+        return {
+            "name": name,
+            "version": version,
+            "dataset_version": metadata.dataset_version,
+            "serving_variant": metadata.serving_variant,
+            "metrics": metrics.get(metadata.serving_variant, {}),
+            "variants": metrics,
+        }
 
     def promote(self, name: str, version: str, force: bool) -> dict[str, Any]:
-        """Promote through model-training's safety gate."""
-        raise NotImplementedError
+        """Promote through model-training's safety gate; a refusal is an outcome, not an error."""
+        from mushroom_training.registry import PromotionRefusedError, champion, promote
+
+        try:
+            event = promote(
+                self.storage, name, version, force=force, reason="mushroom-pipeline run"
+            )
+        except PromotionRefusedError as exc:
+            event = exc.event
+            logger.warning("promotion of %s/%s refused: %s", name, version, event.reason)
+        current = champion(self.storage, name)
+        return {
+            "accepted": event.accepted,
+            "forced": event.forced,
+            "reason": event.reason,
+            "candidate": f"{name}/{version}",
+            "previous_champion": event.previous_version,
+            "champion": current.version if current else None,
+            "metrics": event.metrics,
+            "previous_metrics": event.previous_metrics,
+        }

@@ -92,15 +92,15 @@ def test_windows_start_on_utc_boundaries() -> None:
 
 def test_only_the_shifted_day_is_flagged() -> None:
     rng = np.random.default_rng(1)
-    log = _log(rng, 0, 120, False) + _log(rng, 1, 120, False) + _log(rng, 2, 120, True)
-    log += _log(rng, 3, 5, True)  # too few answers to judge
+    log = _log(rng, 0, 150, False) + _log(rng, 1, 150, False) + _log(rng, 2, 150, True)
+    log += _log(rng, 3, 40, True)  # too few answers to judge
     report = analyse(log, _reference(rng), DriftThresholds(), "day")
-    assert [w.predictions for w in report.windows] == [120, 120, 120, 5]
+    assert [w.predictions for w in report.windows] == [150, 150, 150, 40]
     assert [w.drift for w in report.windows] == [False, False, True, False]
     shifted = report.windows[2]
     assert shifted.psi is not None
     assert shifted.psi > 0.2
-    assert shifted.not_a_mushroom_share == pytest.approx(40 / 120)
+    assert shifted.not_a_mushroom_share == pytest.approx(50 / 150)
     assert any("not_a_mushroom share" in reason for reason in shifted.reasons)
     assert report.drift
     assert report.expected_not_a_mushroom_share is not None
@@ -121,7 +121,7 @@ def drift_storage(tmp_path: Path) -> tuple[LocalStorage, Path]:
     )
     db = tmp_path / "store" / "feedback" / "feedback.sqlite3"
     store = FeedbackStore(db)
-    for record in _log(rng, 0, 80, False) + _log(rng, 1, 80, True):
+    for record in _log(rng, 0, 150, False) + _log(rng, 1, 150, True):
         store.add_prediction(record)
     store.close()
     return storage, db
@@ -142,7 +142,7 @@ def test_monitor_drift_command_writes_reports_and_fails_on_drift(
     report = json.loads(storage.read_text(sorted(k for k in reports if k.endswith(".json"))[-1]))
     assert [w["drift"] for w in report["windows"]] == [False, True]
     markdown = storage.read_text(sorted(k for k in reports if k.endswith(".md"))[-1])
-    assert "| 2026-09-02 00:00 | 80 |" in markdown
+    assert "| 2026-09-02 00:00 | 150 |" in markdown
     assert "DRIFT" in markdown
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,14 @@ import yaml
 from typer.testing import CliRunner
 
 from mushroom_pipeline.cli import app
-
-pytest.importorskip("kfp")
+from mushroom_pipeline.kfp_pipeline import (
+    BUILD_SCRIPT,
+    COLLECT_SCRIPT,
+    EVALUATE_SCRIPT,
+    EXPORT_SCRIPT,
+    PROMOTE_SCRIPT,
+    TRAIN_SCRIPT,
+)
 
 STEPS = ["collect", "build", "train", "export", "evaluate", "promote", "reload"]
 
@@ -53,3 +61,69 @@ def test_compile_kfp_writes_a_pipeline_spec_with_every_step(tmp_path: Path) -> N
     assert "mushroom-train train" in commands[-1]
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert {"storage_uri", "import_folders", "epochs", "api_url"} <= set(inputs)
+
+
+FAKE_CLI = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$CALLS"
+case "$(basename "$0") $1" in
+  "mushroom-collect build") echo "summary line"; echo "ds-0123456789abcdef";;
+  "mushroom-train train") echo "run 0f1e2d3c $TRAIN_RUNS_DIR/0f1e2d3c";;
+  "mushroom-train export") echo "bundle mushroom 20260901-120000-0f1e2d3c gs://b/models/x";;
+  "mushroom-train evaluate") echo '{"int8": {"top1": 0.9}}';;
+  "mushroom-train promote") echo "champion mushroom 20260901-120000-0f1e2d3c: no champion yet";;
+esac
+"""
+
+
+@pytest.fixture
+def fake_clis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """mushroom-collect and mushroom-train stand-ins on PATH that log their arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("mushroom-collect", "mushroom-train"):
+        path = bin_dir / name
+        path.write_text(FAKE_CLI, "utf-8")
+        path.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("CALLS", str(calls))
+    return calls
+
+
+def _sh(script: str, *args: object) -> None:
+    subprocess.run(["sh", "-c", script, *(str(a) for a in args)], check=True, timeout=30)
+
+
+def test_component_scripts_pass_outputs_along(fake_clis: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    store, runs = "gs://bucket/data", "/gcs/bucket/runs"
+    _sh(COLLECT_SCRIPT, store, runs, "/gcs/a /gcs/b", "boletus_edulis", 5, "true", "", out)
+    _sh(BUILD_SCRIPT, store, runs, "collected", out)
+    assert out.read_text().strip() == "ds-0123456789abcdef"
+    _sh(TRAIN_SCRIPT, store, runs, "/app/demo.yaml", "ds-0123456789abcdef", 3, "mushroom", out)
+    assert out.read_text().strip() == "/gcs/bucket/runs/0f1e2d3c"
+    _sh(EXPORT_SCRIPT, store, runs, "/gcs/bucket/runs/0f1e2d3c", out)
+    assert out.read_text().strip() == "mushroom/20260901-120000-0f1e2d3c"
+    _sh(EVALUATE_SCRIPT, store, runs, "mushroom/20260901-120000-0f1e2d3c", out)
+    _sh(PROMOTE_SCRIPT, store, runs, "mushroom/20260901-120000-0f1e2d3c", out, "metrics")
+    assert out.read_text().startswith("champion mushroom")
+    assert fake_clis.read_text().splitlines() == [
+        "mushroom-collect import-folder /gcs/a --quiet",
+        "mushroom-collect import-folder /gcs/b --quiet",
+        "mushroom-collect inat --species boletus_edulis --max-per-species 5 --quiet",
+        "mushroom-collect import-feedback --quiet",
+        "mushroom-collect list",
+        "mushroom-collect build --quiet",
+        "mushroom-train train -c /app/demo.yaml -s data.dataset_version=ds-0123456789abcdef "
+        "-s training.phase1_epochs=3 -s student.epochs=3 -s export.name=mushroom",
+        "mushroom-train export /gcs/bucket/runs/0f1e2d3c",
+        "mushroom-train evaluate mushroom 20260901-120000-0f1e2d3c --split test",
+        "mushroom-train promote mushroom 20260901-120000-0f1e2d3c --reason vertex ai pipeline",
+    ]
+
+
+def test_a_failing_cli_fails_its_component(fake_clis: Path, tmp_path: Path) -> None:
+    failing = tmp_path / "bin" / "mushroom-train"
+    failing.write_text("#!/bin/sh\necho 'run x y'\nexit 3\n", "utf-8")
+    with pytest.raises(subprocess.CalledProcessError):
+        _sh(TRAIN_SCRIPT, "s", "r", "c.yaml", "ds-1", 0, "", tmp_path / "out")

@@ -7,13 +7,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from mushroom_pipeline_testkit import write_photo_tree
+from mushroom_pipeline_testkit import species_photo, write_photo_tree
 from typer.testing import CliRunner
 
 from mushroom_common.dataset import CollectedPhoto, ManifestRow
 from mushroom_common.storage import LocalStorage
 from mushroom_pipeline.cli import app
-from mushroom_pipeline.collect import PipelineError, check_feedback_splits
+from mushroom_pipeline.collect import (
+    CollectOptions,
+    PipelineError,
+    check_feedback_splits,
+    collect_inputs,
+)
 from mushroom_pipeline.steps import StepCache, step_key
 
 
@@ -124,3 +129,36 @@ def test_a_failed_run_resumes_after_the_last_finished_step(
     lines = resumed.output.splitlines()
     assert lines[0].startswith("collect   skipped  (already done)")
     assert lines[1].startswith("build     skipped  (already done) dataset ds-")
+
+
+def test_collect_inputs_change_when_a_folder_gains_a_photo(tmp_path: Path) -> None:
+    photos = write_photo_tree(tmp_path / "photos", per_species=2)
+    storage = LocalStorage(tmp_path / "store")
+    options = CollectOptions(import_folders=[photos])
+    before = collect_inputs(storage, options)
+    assert collect_inputs(storage, options) == before
+    species_photo("boletus_edulis", 77).save(photos / "boletus_edulis" / "new.jpg")
+    after = collect_inputs(storage, options)
+    assert after != before
+    assert step_key("collect", after) != step_key("collect", before)
+
+
+def test_data_steps_and_records_work_on_a_gcs_bucket(
+    tmp_path: Path, gcs_emulator: tuple[object, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _emulator, uri = gcs_emulator
+    monkeypatch.setenv("PIPELINE_WORK_DIR", str(tmp_path / "work"))
+    photos = write_photo_tree(tmp_path / "photos", per_species=4)
+    args = ["run", "--storage", uri, "--import-folder", str(photos), "--stop-after", "build"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert [line.split()[:2] for line in second.output.splitlines()[:2]] == [
+        ["collect", "skipped"],
+        ["build", "skipped"],
+    ]
+    version = second.output.splitlines()[1].split("dataset ")[1].split()[0]
+    assert f"dataset {version}" in first.output
+    # Runs on a bucket keep the tracking store in the local work folder.
+    assert (tmp_path / "work" / "training-runs" / "tracking" / "mlflow.db").is_file()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 
 from mushroom_api.deps import CatalogDep, ClassifierDep, FeedbackStoreDep, SettingsDep
 from mushroom_api.routes.errors import IMAGE_ERRORS
-from mushroom_api.schemas import IdentificationPublic
+from mushroom_api.schemas import ErrorPublic, IdentificationPublic
 from mushroom_api.services import identify as service
 
 router = APIRouter(tags=["identify"])
@@ -34,7 +34,7 @@ async def predict(
     responses={
         200: {"content": {"image/png": {}}, "description": "heat map over the model-sized photo"},
         **IMAGE_ERRORS,
-        404: {"model": IMAGE_ERRORS[413]["model"], "description": "Unknown species"},
+        404: {"model": ErrorPublic, "description": "Unknown species, or one the model cannot tell"},
     },
 )
 async def explain(

@@ -41,7 +41,7 @@ def _create(body: FeedbackCreate, store: FeedbackStore, catalog: Catalog) -> Fee
         resolved = catalog.resolve(species)
         if resolved is None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"{species!r} is not a species in the catalog; leave it empty if unsure.",
             )
         species = resolved.id
@@ -95,7 +95,7 @@ def _store_photo(
     digest = hashlib.sha256(data).hexdigest()
     if prediction is None or prediction.photo_sha256 != digest:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             "This is not the photo that was identified; send the same file again.",
         )
     key = f"{FEEDBACK_PHOTOS_PREFIX}/{digest}.jpg"

@@ -44,7 +44,7 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
         size += len(chunk)
         if size > max_bytes:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status.HTTP_413_CONTENT_TOO_LARGE,
                 f"The photo is too large: the limit is {max_bytes / (1024 * 1024):.0f} MB.",
             )
         chunks.append(chunk)

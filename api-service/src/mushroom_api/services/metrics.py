@@ -48,6 +48,9 @@ MODEL_RELOADS = Counter(
 )
 
 
+_UNROUTED_PATHS = frozenset({"/predict", "/explain", "/feedback"})
+
+
 def observe_prediction(verdict: str, species: str, probability: float, score: float | None) -> None:
     """Count one answered prediction."""
     PREDICTIONS.labels(verdict=verdict, species=species).inc()
@@ -79,7 +82,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None)
+            if template is None:
+                # Refused before routing (413, 429): keep the path only when it is a known route.
+                path = scope.get("path", "")
+                template = path if path in _UNROUTED_PATHS else "unmatched"
             labels = {"route": template, "method": scope.get("method", ""), "status": str(status)}
             REQUESTS.labels(**labels).inc()
             LATENCY.labels(**labels).observe(time.perf_counter() - started)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,18 +70,33 @@ def fetch_champion(storage: Storage, pointer: ChampionPointer, cache_dir: Path) 
         raise ModelLoadError(f"serving variant {variant.name} is {variant.format}, not tflite")
     target = cache_dir / pointer.name / pointer.version
     target_file = target / variant.path
-    try:
+    if not _verified(target, metadata, variant.path):
+        (cache_dir / pointer.name).mkdir(parents=True, exist_ok=True)
+        # A private staging folder: several processes may share the cache.
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{pointer.version}-", dir=cache_dir / pointer.name)
+        )
+        try:
+            storage.download_file(f"{prefix}/{variant.path}", staging / variant.path)
+            (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), "utf-8")
+            verify_bundle(staging, metadata, [variant.path])
+            if not _verified(target, metadata, variant.path):
+                shutil.rmtree(target, ignore_errors=True)
+                with contextlib.suppress(OSError):  # another process may have just put it there
+                    staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         verify_bundle(target, metadata, [variant.path])
-    except BundleIntegrityError:
-        staging = cache_dir / pointer.name / f".{pointer.version}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        storage.download_file(f"{prefix}/{variant.path}", staging / variant.path)
-        (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), "utf-8")
-        verify_bundle(staging, metadata, [variant.path])
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
     logger.info("champion %s/%s ready at %s", pointer.name, pointer.version, target_file)
     return BundleLocation(target, metadata, storage.uri_for(prefix))
+
+
+def _verified(bundle_dir: Path, metadata: BundleMetadata, path: str) -> bool:
+    try:
+        verify_bundle(bundle_dir, metadata, [path])
+    except BundleIntegrityError:
+        return False
+    return True
 
 
 def local_bundle(bundle_dir: Path) -> BundleLocation:
@@ -93,8 +110,20 @@ def local_bundle(bundle_dir: Path) -> BundleLocation:
     return BundleLocation(bundle_dir, metadata, bundle_dir.as_uri())
 
 
-def locate_bundle(settings: Settings, storage: Storage) -> BundleLocation:
-    """The champion of `settings.model_name`, else the fallback (demo) bundle."""
+def locate_bundle(
+    settings: Settings, storage: Storage, fallback_on_broken_champion: bool = True
+) -> BundleLocation:
+    """The champion of `settings.model_name`, else the fallback (demo) bundle.
+
+    Args:
+        settings: the API settings.
+        storage: the storage root holding the registry.
+        fallback_on_broken_champion: when a champion exists but cannot be served, use the
+            fallback (at startup) instead of raising (on reload, where the served model stays).
+
+    Returns:
+        The local bundle to load.
+    """
     pointer = read_champion(storage, settings.model_name)
     if pointer is not None:
         try:
@@ -106,6 +135,10 @@ def locate_bundle(settings: Settings, storage: Storage) -> BundleLocation:
             ModelLoadError,
             KeyError,
         ) as exc:
+            if not fallback_on_broken_champion:
+                raise ModelLoadError(
+                    f"champion {pointer.name}/{pointer.version} cannot be served: {exc}"
+                ) from exc
             logger.error(
                 "champion %s/%s cannot be served (%s); using the fallback bundle",
                 pointer.name,
@@ -159,8 +192,10 @@ class ModelHolder:
         """Locate and load the champion (or fallback) and swap it in; raise when none loads."""
         with self._reload_lock:
             try:
-                location = locate_bundle(self.settings, self.storage)
                 current = self.current
+                location = locate_bundle(
+                    self.settings, self.storage, fallback_on_broken_champion=current is None
+                )
                 if current is not None and (
                     current.metadata.name,
                     current.metadata.version,

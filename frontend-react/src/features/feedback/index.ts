@@ -1,1 +1,2 @@
-export { FeedbackPanel, type SpeciesChoice } from './components/feedback-panel';
+export { FeedbackPanel } from './components/feedback-panel';
+export type { SpeciesChoice } from './hooks/use-species-choices';

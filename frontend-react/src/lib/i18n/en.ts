@@ -38,6 +38,8 @@ export const en = {
     heading: 'Result',
     topSpecies: 'Most likely species',
     probability: (percent: number) => `${percent}% likely`,
+    probabilityBelowOne: 'Under 1% likely',
+    probabilityAboveMax: 'Over 99% likely',
     lookalikes: 'Look-alikes',
     lookalikesIntro: 'These species look similar. Check the feature that tells them apart.',
     howToTell: 'How to tell them apart:',

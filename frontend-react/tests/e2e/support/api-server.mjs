@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,7 @@ export async function startApi({ timeoutMs = Number(process.env.E2E_READY_TIMEOU
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const logPath = join(resultsDir, 'api-server.log');
+  const ownStorage = process.env.E2E_STORAGE_URI ? null : mkdtempSync(join(tmpdir(), 'mushroom-e2e-'));
   const log = createWriteStream(logPath);
   const child = spawn('uv', ['run', 'mushroom-api', '--port', String(port), '--log-level', 'warning'], {
     cwd: repoRoot,
@@ -54,7 +55,7 @@ export async function startApi({ timeoutMs = Number(process.env.E2E_READY_TIMEOU
       API_FRONTEND_DIR: distDir,
       // An empty storage root: no registry champion, so the API serves the bundled demo model, and the
       // feedback the test sends lands in a throw-away database.
-      MUSHROOM_STORAGE_URI: process.env.E2E_STORAGE_URI ?? mkdtempSync(join(tmpdir(), 'mushroom-e2e-')),
+      MUSHROOM_STORAGE_URI: process.env.E2E_STORAGE_URI ?? ownStorage,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -67,14 +68,16 @@ export async function startApi({ timeoutMs = Number(process.env.E2E_READY_TIMEOU
   });
 
   const stop = async () => {
-    if (exited) return;
-    try {
-      process.kill(-child.pid, 'SIGTERM');
-    } catch {
-      return;
+    if (!exited) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+        for (let waited = 0; waited < 10_000 && !exited; waited += 100) await sleep(100);
+        if (!exited) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
     }
-    for (let waited = 0; waited < 10_000 && !exited; waited += 100) await sleep(100);
-    if (!exited) process.kill(-child.pid, 'SIGKILL');
+    if (ownStorage) rmSync(ownStorage, { recursive: true, force: true });
   };
 
   const started = Date.now();

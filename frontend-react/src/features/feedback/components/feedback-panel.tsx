@@ -1,9 +1,7 @@
 import { useId, useState, type FormEvent } from 'react';
 import { t } from '@/lib/i18n';
 import { useFeedback } from '../hooks/use-feedback';
-import { useSpeciesChoices } from '../hooks/use-species-choices';
-
-export type SpeciesChoice = { id: string; label: string };
+import { useSpeciesChoices, type SpeciesChoice } from '../hooks/use-species-choices';
 
 type FeedbackPanelProps = {
   requestId: string;

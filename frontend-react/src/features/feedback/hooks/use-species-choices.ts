@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { listSpecies } from '../api/list-species';
-import type { SpeciesChoice } from '../components/feedback-panel';
+
+export type SpeciesChoice = { id: string; label: string };
 
 /** The given choices first (the predicted species), then the rest of the catalog once it loads. */
 export function useSpeciesChoices(initial: SpeciesChoice[], enabled: boolean): SpeciesChoice[] {

@@ -6,6 +6,13 @@ function percent(probability: number): number {
   return Math.round(Math.min(1, Math.max(0, probability)) * 100);
 }
 
+/** Never "0%" or "100%": a model is never that sure, and a forager should not read it so. */
+function probabilityText(value: number): string {
+  if (value < 1) return t.result.probabilityBelowOne;
+  if (value > 99) return t.result.probabilityAboveMax;
+  return t.result.probability(value);
+}
+
 /** The top species, best first, each with a probability bar, names and edibility. */
 export function PredictionList({ predictions }: { predictions: SpeciesPredictionPublic[] }) {
   return (
@@ -24,7 +31,9 @@ export function PredictionList({ predictions }: { predictions: SpeciesPrediction
                 {commonName ? <span className="prediction__common">{commonName}</span> : null}
               </div>
               <div className="prediction__meta">
-                <span className="prediction__percent">{t.result.probability(value)}</span>
+                <span className="prediction__percent">
+                  {probabilityText(value)}
+                </span>
                 <EdibilityBadge edibility={prediction.edibility} />
               </div>
               <div className="bar" aria-hidden="true">

@@ -1,15 +1,20 @@
-"""A generated 3-species dataset version, written in the collector's storage layout."""
+"""Fixtures of the code tests: a generated 3-species dataset version in a temporary storage, in
+the collector's layout, and training settings pointing at temporary folders."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
 from mushroom_common.dataset import ManifestRow, dataset_prefix
 from mushroom_common.storage import Storage
-from PIL import Image, ImageDraw
+from mushroom_training.config import Settings
 
 SPECIES = ("amanita_muscaria", "boletus_edulis", "cantharellus_cibarius")
 COLOURS = ((200, 30, 30), (120, 80, 40), (240, 190, 40))
@@ -21,7 +26,9 @@ def photo(species_index: int, rng: np.random.Generator, size: int = 48) -> bytes
     image = Image.fromarray(background)
     draw = ImageDraw.Draw(image)
     jitter = rng.integers(-20, 21, 3)
-    colour = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[species_index], jitter, strict=True))
+    colour = tuple(
+        int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[species_index], jitter, strict=True)
+    )
     r = int(rng.integers(size // 4, size // 2.5))
     cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
@@ -31,7 +38,10 @@ def photo(species_index: int, rng: np.random.Generator, size: int = 48) -> bytes
 
 
 def write_dataset(
-    storage: Storage, version_id: str = "ds-synthetic", per_split: tuple[int, int, int] = (12, 6, 6), seed: int = 0
+    storage: Storage,
+    version_id: str = "ds-synthetic",
+    per_split: tuple[int, int, int] = (12, 6, 6),
+    seed: int = 0,
 ) -> str:
     """Write a complete dataset version with `per_split` photos per species and split."""
     rng = np.random.default_rng(seed)
@@ -57,10 +67,36 @@ def write_dataset(
                     )
                 )
     prefix = dataset_prefix(version_id)
-    storage.write_text(f"{prefix}/manifest.jsonl", "".join(r.model_dump_json() + "\n" for r in rows))
+    storage.write_text(
+        f"{prefix}/manifest.jsonl", "".join(r.model_dump_json() + "\n" for r in rows)
+    )
     for split in ("train", "val", "test"):
         hashes = [r.content_hash for r in rows if r.split == split]
         storage.write_text(f"{prefix}/splits/{split}.txt", "\n".join(hashes) + "\n")
     storage.write_json(f"{prefix}/report.json", {"generated": datetime.now(UTC).isoformat()})
     storage.write_text(f"{prefix}/_COMPLETE", "")
     return version_id
+
+
+@pytest.fixture(scope="session")
+def weights_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One converted EfficientNet-Lite0 weights cache for the session."""
+    return tmp_path_factory.mktemp("weights-cache")
+
+
+@pytest.fixture(scope="session")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Storage:
+    """A local storage holding the generated dataset version `ds-synthetic`."""
+    from mushroom_common.storage import open_storage
+
+    store = open_storage(str(tmp_path_factory.mktemp("storage")))
+    write_dataset(store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, weights_cache: Path) -> Settings:
+    """Training settings with temporary runs folder and weights cache."""
+    from mushroom_training.config import Settings
+
+    return Settings(runs_dir=tmp_path_factory.mktemp("runs"), weights_cache_dir=weights_cache)

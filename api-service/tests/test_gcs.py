@@ -1,0 +1,53 @@
+"""Champion loading and shared feedback photos through a real GCS emulator (gs:// storage)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from mushroom_api_testkit import RED, BundleFactory, PhotoFactory
+
+from mushroom_api.config import Settings
+from mushroom_api.main import create_app
+from mushroom_common.bundle import ChampionPointer, bundle_prefix
+from mushroom_common.storage import open_storage
+
+
+def test_champion_and_feedback_photo_on_gcs(
+    gcs_emulator: tuple[Any, str],
+    settings: Settings,
+    tmp_path: Path,
+    bundle_factory: BundleFactory,
+    photo: PhotoFactory,
+) -> None:
+    _emulator, uri = gcs_emulator
+    storage = open_storage(uri)
+    bundle = tmp_path / "build" / "v9"
+    metadata = bundle_factory(bundle, version="v9")
+    storage.upload_tree(bundle, bundle_prefix(metadata.name, metadata.version))
+    pointer = ChampionPointer(
+        name="mushroom", version="v9", promoted_at=datetime.now(UTC), reason="test"
+    )
+    storage.write_json("models/mushroom/champion.json", pointer.model_dump(mode="json"))
+
+    on_gcs = settings.model_copy(
+        update={"storage_uri": uri, "feedback_db_path": tmp_path / "feedback.sqlite3"}
+    )
+    with TestClient(create_app(on_gcs)) as client:
+        assert client.get("/model").json()["version"] == "v9"
+        data = photo(RED)
+        answer = client.post("/predict", files={"file": ("p.jpg", data, "image/jpeg")}).json()
+        assert answer["verdict"] == "dangerous"
+        feedback = client.post(
+            "/feedback",
+            json={"request_id": answer["request_id"], "correct": True, "share_photo": True},
+        ).json()
+        shared = client.post(
+            f"/feedback/{feedback['id']}/photo", files={"file": ("p.jpg", data, "image/jpeg")}
+        )
+        assert shared.json()["photo_stored"] is True
+    key = f"feedback/photos/{hashlib.sha256(data).hexdigest()}.jpg"
+    assert storage.read_bytes(key) == data

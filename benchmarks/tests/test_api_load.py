@@ -1,0 +1,212 @@
+"""api_load.py: request bodies, the load generator against a real server, profiles, targets."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Annotated
+
+import pytest
+import uvicorn
+from api_load import (
+    LOAD_PHOTOS,
+    LevelResult,
+    categorize_collapsed,
+    drive,
+    evaluate_targets,
+    level_result,
+    model_load_seconds,
+    multipart_body,
+    parse_importtime,
+    parse_proc_stat_cpu,
+    process_cpu_seconds,
+    summarize_collapsed,
+)
+from fastapi import FastAPI, File, Response
+
+
+def test_multipart_body_parses_back_to_the_file() -> None:
+    data = bytes(range(256)) * 4
+    body, content_type = multipart_body("file", "photo.jpg", "image/jpeg", data)
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
+    parts = list(message.iter_parts())
+    assert len(parts) == 1
+    assert parts[0].get_param("name", header="content-disposition") == "file"
+    assert parts[0].get_filename() == "photo.jpg"
+    assert parts[0].get_content_type() == "image/jpeg"
+    assert parts[0].get_payload(decode=True) == data
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[str]:
+    """A real uvicorn server whose /predict answers 200, except 503 for every 4th request."""
+    app = FastAPI()
+    seen = Counter[str]()
+
+    @app.post("/predict")
+    async def predict(file: Annotated[bytes, File()]) -> Response:
+        seen["n"] += 1
+        status = 503 if seen["n"] % 4 == 0 else 200
+        return Response(str(len(file)), status_code=status)
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_drive_sends_exactly_the_requests_and_counts_errors(echo_server: str) -> None:
+    body, content_type = multipart_body("file", "a.jpg", "image/jpeg", b"x" * 1000)
+    latencies, errors, wall = asyncio.run(
+        drive(
+            f"{echo_server}/predict", body, content_type, concurrency=4, requests=20, timeout_s=10
+        )
+    )
+    assert len(latencies) + sum(errors.values()) == 20
+    assert errors == Counter({"HTTP 503": 5})
+    assert all(latency > 0 for latency in latencies)
+    assert wall >= max(latencies)
+
+
+def test_drive_counts_connection_errors() -> None:
+    body, content_type = multipart_body("file", "a.jpg", "image/jpeg", b"x")
+    latencies, errors, _ = asyncio.run(
+        drive(f"http://127.0.0.1:{_free_port()}/predict", body, content_type, 2, 3, 2)
+    )
+    assert latencies == []
+    assert errors == Counter({"ConnectError": 3})
+
+
+def test_level_result_counts_only_successes_in_throughput() -> None:
+    result = level_result("api", "p", 8, [0.01, 0.02, 0.03], Counter({"HTTP 500": 1}), 0.5)
+    assert result.requests == 4
+    assert result.ok == 3
+    assert result.requests_per_s == pytest.approx(6.0)
+    assert result.latency is not None
+    assert result.latency.p50_ms == pytest.approx(20.0)
+    empty = level_result("api", "p", 1, [], Counter({"ConnectError": 2}), 1.0)
+    assert empty.latency is None
+    assert empty.requests_per_s == 0.0
+
+
+_WORKER = "Thread._bootstrap (threading.py:1002);WorkerThread.run (anyio/_backends/_asyncio.py:967)"
+_PREPARE = "_prepare (mushroom_api/services/identify.py:80)"
+COLLAPSED = "\n".join(
+    [
+        "Runner.run (asyncio/runners.py:118);_run_once (asyncio/base_events.py:1922) 30",
+        f"{_WORKER};{_PREPARE};decode_photo (mushroom_api/services/imaging.py:95);"
+        "ImageFile.load (PIL/ImageFile.py:290) 50",
+        f"{_WORKER};{_PREPARE};resize_for_model (mushroom_api/services/imaging.py:140);"
+        "Image.resize (PIL/Image.py:2300) 10",
+        "Thread._bootstrap (threading.py:1002);_run (mushroom_api/services/classifier.py:97);"
+        "Interpreter.invoke (ai_edge_litert/interpreter.py:900) 6",
+        "Thread._bootstrap (threading.py:1002);SomethingElse.work (lib/other.py:1) 4",
+        "not a stack line",
+    ]
+)
+
+
+def test_summarize_collapsed_self_and_inclusive_shares() -> None:
+    summary = summarize_collapsed(COLLAPSED)
+    self_share = dict(summary["self"])
+    assert self_share["ImageFile.load (PIL/ImageFile.py)"] == pytest.approx(0.5)
+    assert self_share["_run_once (asyncio/base_events.py)"] == pytest.approx(0.3)
+    inclusive = dict(summary["inclusive"])
+    assert inclusive["_prepare (services/identify.py)"] == pytest.approx(0.6)
+    assert not any("threading.py" in name for name in inclusive)
+    assert summarize_collapsed("") == {"self": [], "inclusive": []}
+
+
+def test_categorize_collapsed_first_match_wins() -> None:
+    shares = dict(categorize_collapsed(COLLAPSED))
+    assert shares["JPEG decode (decode_photo, PIL load)"] == pytest.approx(0.5)
+    assert shares["resize to the model input"] == pytest.approx(0.1)
+    assert shares["event loop, HTTP, framework"] == pytest.approx(0.3)
+    assert shares["model (LiteRT invoke)"] == pytest.approx(0.06)
+    assert shares["other"] == pytest.approx(0.04)
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_parse_importtime_takes_the_largest_cumulative_per_package() -> None:
+    text = """\
+import time: self [us] | cumulative | imported package
+import time:       120 |        120 |   _io
+import time:      1000 |       5000 |     numpy.core
+import time:       500 |       9000 |   numpy
+import time:       300 |     200000 |   mushroom_api.main
+garbage line
+"""
+    assert parse_importtime(text) == [("mushroom_api", 200.0), ("numpy", 9.0), ("_io", 0.12)]
+
+
+def test_model_load_seconds_reads_the_api_log() -> None:
+    log = "2026 INFO x: loaded model demo/v1 from /m.tflite (2 interpreters) in 0.12 s\n"
+    assert model_load_seconds(log) == pytest.approx(0.12)
+    assert model_load_seconds("nothing here") is None
+
+
+def _level(server: str, photo: str, concurrency: int, rps: float, p50_s: float) -> LevelResult:
+    return level_result(server, photo, concurrency, [p50_s] * 10, Counter(), 10 / rps)
+
+
+def test_evaluate_targets() -> None:
+    one_mb, upload = LOAD_PHOTOS
+    levels = [
+        _level("api", one_mb, 1, 60, 0.015),
+        _level("api", one_mb, 8, 120, 0.060),
+        _level("api", upload, 1, 100, 0.012),
+        _level("baseline", one_mb, 8, 10, 0.800),
+    ]
+    targets = {t.name: t for t in evaluate_targets(levels, api_cold_start_s=1.5)}
+    assert targets["/predict p50, 1 MB JPEG, concurrency 1"].met is True
+    assert targets["/predict p50, 1024 px upload, concurrency 1"].met is False
+    saturated = targets["saturated throughput, 1 MB JPEG (best level)"]
+    assert saturated.measured == pytest.approx(120)
+    assert saturated.met is True
+    ratio = targets["API / baseline req/s, 1 MB JPEG, concurrency 8"]
+    assert ratio.measured == pytest.approx(12)
+    assert ratio.met is True
+    assert targets["API cold start to ready (median)"].met is False
+
+
+def test_evaluate_targets_without_a_baseline_leaves_the_ratio_open() -> None:
+    targets = {t.name: t for t in evaluate_targets([], None)}
+    assert all(t.met is None and t.measured is None for t in targets.values())
+
+
+def test_parse_proc_stat_cpu_handles_names_with_spaces() -> None:
+    fields = ["S", "1", "1", "1", "0", "-1", "4194304", "10", "0", "0", "0", "250", "50"]
+    text = "1234 (mushroom api (x)) " + " ".join(fields + ["0"] * 30)
+    assert parse_proc_stat_cpu(text, 100) == pytest.approx(3.0)
+
+
+def test_process_cpu_seconds_of_this_process() -> None:
+    import os
+
+    before = process_cpu_seconds(os.getpid())
+    assert before is not None
+    sum(i * i for i in range(200_000))
+    after = process_cpu_seconds(os.getpid())
+    assert after is not None
+    assert after >= before
+    assert process_cpu_seconds(2**22 + 12345) is None

@@ -1,0 +1,273 @@
+"""`mushroom-train`: train, evaluate, export, promote and list mushroom classifiers.
+
+Standard output carries results only (run ids, bundle versions, tables); logs go to standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_training.config import get_settings, load_config
+
+app = typer.Typer(
+    name="mushroom-train",
+    help="Train, evaluate, export, promote and list mushroom classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+logger = logging.getLogger("mushroom_training")
+STDOUT = Console(width=200)
+STDERR = Console(stderr=True)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="storage root (path, file:// or gs:// URI); default: TRAIN_STORAGE_URI, "
+        "then MUSHROOM_STORAGE_URI",
+    ),
+]
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        root.addHandler(RichHandler(console=STDERR, show_path=False))
+    root.setLevel(logging.INFO)
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _open(uri: str | None) -> Storage:
+    try:
+        return open_storage(uri or get_settings().storage_uri)
+    except (ValueError, StorageError) as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(2) from exc
+
+
+def _command_line() -> str:
+    return shlex.join(["mushroom-train", *sys.argv[1:]])
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", exists=True, dir_okay=False, help="YAML run config"),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="override: section.key=value (repeatable)"),
+    ] = None,
+    storage_uri: StorageOption = None,
+    then_export: Annotated[
+        bool, typer.Option("--export/--no-export", help="export the bundle after training")
+    ] = False,
+) -> None:
+    """Train a classifier on a dataset version; prints the run id and run folder."""
+    _setup_logging()
+    from mushroom_training.export import export as export_run
+    from mushroom_training.train import train as train_run
+
+    run_config = load_config(config, overrides or [])
+    storage = _open(storage_uri)
+    result = train_run(run_config, storage=storage, command=_command_line())
+    STDOUT.print(f"run {result.run_id} {result.run_dir}")
+    if then_export:
+        bundle = export_run(result.run_dir, storage=storage, command=_command_line())
+        STDOUT.print(f"bundle {bundle.name} {bundle.version} {bundle.uri}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="training run folder")
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="bundle version (default: time and run id)")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="override: export.key=value (repeatable)"),
+    ] = None,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Export a run as a bundle (TFLite variants, SavedModel, report) into the registry."""
+    _setup_logging()
+    from mushroom_training.export import export as export_run
+
+    bundle = export_run(
+        run_dir,
+        storage=_open(storage_uri),
+        version=version,
+        command=_command_line(),
+        overrides=overrides or [],
+    )
+    STDOUT.print(f"bundle {bundle.name} {bundle.version} {bundle.uri}")
+
+
+@app.command()
+def evaluate(
+    name: Annotated[str, typer.Argument(help="model name in the registry")],
+    version: Annotated[str, typer.Argument(help="bundle version")],
+    dataset_version: Annotated[
+        str | None, typer.Option(help="dataset version (default: the bundle's)")
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    storage_uri: StorageOption = None,
+) -> None:
+    """Evaluate a stored bundle's TFLite variants on a dataset version; prints JSON."""
+    _setup_logging()
+    from mushroom_training.evaluate import evaluate_bundle
+    from mushroom_training.registry import download_bundle
+
+    storage = _open(storage_uri)
+    with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
+        download_bundle(storage, name, version, Path(tmp))
+        results = evaluate_bundle(Path(tmp), storage, dataset_version, split)
+    STDOUT.print_json(json.dumps(results))
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="model name in the registry")],
+    version: Annotated[str, typer.Argument(help="bundle version to make the champion")],
+    force: Annotated[bool, typer.Option("--force", help="promote even if worse (logged)")] = False,
+    reason: Annotated[str, typer.Option(help="note kept in the promotion history")] = "",
+    storage_uri: StorageOption = None,
+) -> None:
+    """Make a version the champion if not worse on poison cost and macro-F1 (same test split)."""
+    _setup_logging()
+    from mushroom_training.registry import PromotionRefusedError
+    from mushroom_training.registry import promote as promote_version
+
+    try:
+        event = promote_version(_open(storage_uri), name, version, force=force, reason=reason)
+    except PromotionRefusedError as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(1) from exc
+    STDOUT.print(f"champion {event.name} {event.version}: {event.reason}")
+
+
+@app.command("list")
+def list_command(
+    name: Annotated[str | None, typer.Option(help="only this model name")] = None,
+    runs: Annotated[int, typer.Option(help="how many tracked runs to show")] = 20,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Leaderboard: tracked runs and registry bundles side by side."""
+    _setup_logging()
+    from mushroom_training.registry import (
+        champion,
+        list_model_names,
+        list_versions,
+        read_bundle_metadata,
+    )
+    from mushroom_training.tracking import search_runs
+
+    storage = _open(storage_uri)
+    table = Table(title="training runs (test split, Keras model)")
+    for column in (
+        "run",
+        "name",
+        "status",
+        "dataset",
+        "backbone",
+        "top-1",
+        "macro-F1",
+        "poison cost",
+        "ECE raw/scaled",
+        "bundle",
+    ):
+        table.add_column(column)
+    for run in search_runs(storage, get_settings(), runs):
+        m, p, t = run.data.metrics, run.data.params, run.data.tags
+        table.add_row(
+            run.info.run_id[:8],
+            run.info.run_name or "",
+            run.info.status,
+            t.get("dataset_version", ""),
+            p.get("model.backbone", ""),
+            _num(m.get("test/top1")),
+            _num(m.get("test/macro_f1")),
+            _num(m.get("test/poison_cost")),
+            f"{_num(m.get('test/ece'))}/{_num(m.get('test/ece_scaled'))}",
+            t.get("bundle", ""),
+        )
+    STDOUT.print(table)
+    bundles = Table(title="registry bundles (test split, served variant)")
+    for column in (
+        "model",
+        "version",
+        "champion",
+        "dataset",
+        "served",
+        "size MB",
+        "top-1",
+        "macro-F1",
+        "poison cost",
+        "latency 1t ms",
+    ):
+        bundles.add_column(column)
+    for model in [name] if name else list_model_names(storage):
+        current = champion(storage, model)
+        for version in reversed(list_versions(storage, model)):
+            meta = read_bundle_metadata(storage, model, version)
+            served = meta.variant()
+            bundles.add_row(
+                model,
+                version,
+                "*" if current and current.version == version else "",
+                meta.dataset_version,
+                served.name,
+                f"{served.size_bytes / 1e6:.1f}",
+                _num(meta.metrics.get("top1")),
+                _num(meta.metrics.get("macro_f1")),
+                _num(meta.metrics.get("poison_cost")),
+                _num(meta.metrics.get("latency_ms_1_thread")),
+            )
+    STDOUT.print(bundles)
+
+
+@app.command()
+def pack(
+    name: Annotated[str, typer.Argument(help="model name in the registry")],
+    version: Annotated[str, typer.Argument(help="bundle version")],
+    target: Annotated[Path, typer.Argument(help="folder to write (replaced), e.g. models/demo")],
+    variants: Annotated[list[str], typer.Option("--variant", help="variant to keep (repeatable)")],
+    data_status: Annotated[
+        str | None, typer.Option(help="replace the metadata's data_status")
+    ] = None,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Copy a stored bundle into a folder with only some variants (e.g. the repository's demo)."""
+    _setup_logging()
+    from mushroom_training.registry import download_bundle, pack_bundle
+
+    with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
+        download_bundle(_open(storage_uri), name, version, Path(tmp))
+        packed = pack_bundle(Path(tmp), target, variants, data_status)
+    total = sum(f.size_bytes for f in packed.files)
+    STDOUT.print(f"packed {name} {version} into {target} ({total / 1e6:.1f} MB)")
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+if __name__ == "__main__":
+    app()

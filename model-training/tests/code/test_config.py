@@ -1,0 +1,52 @@
+"""Run configuration: YAML plus overrides, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mushroom_training.config import dump_config, load_config
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+
+def test_overrides_are_parsed_as_yaml_and_applied() -> None:
+    config = load_config(
+        CONFIGS / "demo.yaml",
+        [
+            "training.phase2_epochs=0",
+            "export.variants=[int8, float16]",
+            "data.dataset_version=ds-x",
+        ],
+    )
+    assert config.training.phase2_epochs == 0
+    assert config.export.variants == ["int8", "float16"]
+    assert config.data.dataset_version == "ds-x"
+    assert config.model.backbone == "efficientnet_lite0"
+
+
+def test_dumped_config_reloads_identically(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "tiny.yaml", ["training.seed=7"])
+    (tmp_path / "config.yaml").write_text(dump_config(config))
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.backbone=mobilenet_v3_small", "model.detector=none"], "fine_tune_blocks"),
+        (["model.weights=none"], "detector needs efficientnet_lite0"),
+        (["export.serving_variant=float16", "export.variants=[int8]"], "serving_variant"),
+        (["training.unknown=1"], "Extra inputs"),
+    ],
+)
+def test_invalid_configs_are_refused(overrides: list[str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        load_config(CONFIGS / "demo.yaml", overrides)
+
+
+def test_override_without_equals_is_refused() -> None:
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["training.seed"])

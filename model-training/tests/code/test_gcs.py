@@ -1,0 +1,45 @@
+"""Training reads a dataset version from GCS and the registry lives there too (real emulator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mushroom_common.storage import open_storage
+from mushroom_training.config import Settings, load_config
+from mushroom_training.export import export
+from mushroom_training.registry import champion, list_versions, promote
+from mushroom_training.train import train
+
+from .conftest import write_dataset
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+
+def test_train_export_promote_on_gcs(
+    gcs_emulator: tuple[Any, str], tmp_path: Path, weights_cache: Path
+) -> None:
+    _, uri = gcs_emulator
+    storage = open_storage(uri)
+    write_dataset(storage, "ds-gcs", per_split=(6, 3, 3))
+    settings = Settings(runs_dir=tmp_path / "runs", weights_cache_dir=weights_cache)
+    config = load_config(
+        CONFIGS / "tiny.yaml",
+        [
+            "training.phase2_epochs=0",
+            "student.enabled=false",
+            "export.variants=[int8]",
+            "export.saved_model=false",
+            "export.gradcam_examples=0",
+            "export.flip_tta=false",
+        ],
+    )
+    run = train(config, storage=storage, settings=settings)
+    bundle = export(run.run_dir, storage=storage, settings=settings, version="v-gcs")
+    assert bundle.uri.startswith("gs://")
+    assert list_versions(storage, "mushroom-classifier") == ["v-gcs"]
+    assert (tmp_path / "runs" / "tracking" / "mlflow.db").is_file()  # gs:// storage: local store
+    promote(storage, "mushroom-classifier", "v-gcs")
+    current = champion(storage, "mushroom-classifier")
+    assert current is not None
+    assert current.version == "v-gcs"
