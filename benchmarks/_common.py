@@ -274,7 +274,42 @@ def describe_machine(info: MachineInfo) -> str:
 # ----------------------------------------------------------------------------- the model bundle
 
 
-SAVED_MODEL_CACHE_DIR = Path.home() / ".cache" / "mushroom-benchmarks" / "saved_models"
+REGISTRY_CACHE_DIR = Path.home() / ".cache" / "mushroom-benchmarks" / "bundles"
+
+
+def registry_copy(
+    name: str, version: str, storage_uri: str | None, cache_dir: Path = REGISTRY_CACHE_DIR
+) -> tuple[Path | None, str]:
+    """The registry's copy of a bundle version (`models/<name>/<version>/` in storage).
+
+    The repository's demo bundle leaves out its largest files (the float32 TFLite file, the
+    SavedModel); the registry copy of the same version has every variant.
+
+    Args:
+        name: the bundle's name.
+        version: the bundle's version.
+        storage_uri: the registry's storage (None: MUSHROOM_STORAGE_URI).
+        cache_dir: where a copy in remote storage is downloaded.
+
+    Returns:
+        The local folder (or None) and its URI, or why there is none.
+    """
+    from mushroom_common.bundle import METADATA_FILE, bundle_prefix
+    from mushroom_common.storage import StorageError, open_storage
+
+    try:
+        storage = open_storage(storage_uri)
+        prefix = bundle_prefix(name, version)
+        if not storage.exists(f"{prefix}/{METADATA_FILE}"):
+            return None, f"no registry copy at {storage.uri_for(prefix)}"
+        local = storage.local_path(prefix)
+        if local is None:
+            local = cache_dir / name / version
+            if not (local / METADATA_FILE).is_file():
+                storage.download_tree(prefix, local)
+        return local, storage.uri_for(prefix)
+    except StorageError as exc:
+        return None, f"storage unavailable ({exc})"
 
 
 def locate_saved_model(
@@ -283,12 +318,9 @@ def locate_saved_model(
     version: str,
     saved_model_paths: Sequence[str],
     storage_uri: str | None,
-    cache_dir: Path = SAVED_MODEL_CACHE_DIR,
+    cache_dir: Path = REGISTRY_CACHE_DIR,
 ) -> tuple[Path | None, str]:
-    """The SavedModel of a bundle version: in the bundle folder, else in the registry.
-
-    The repository's demo bundle may leave its SavedModel out (size); the same version in
-    storage (`models/<name>/<version>/saved_model/`) has it.
+    """The SavedModel of a bundle version: in the bundle folder, else in its registry copy.
 
     Args:
         bundle_dir: the local bundle folder.
@@ -296,30 +328,21 @@ def locate_saved_model(
         version: the bundle's version.
         saved_model_paths: the bundle's saved_model variant paths (usually ["saved_model"]).
         storage_uri: the registry's storage (None: MUSHROOM_STORAGE_URI).
-        cache_dir: where a SavedModel from remote storage is downloaded.
+        cache_dir: where a copy in remote storage is downloaded.
 
     Returns:
         The folder (or None) and where it was found, or why it was not.
     """
-    from mushroom_common.bundle import bundle_prefix
-    from mushroom_common.storage import StorageError, open_storage
-
     for rel in [*saved_model_paths, "saved_model"]:
         if (bundle_dir / rel / "saved_model.pb").is_file():
             return bundle_dir / rel, "bundle folder"
-    try:
-        storage = open_storage(storage_uri)
-        prefix = f"{bundle_prefix(name, version)}/saved_model"
-        if not storage.exists(f"{prefix}/saved_model.pb"):
-            return None, f"not in the bundle folder nor at {storage.uri_for(prefix)}"
-        local = storage.local_path(prefix)
-        if local is None:
-            local = cache_dir / name / version / "saved_model"
-            if not (local / "saved_model.pb").is_file():
-                storage.download_tree(prefix, local)
-        return local, f"registry copy {storage.uri_for(prefix)}"
-    except StorageError as exc:
-        return None, f"not in the bundle folder; storage unavailable ({exc})"
+    copy, where = registry_copy(name, version, storage_uri, cache_dir)
+    if copy is None:
+        return None, f"not in the bundle folder; {where}"
+    for rel in [*saved_model_paths, "saved_model"]:
+        if (copy / rel / "saved_model.pb").is_file():
+            return copy / rel, f"registry copy {where}"
+    return None, f"neither the bundle folder nor its registry copy {where} has one"
 
 
 # ----------------------------------------------------------------------------- test photos

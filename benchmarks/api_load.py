@@ -38,6 +38,7 @@ import typer
 from _common import (
     BENCHMARKS_DIR,
     DEMO_BUNDLE_DIR,
+    REPO_ROOT,
     RESULTS_DIR,
     LatencySummary,
     TestPhoto,
@@ -59,6 +60,7 @@ logger = logging.getLogger("benchmarks.api_load")
 app = typer.Typer(add_completion=False, help=__doc__)
 
 LOAD_PHOTOS = ("1MB-2000x1500", "upload-1024px")
+DEMO_TRAINING_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 
 
 # ----------------------------------------------------------------------------- requests
@@ -620,6 +622,13 @@ def main(
             "none (default: MUSHROOM_STORAGE_URI)"
         ),
     ] = None,
+    rebuild_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="when no SavedModel is found, the baseline rebuilds the network from "
+            "this training config (same compute, untrained head)"
+        ),
+    ] = DEMO_TRAINING_CONFIG,
     concurrency: Annotated[str, typer.Option(help="comma-separated concurrency levels")] = "1,8,32",
     requests: Annotated[int, typer.Option(min=1, help="requests per level against the API")] = 300,
     baseline_requests: Annotated[
@@ -705,7 +714,7 @@ def main(
             if server is not None:
                 stop_server_process(server.process)
 
-        saved_model, where = (None, "")
+        baseline_model: list[str] = []
         if baseline:
             metadata = read_metadata(bundle_dir)
             saved_model, where = locate_saved_model(
@@ -715,20 +724,27 @@ def main(
                 [v.path for v in metadata.variants if v.format == "saved_model"],
                 storage_uri,
             )
-            if saved_model is None:
+            if saved_model is not None:
+                baseline_model = ["--saved-model", str(saved_model)]
+                notes.append(f"baseline serves the SavedModel from the {where}")
+            elif rebuild_config is not None and rebuild_config.is_file():
+                baseline_model = ["--rebuild-config", str(rebuild_config)]
+                notes.append(
+                    f"no SavedModel ({where}): the baseline serves the network rebuilt from "
+                    f"{rebuild_config} with an ImageNet backbone and an untrained head (same "
+                    "compute per photo, different answers)"
+                )
+            else:
                 notes.append(f"baseline not measured: no SavedModel to serve ({where})")
                 logger.warning("%s", notes[-1])
-            else:
-                notes.append(f"baseline serves the SavedModel from the {where}")
-        if baseline and saved_model is not None:
+        if baseline_model:
             port = free_port()
             command = [
                 sys.executable,
                 str(BENCHMARKS_DIR / "baseline_server.py"),
                 "--bundle-dir",
                 str(bundle_dir),
-                "--saved-model",
-                str(saved_model),
+                *baseline_model,
                 "--port",
                 str(port),
             ]

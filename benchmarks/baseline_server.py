@@ -53,13 +53,46 @@ def course_model(saved_model: Path, height: int, width: int) -> Any:
     return keras.Model(images, logits)
 
 
-def create_app(bundle_dir: Path, saved_model: Path | None = None) -> FastAPI:
-    """Load the model (at start-up, as the course app did) and define the routes."""
+def rebuilt_course_model(config_path: Path, metadata: BundleMetadata) -> Any:
+    """The bundle's network rebuilt from its training config, ImageNet backbone, untrained head.
+
+    For bundles without a SavedModel anywhere (a fresh clone's demo bundle): the same layers and
+    the same compute per photo, so throughput compares fairly, but its answers are not the
+    trained model's.
+    """
+    import keras
+
+    from mushroom_training.config import get_settings, load_config
+    from mushroom_training.model import LOGITS, assemble, build_network
+
+    config = load_config(config_path)
+    network = build_network(config, len(metadata.labels), get_settings().weights_cache_dir)
+    served = assemble(network, "uint8", flip_tta=config.export.flip_tta)
+    size = metadata.input.height, metadata.input.width
+    images = keras.Input((*size, 3), dtype="float32", name="image")
+    pixels = keras.layers.Lambda(
+        lambda x: keras.ops.cast(keras.ops.clip(keras.ops.round(x * 255.0), 0, 255), "uint8"),
+        name="to_uint8",
+    )(images)
+    return keras.Model(images, served(pixels)[LOGITS])
+
+
+def create_app(
+    bundle_dir: Path, saved_model: Path | None = None, rebuild_config: Path | None = None
+) -> FastAPI:
+    """Load the model (at start-up, as the course app did) and define the routes.
+
+    The model is the bundle's SavedModel (`saved_model`, else the one inside the bundle), or,
+    when `rebuild_config` is given, the network rebuilt from that training config.
+    """
     import tensorflow as tf
 
     metadata = read_metadata(bundle_dir)
     height, width = metadata.input.height, metadata.input.width
-    model = course_model(saved_model or saved_model_path(bundle_dir, metadata), height, width)
+    if rebuild_config is not None:
+        model = rebuilt_course_model(rebuild_config, metadata)
+    else:
+        model = course_model(saved_model or saved_model_path(bundle_dir, metadata), height, width)
     app = FastAPI(title="Course-style baseline")
 
     @app.get("/readyz")
@@ -100,13 +133,20 @@ def serve(
         Path | None,
         typer.Option(help="the bundle's SavedModel folder when it is not inside the bundle"),
     ] = None,
+    rebuild_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="instead of a SavedModel, rebuild the network from this training config "
+            "(ImageNet backbone, untrained head: same compute, meaningless answers)"
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on")] = 8100,
 ) -> None:
     """Serve the baseline with one uvicorn worker."""
     logging.basicConfig(level=logging.WARNING)
     uvicorn.run(
-        create_app(bundle_dir, saved_model),
+        create_app(bundle_dir, saved_model, rebuild_config),
         host=host,
         port=port,
         log_level="warning",

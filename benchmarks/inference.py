@@ -40,13 +40,14 @@ from _common import (
     locate_saved_model,
     machine_info,
     parse_int_list,
+    registry_copy,
     standard_photos,
     summarize_latencies,
     write_report,
 )
 
 from mushroom_api.services.imaging import decode_photo, resize_for_model
-from mushroom_common.bundle import BundleMetadata, ModelVariant, read_metadata
+from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.catalog import load_catalog
 from mushroom_common.dataset import read_manifest
 from mushroom_common.storage import StorageError, open_storage
@@ -314,6 +315,7 @@ class VariantResult:
     recorded_metrics: dict[str, float] = field(default_factory=dict)
     cases: list[CaseResult] = field(default_factory=list)
     skipped: str = ""
+    source: str = ""  # empty: the bundle folder
 
 
 def fit_input(pixels: Pixels, size: tuple[int, int]) -> Pixels:
@@ -664,15 +666,20 @@ def main(
         [v.path for v in metadata.variants if v.format == "saved_model"],
         storage_uri,
     )
-    variant_list = list(metadata.variants)
-    if saved_model is not None and not any(v.format == "saved_model" for v in variant_list):
-        variant_list.append(
-            ModelVariant(name="saved_model", path="saved_model", format="saved_model", size_bytes=0)
-        )
-    for variant in variant_list:
+    # (variant, the folder its path is relative to, where that folder came from)
+    variant_list = [(v, bundle_dir, "") for v in metadata.variants]
+    copy, copy_where = registry_copy(metadata.name, metadata.version, storage_uri)
+    if copy is not None:
+        local_names = {v.name for v in metadata.variants}
+        variant_list += [
+            (v, copy, copy_where) for v in read_metadata(copy).variants if v.name not in local_names
+        ]
+    order = ["float32", "float16", "int8", "student_float32", "student_int8", "saved_model"]
+    variant_list.sort(key=lambda item: order.index(item[0].name) if item[0].name in order else 99)
+    for variant, base_dir, where in variant_list:
         if wanted is not None and variant.name not in wanted:
             continue
-        path = bundle_dir / variant.path
+        path = base_dir / variant.path
         if variant.format == "saved_model":
             if saved_model is None:
                 results.append(
@@ -680,10 +687,16 @@ def main(
                 )
                 continue
             path = saved_model
-        result = VariantResult(variant.name, "", _path_size(path), recorded_metrics=variant.metrics)
+            where = (
+                ""
+                if path.is_relative_to(bundle_dir)
+                else saved_model_where.removeprefix("registry copy ")
+            )
+        result = VariantResult(
+            variant.name, "", _path_size(path), recorded_metrics=variant.metrics, source=where
+        )
         if variant.format == "saved_model":
             result.runtime = "tensorflow"
-            result.skipped = "" if path.is_relative_to(bundle_dir) else f"({saved_model_where})"
             for count in thread_counts:
                 last = count == max(thread_counts)
                 job = SavedModelJob(
@@ -811,10 +824,20 @@ def _report(
     echo("\nVariants")
     echo(
         format_table(
-            ["variant", "runtime", "size MB", "load s", "top-1", "recorded top-1", "skipped"],
+            [
+                "variant",
+                "from",
+                "runtime",
+                "size MB",
+                "load s",
+                "top-1",
+                "recorded top-1",
+                "skipped",
+            ],
             [
                 [
                     r.variant,
+                    "registry copy" if r.source else "bundle",
                     r.runtime,
                     r.size_bytes / 1e6,
                     r.load_s,
@@ -826,6 +849,8 @@ def _report(
             ],
         )
     )
+    for source in sorted({r.source for r in results if r.source}):
+        echo(f"registry copy: {source}")
     echo("\nLatency per call (a call is one batch)")
     echo(
         format_table(

@@ -164,6 +164,7 @@ def test_locate_saved_model_prefers_the_bundle_then_the_registry(tmp_path: Path)
 
     registry_copy = storage_root / "models" / "m" / "v1" / "saved_model"
     registry_copy.mkdir(parents=True)
+    (registry_copy.parent / "metadata.json").write_text("{}")
     (registry_copy / "saved_model.pb").write_bytes(b"pb")
     found, where = locate_saved_model(bundle, "m", "v1", ["saved_model"], str(storage_root))
     assert found == registry_copy

@@ -73,7 +73,8 @@ class Tracker:
         for key, value in metrics.items():
             self.client.log_metric(self.run_id, _clean(key), float(value), step=step or 0)
         if self.wandb_run is not None:
-            self.wandb_run.log(metrics, step=step)
+            # W&B steps must only grow; phases restart their epochs, so let W&B count.
+            self.wandb_run.log({**metrics, **({"epoch": step} if step is not None else {})})
 
     def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def write_dataset(
     storage.write_json(f"{prefix}/report.json", {"generated": datetime.now(UTC).isoformat()})
     storage.write_text(f"{prefix}/_COMPLETE", "")
     return version_id
+
+
+@pytest.fixture(scope="session")
+def dataset_writer() -> Callable[..., str]:
+    """`write_dataset`, for tests that need a dataset version in another storage."""
+    return write_dataset
 
 
 @pytest.fixture(scope="session")

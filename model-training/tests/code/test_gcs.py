@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,18 @@ from mushroom_training.export import export
 from mushroom_training.registry import champion, list_versions, promote
 from mushroom_training.train import train
 
-from .conftest import write_dataset
-
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def test_train_export_promote_on_gcs(
-    gcs_emulator: tuple[Any, str], tmp_path: Path, weights_cache: Path
+    gcs_emulator: tuple[Any, str],
+    tmp_path: Path,
+    weights_cache: Path,
+    dataset_writer: Callable[..., str],
 ) -> None:
     _, uri = gcs_emulator
     storage = open_storage(uri)
-    write_dataset(storage, "ds-gcs", per_split=(6, 3, 3))
+    dataset_writer(storage, "ds-gcs", per_split=(6, 3, 3))
     settings = Settings(runs_dir=tmp_path / "runs", weights_cache_dir=weights_cache)
     config = load_config(
         CONFIGS / "tiny.yaml",

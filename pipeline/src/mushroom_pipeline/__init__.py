@@ -1,1 +1,1 @@
-"""Package."""
+"""Mushroom ID pipeline: collect to served model (content-addressed), drift monitoring, KFP."""

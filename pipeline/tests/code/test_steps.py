@@ -19,6 +19,8 @@ from mushroom_pipeline.collect import (
     check_feedback_splits,
     collect_inputs,
 )
+from mushroom_pipeline.config import Settings
+from mushroom_pipeline.runner import code_version
 from mushroom_pipeline.steps import StepCache, step_key
 
 
@@ -162,3 +164,13 @@ def test_data_steps_and_records_work_on_a_gcs_bucket(
     assert f"dataset {version}" in first.output
     # Runs on a bucket keep the tracking store in the local work folder.
     assert (tmp_path / "work" / "training-runs" / "tracking" / "mlflow.db").is_file()
+
+
+def test_code_version_hashes_the_training_code_unless_pinned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = code_version(Settings())
+    assert first.startswith("src-")
+    assert code_version(Settings()) == first
+    monkeypatch.setenv("PIPELINE_CODE_VERSION", "image-sha256-abc")
+    assert code_version(Settings()) == "image-sha256-abc"
