@@ -344,11 +344,15 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("resize to the model input", ("resize_for_model",)),
     ("model (LiteRT invoke)", ("Interpreter.invoke", "_Runner.invoke")),
     ("prediction log (SQLite)", ("FeedbackStore",)),
+    ("baseline: Keras model.predict", ("Trainer.predict",)),
+    ("baseline: TF decode + resize", ("decode_jpeg", "resize_images", "image_ops")),
     ("request body / multipart", ("multipart", "Request.stream", "Request.form", "_get_form")),
     ("response (pydantic, JSON)", ("serialize_response", "jsonable_encoder", "JSONResponse")),
-    ("threads waiting (queue, lock)", ("Condition.wait", "Queue.get", "Lock.acquire")),
     ("event loop, HTTP, framework", ("asyncio", "uvicorn", "starlette", "fastapi", "anyio")),
 )
+# A sample whose innermost frame is one of these is a thread waiting, not working: py-spy's idle
+# detection does not always see Python-level waits.
+WAITING_LEAVES = ("Condition.wait", "Queue.get", "Lock.acquire", "Event.wait", "_worker (")
 _INCLUSIVE_NOISE = (
     "threading.py",
     "_click/",
@@ -358,32 +362,49 @@ _INCLUSIVE_NOISE = (
     "cli.py",
     "futures/thread.py",
     "_backends/_asyncio.py",
+    # the ASGI stack every request passes through: true of every sample, telling nothing
+    "uvicorn/",
+    "starlette/",
+    "fastapi/",
+    "middleware/",
+    "telemetry/",
+    "serve (",
 )
 
 
 def categorize_collapsed(
     text: str, categories: Sequence[tuple[str, Sequence[str]]] = PROFILE_CATEGORIES
-) -> list[tuple[str, float]]:
-    """Share of samples per category (first category with a marker in any frame), plus "other".
+) -> tuple[list[tuple[str, float]], float]:
+    """Where the working samples go, by category, and how many samples were only waiting.
+
+    A sample is waiting when its innermost frame is a wait (`WAITING_LEAVES`); every other sample
+    goes to the first category with a marker in any of its frames, else to "other".
 
     Args:
         text: py-spy raw (collapsed) stacks.
         categories: (name, markers) in priority order.
 
     Returns:
-        (category, share) for every category with samples, largest first.
+        (category, share of the working samples) largest first, and the waiting share of all.
     """
     counts: Counter[str] = Counter()
+    waiting = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        if any(leaf.startswith(w) for w in WAITING_LEAVES):
+            waiting += int(count_text)
             continue
         name = next(
             (name for name, markers in categories if any(m in stack for m in markers)), "other"
         )
         counts[name] += int(count_text)
-    total = sum(counts.values())
-    return [(name, count / total) for name, count in counts.most_common()] if total else []
+    busy = sum(counts.values())
+    total = busy + waiting
+    shares = [(name, count / busy) for name, count in counts.most_common()] if busy else []
+    return shares, (waiting / total if total else 0.0)
 
 
 def parse_importtime(text: str, top: int = 12) -> list[tuple[str, float]]:
@@ -420,10 +441,12 @@ class Profile:
     """Where the API process spent its time under one load level."""
 
     tool: str
+    server: str
     photo: str
     concurrency: int
     samples_file: str
-    categories: list[tuple[str, float]] = field(default_factory=list)
+    categories: list[tuple[str, float]] = field(default_factory=list)  # of working samples
+    waiting_share: float = 0.0  # samples of threads only waiting, left out of `categories`
     self_share: list[tuple[str, float]] = field(default_factory=list)
     inclusive_share: list[tuple[str, float]] = field(default_factory=list)
     note: str = ""
@@ -437,10 +460,10 @@ def profile_api(
     timeout_s: float,
     out_path: Path,
 ) -> Profile:
-    """Sample the API process with py-spy (all threads, 200 Hz) while driving one load level."""
+    """Sample a server process with py-spy (all threads, 200 Hz) while driving one load level."""
     py_spy = Path(sys.executable).with_name("py-spy")
     executable = str(py_spy) if py_spy.exists() else shutil.which("py-spy")
-    profile = Profile("py-spy", photo.name, concurrency, str(out_path))
+    profile = Profile("py-spy", server.name, photo.name, concurrency, str(out_path))
     if executable is None:
         profile.note = "py-spy is not installed"
         return profile
@@ -478,7 +501,7 @@ def profile_api(
     text = out_path.read_text(errors="replace")
     summary = summarize_collapsed(text)
     profile.self_share, profile.inclusive_share = summary["self"], summary["inclusive"]
-    profile.categories = categorize_collapsed(text)
+    profile.categories, profile.waiting_share = categorize_collapsed(text)
     return profile
 
 
@@ -761,6 +784,14 @@ def main(
                     levels += run_levels(
                         base, photos, levels_wanted, baseline_requests, min(warmup, 3), timeout_s
                     )
+                    if profile:
+                        one_mb = next(p for p in photos if p.name == LOAD_PHOTOS[0])
+                        out = results_dir / "profiles" / f"baseline-pyspy-{timestamp()}.txt"
+                        profiles.append(
+                            profile_api(
+                                base, one_mb, profile_concurrency, baseline_requests, timeout_s, out
+                            )
+                        )
                 finally:
                     stop_server_process(base.process)
 
@@ -859,17 +890,19 @@ def _report(
     )
     for prof in profiles:
         echo(
-            f"\nProfile ({prof.tool}, {prof.photo}, concurrency {prof.concurrency}): "
+            f"\nProfile of the {prof.server} ({prof.tool}, {prof.photo}, concurrency "
+            f"{prof.concurrency}): "
             f"{prof.samples_file}"
         )
         if prof.note:
             echo(f"  {prof.note}")
         echo(
             format_table(
-                ["where the time goes", "share of samples"],
+                ["where the working time goes", "share"],
                 [[c, f"{s:.1%}"] for c, s in prof.categories],
             )
         )
+        echo(f"({prof.waiting_share:.1%} of all samples were threads waiting on a queue or lock)")
         echo(
             format_table(
                 ["function (self time)", "share"], [[f, f"{s:.1%}"] for f, s in prof.self_share]

@@ -181,6 +181,7 @@ class LiteRTRunner:
         self.input_dtype = details["dtype"]
         shape = [int(d) for d in details["shape"]]
         self.input_size = (shape[1], shape[2])
+        self.batch = batch
         self.batched = False
         if batch > 1 and shape[0] != batch:
             try:
@@ -211,8 +212,17 @@ class LiteRTRunner:
 
     def __call__(self, pixels: Pixels) -> npt.NDArray[np.float32]:
         if self.batched:
-            return self._invoke(pixels)
+            # The resized interpreter takes exactly `batch` photos: pad a short last batch.
+            return self._invoke(pad_batch(pixels, self.batch))[: len(pixels)]
         return np.concatenate([self._invoke(pixels[i : i + 1]) for i in range(len(pixels))])
+
+
+def pad_batch(pixels: Pixels, batch: int) -> Pixels:
+    """Photos padded with black ones up to `batch` (unchanged when there are enough)."""
+    if len(pixels) >= batch:
+        return pixels
+    padding = np.zeros((batch - len(pixels), *pixels.shape[1:]), pixels.dtype)
+    return np.concatenate([pixels, padding])
 
 
 def _litert_for_batch(path: Path, threads: int, num_labels: int, batch: int) -> Runner:
@@ -669,7 +679,13 @@ def main(
     # (variant, the folder its path is relative to, where that folder came from)
     variant_list = [(v, bundle_dir, "") for v in metadata.variants]
     copy, copy_where = registry_copy(metadata.name, metadata.version, storage_uri)
-    if copy is not None:
+    notes = []
+    if copy is None:
+        notes.append(
+            f"only the bundle folder's variants are measured: {copy_where} (the repository's demo "
+            "bundle leaves out float32 and the SavedModel; pass --storage-uri of the registry)"
+        )
+    else:
         local_names = {v.name for v in metadata.variants}
         variant_list += [
             (v, copy, copy_where) for v in read_metadata(copy).variants if v.name not in local_names
@@ -757,7 +773,7 @@ def main(
         )
 
     decoded = decode_cases(photos, size, decode_runs) + tf_decode if decode else []
-    _report(results, decoded, eval_set, metadata, bundle_dir, machine, results_dir)
+    _report(results, decoded, eval_set, metadata, bundle_dir, machine, results_dir, notes)
 
 
 def _onnx_result(
@@ -778,7 +794,12 @@ def _onnx_result(
         if reason:
             logger.warning("ONNX Runtime skipped: %s", reason)
             return VariantResult("onnx (float32)", "onnxruntime", 0, skipped=reason)
-        result = VariantResult("onnx (float32)", "onnxruntime", target.stat().st_size)
+        result = VariantResult(
+            "onnx (float32)",
+            "onnxruntime",
+            target.stat().st_size,
+            source="converted with tf2onnx from the SavedModel or the float32 TFLite file",
+        )
         started = time.perf_counter()
         OnnxRunner(target, 1, num_labels)
         result.load_s = time.perf_counter() - started
@@ -808,6 +829,7 @@ def _report(
     bundle_dir: Path,
     machine: Any,
     results_dir: Path,
+    notes: list[str],
 ) -> None:
     echo = typer.echo
     echo(
@@ -837,7 +859,9 @@ def _report(
             [
                 [
                     r.variant,
-                    "registry copy" if r.source else "bundle",
+                    ("converted" if r.runtime == "onnxruntime" else "registry copy")
+                    if r.source
+                    else "bundle",
                     r.runtime,
                     r.size_bytes / 1e6,
                     r.load_s,
@@ -849,8 +873,10 @@ def _report(
             ],
         )
     )
-    for source in sorted({r.source for r in results if r.source}):
+    for source in sorted({r.source for r in results if r.source and r.runtime != "onnxruntime"}):
         echo(f"registry copy: {source}")
+    for note in notes:
+        echo(f"note: {note}")
     echo("\nLatency per call (a call is one batch)")
     echo(
         format_table(
@@ -915,6 +941,7 @@ def _report(
             else {"source": eval_set.source, "photos": len(eval_set.labels), "note": eval_set.note},
             "variants": [asdict(r) for r in results],
             "decode": [asdict(d) for d in decoded],
+            "notes": notes,
         },
         results_dir,
     )

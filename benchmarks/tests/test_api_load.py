@@ -137,14 +137,19 @@ def test_summarize_collapsed_self_and_inclusive_shares() -> None:
     assert summarize_collapsed("") == {"self": [], "inclusive": []}
 
 
-def test_categorize_collapsed_first_match_wins() -> None:
-    shares = dict(categorize_collapsed(COLLAPSED))
-    assert shares["JPEG decode (decode_photo, PIL load)"] == pytest.approx(0.5)
-    assert shares["resize to the model input"] == pytest.approx(0.1)
-    assert shares["event loop, HTTP, framework"] == pytest.approx(0.3)
-    assert shares["model (LiteRT invoke)"] == pytest.approx(0.06)
-    assert shares["other"] == pytest.approx(0.04)
-    assert sum(shares.values()) == pytest.approx(1.0)
+def test_categorize_collapsed_first_match_wins_and_waiting_is_apart() -> None:
+    text = COLLAPSED + "\nThread._bootstrap (threading.py:1);Queue.get (queue.py:171);"
+    text += "Condition.wait (threading.py:320) 100"
+    shares, waiting = categorize_collapsed(text)
+    by_name = dict(shares)
+    assert waiting == pytest.approx(0.5)
+    assert by_name["JPEG decode (decode_photo, PIL load)"] == pytest.approx(0.5)
+    assert by_name["resize to the model input"] == pytest.approx(0.1)
+    assert by_name["event loop, HTTP, framework"] == pytest.approx(0.3)
+    assert by_name["model (LiteRT invoke)"] == pytest.approx(0.06)
+    assert by_name["other"] == pytest.approx(0.04)
+    assert sum(by_name.values()) == pytest.approx(1.0)
+    assert categorize_collapsed("") == ([], 0.0)
 
 
 def test_parse_importtime_takes_the_largest_cumulative_per_package() -> None:

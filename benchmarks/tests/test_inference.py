@@ -17,6 +17,7 @@ from inference import (
     fit_input,
     load_folder_photos,
     load_test_split,
+    pad_batch,
     sample_batch,
     top1,
 )
@@ -65,6 +66,15 @@ def test_sample_batch_repeats_a_small_pool() -> None:
     batch = sample_batch(pool, 7)
     assert batch[:, 0, 0, 0].tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert batch.flags["C_CONTIGUOUS"]
+
+
+def test_pad_batch_fills_a_short_batch_with_black_photos() -> None:
+    pixels = np.full((3, 2, 2, 3), 7, np.uint8)
+    padded = pad_batch(pixels, 5)
+    assert padded.shape == (5, 2, 2, 3)
+    assert (padded[:3] == 7).all()
+    assert (padded[3:] == 0).all()
+    assert pad_batch(pixels, 3) is pixels
 
 
 def test_fit_input_resizes_only_when_needed() -> None:

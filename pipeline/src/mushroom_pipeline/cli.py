@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +50,20 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _command_line(context: typer.Context, secret: tuple[str, ...] = ("api_token",)) -> str:
+    """The current command with its options (secrets left out), for the bundle's metadata."""
+    words = ["mushroom-pipeline", context.info_name or ""]
+    for name, value in context.params.items():
+        if name in secret or value in (None, False, [], ()):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "storage_uri":
+            flag = "--storage"
+        for item in value if isinstance(value, list | tuple) else [value]:
+            words += [flag] if item is True else [flag, str(item)]
+    return shlex.join(words)
+
+
 def _open(uri: str | None) -> Storage:
     try:
         return open_storage(uri)
@@ -59,6 +74,7 @@ def _open(uri: str | None) -> Storage:
 
 @app.command("run")
 def run_command(
+    context: typer.Context,
     import_folder: Annotated[
         list[Path] | None,
         typer.Option(
@@ -158,6 +174,7 @@ def run_command(
         api_url=api_url or settings.api_url,
         api_token=api_token if api_token is not None else settings.api_admin_token,
         stop_after=stop_after,
+        command=_command_line(context),
     )
     try:
         result = run_pipeline(storage, options, settings)

@@ -48,6 +48,7 @@ class RunOptions:
     api_url: str | None = None
     api_token: str = ""
     stop_after: str | None = None
+    command: str = "mushroom-pipeline run"
 
 
 @dataclass
@@ -189,6 +190,7 @@ def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> P
             overrides=options.overrides,
             epochs=options.epochs,
             model_name=options.model_name,
+            command=options.command,
         )
         config = training.resolved_config(dataset_version)
         config_hash = sha256_text(canonical_json(config))

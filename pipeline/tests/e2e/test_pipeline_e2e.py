@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,6 +146,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             process.wait(timeout=20)
 
 
+def _run_record(world: World, output: str) -> dict[str, Any]:
+    """The run.json of the run whose summary is output (its last line names the report)."""
+    report_uri = output.strip().splitlines()[-1].removeprefix("report: ")
+    run_id = report_uri.rsplit("/", 2)[-2]
+    text = world.storage.read_text(f"pipelines/runs/{run_id}/run.json")
+    record: dict[str, Any] = json.loads(text)
+    return record
+
+
 def _champion(storage: LocalStorage) -> ChampionPointer:
     return ChampionPointer.model_validate_json(
         storage.read_bytes(f"models/{MODEL_NAME}/champion.json")
@@ -180,8 +190,8 @@ def test_first_run_promotes_a_champion_that_the_api_serves(world: World) -> None
     assert body["model"] == {"name": MODEL_NAME, "version": champion.version}
     assert body["verdict"] in ("dangerous", "edible", "uncertain", "not_a_mushroom")
     # Every step's outputs are in the run report and the tracking store.
-    reports = [k for k in world.storage.list("pipelines/runs/") if k.endswith("run.json")]
-    run = json.loads(world.storage.read_text(reports[0]))
+    run = _run_record(world, world.first)
+    assert run["status"] == "FINISHED"
     assert [s["step"] for s in run["steps"]][:3] == ["collect", "build", "train"]
     assert world.storage.exists("tracking/mlflow.db")
 
@@ -242,8 +252,7 @@ def test_feedback_through_the_api_arrives_in_the_next_collection(world: World) -
     assert records[0].source == "feedback"
     assert records[0].needs_review is True
     assert records[0].species == "cantharellus_cibarius"
-    runs = sorted(k for k in world.storage.list("pipelines/runs/") if k.endswith("run.json"))
-    steps = {s["step"]: s for s in json.loads(world.storage.read_text(runs[-1]))["steps"]}
+    steps = {s["step"]: s for s in _run_record(world, output)["steps"]}
     version = steps["build"]["outputs"]["dataset_version"]
     rows = [r for r in read_manifest(world.storage, version) if r.source == "feedback"]
     assert [(r.content_hash, r.split) for r in rows] == [(records[0].content_hash, "train")]
