@@ -46,10 +46,11 @@ from _common import (
     write_report,
 )
 
-from mushroom_api.services.imaging import decode_photo, resize_for_model
+from mushroom_api.services.imaging import decode_photo
 from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.catalog import load_catalog
 from mushroom_common.dataset import read_manifest
+from mushroom_common.imaging import resize_for_model
 from mushroom_common.storage import StorageError, open_storage
 
 logger = logging.getLogger("benchmarks.inference")
@@ -75,7 +76,7 @@ class EvalSet:
 def _to_model_input(data: bytes, size: tuple[int, int]) -> Pixels:
     """Photo bytes -> the served model's input, exactly as the API does it."""
     photo = decode_photo(data, MAX_PIXELS, size)
-    return resize_for_model(photo.image, size)
+    return resize_for_model(photo.image, size[1], size[0])
 
 
 def load_test_split(
@@ -559,7 +560,7 @@ def decode_cases(
                 started = time.perf_counter()
                 image = decode_photo(photo.data, MAX_PIXELS, target).image
                 decoded_at = time.perf_counter()
-                resize_for_model(image, size)
+                resize_for_model(image, size[1], size[0])
                 if run >= 2:
                     decode_s.append(decoded_at - started)
                     total_s.append(time.perf_counter() - started)

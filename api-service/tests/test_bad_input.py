@@ -181,8 +181,9 @@ def test_exif_orientation_is_honoured() -> None:
 
 def test_jpeg_draft_mode_decodes_big_photos_at_reduced_scale() -> None:
     decoded = decode_photo(noise_jpeg((2048, 1536)), 10**8, (224, 224))
-    # Draft mode picks the smallest 1/2^n scale whose shorter side keeps 2 x 224 = 448 pixels.
-    assert decoded.image.size == (1024, 768)
+    # Draft mode picks the smallest 1/2^n scale whose shorter side still covers 224 pixels:
+    # 1/8 would leave 192, so 1/4.
+    assert decoded.image.size == (512, 384)
 
 
 def test_png_with_alpha_is_composited_on_white() -> None:

@@ -160,7 +160,9 @@ def test_decode_cases_compare_draft_with_full_decoding() -> None:
     data = encode_jpeg(synthetic_photo(1600, 1200, seed=1, noise=4.0), 90)
     results = decode_cases([photo_from_bytes("p", data)], (224, 224), runs=1)
     by_mode = {r.mode.split(",")[1].strip(): r for r in results}
-    assert by_mode["draft mode (served)"].decoded_at == "800x600"
+    assert (
+        by_mode["draft mode (served)"].decoded_at == "400x300"
+    )  # 1/4 scale: 1/8 would leave 150 < 224
     assert by_mode["no draft (full size)"].decoded_at == "1600x1200"
     assert all(r.latency.count == 1 for r in results)
     with Image.open(io.BytesIO(data)) as image:

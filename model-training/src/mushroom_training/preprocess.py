@@ -12,6 +12,10 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
+from mushroom_common.imaging import resize_for_model
+
+__all__ = ["decode_photo", "photo_to_input", "resize_for_model"]
+
 
 def decode_photo(data: bytes) -> Image.Image:
     """Decode photo bytes to an upright RGB PIL image."""
@@ -19,21 +23,6 @@ def decode_photo(data: bytes) -> Image.Image:
         image.load()
         upright = ImageOps.exif_transpose(image)
         return upright.convert("RGB")
-
-
-def resize_for_model(image: Image.Image, height: int, width: int) -> np.ndarray:
-    """Resize a whole RGB photo (no crop) to the model's input with PIL's bilinear filter.
-
-    Args:
-        image: an RGB PIL image.
-        height: the model's input height.
-        width: the model's input width.
-
-    Returns:
-        A C-contiguous uint8 array of shape (height, width, 3).
-    """
-    resized = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(resized, dtype=np.uint8))
 
 
 def photo_to_input(data: bytes, height: int, width: int) -> np.ndarray:

@@ -18,10 +18,11 @@ from mushroom_api.schemas import DISCLAIMER, IdentificationPublic, ModelRefPubli
 from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.explain import occlusion_heat_map, render_overlay
-from mushroom_api.services.imaging import ImageError, decode_photo, resize_for_model
+from mushroom_api.services.imaging import ImageError, decode_photo
 from mushroom_api.services.verdict import VerdictRules, judge
 from mushroom_common.catalog import Catalog
 from mushroom_common.feedback import FeedbackStore, PredictionRecord
+from mushroom_common.imaging import resize_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
 
 def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> PreparedPhoto:
     photo = decode_photo(data, max_pixels, size)
-    return PreparedPhoto(hashlib.sha256(data).hexdigest(), resize_for_model(photo.image, size))
+    return PreparedPhoto(
+        hashlib.sha256(data).hexdigest(), resize_for_model(photo.image, size[1], size[0])
+    )
 
 
 async def prepare_photo(
