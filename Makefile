@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PY_DIRS := packages data-collector model-training api-service pipeline benchmarks deployment conftest.py
-PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src
+PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
 .PHONY: setup setup-python setup-frontend setup-browser run test lint typecheck test-python test-frontend test-e2e pipeline bench clean
 

@@ -109,4 +109,4 @@ def test_run_collects_from_inaturalist_and_skips_the_same_query(
     assert all(r.license == "cc-by" and r.observer for r in records)
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
-    assert second.output.startswith("collect   skipped  (already done)")
+    assert second.stdout.startswith("collect   skipped  (already done)")

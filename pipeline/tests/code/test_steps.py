@@ -128,7 +128,7 @@ def test_a_failed_run_resumes_after_the_last_finished_step(
     ]
     resumed = runner.invoke(app, [*base, "--stop-after", "build"])
     assert resumed.exit_code == 0, resumed.output
-    lines = resumed.output.splitlines()
+    lines = resumed.stdout.splitlines()
     assert lines[0].startswith("collect   skipped  (already done)")
     assert lines[1].startswith("build     skipped  (already done) dataset ds-")
 
@@ -156,12 +156,12 @@ def test_data_steps_and_records_work_on_a_gcs_bucket(
     assert first.exit_code == 0, first.output
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
-    assert [line.split()[:2] for line in second.output.splitlines()[:2]] == [
+    assert [line.split()[:2] for line in second.stdout.splitlines()[:2]] == [
         ["collect", "skipped"],
         ["build", "skipped"],
     ]
-    version = second.output.splitlines()[1].split("dataset ")[1].split()[0]
-    assert f"dataset {version}" in first.output
+    version = second.stdout.splitlines()[1].split("dataset ")[1].split()[0]
+    assert f"dataset {version}" in first.stdout
     # Runs on a bucket keep the tracking store in the local work folder.
     assert (tmp_path / "work" / "training-runs" / "tracking" / "mlflow.db").is_file()
 

@@ -118,7 +118,8 @@ def _invoke(args: list[str]) -> str:
     # changed code hash would (rightly) retrain between the first and the second run.
     result = CliRunner().invoke(app, args, env={"PIPELINE_CODE_VERSION": "e2e-pinned"})
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-    return result.output
+    # Logs go to stderr (and, once another test configured logging, into .output): parse stdout.
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
