@@ -138,14 +138,25 @@ class Storage(ABC):
         return keys
 
 
-def _atomic_write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+def _write_temp(directory: Path, data: bytes) -> str:
+    """Write data to a durable temporary file in directory (never listed); return its name."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return tmp_name
+
+
+def _atomic_write_file(path: Path, data: bytes) -> None:
+    tmp_name = _write_temp(path.parent, data)
+    try:
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -182,13 +193,8 @@ class LocalStorage(Storage):
         path = self._path(key)
         if path.exists():
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+        tmp_name = _write_temp(path.parent, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             # link() fails when the target exists, so two writers never both "win".
             os.link(tmp_name, path)
             return True
