@@ -17,6 +17,9 @@ class Edibility(StrEnum):
 
     DEADLY = "deadly"
     POISONOUS = "poisonous"
+    # The sources do not establish whether it is safe: never answered `edible`, and sorted
+    # right after the dangerous classes because nobody should treat it as harmless.
+    UNKNOWN = "unknown"
     INEDIBLE = "inedible"
     EDIBLE_WHEN_COOKED = "edible_when_cooked"
     EDIBLE = "edible"
@@ -57,6 +60,7 @@ class Species(BaseModel):
 
     id: str
     scientific_name: str
+    family: str | None = None
     common_names: dict[str, list[str]]
     edibility: Edibility
     edibility_note: str | None = None
@@ -81,6 +85,11 @@ class Species(BaseModel):
         if not value.get("en"):
             raise ValueError("every species needs at least one English common name")
         return value
+
+    @property
+    def genus(self) -> str:
+        """The genus: the first word of the scientific name ('Amanita')."""
+        return self.scientific_name.split()[0]
 
     @property
     def english_names(self) -> list[str]:
