@@ -1,36 +1,152 @@
-"""`mushroom-api`: serve the API (and the built frontend) with uvicorn."""
+"""`mushroom-api`: serve the API (and the built frontend) with uvicorn, one worker per core."""
 
 from __future__ import annotations
 
+import errno
 import logging
-from typing import Annotated
+import logging.config
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 from pydantic import ValidationError
 
-from mushroom_api.main import create_app
+from mushroom_api.config import get_settings
 
 logger = logging.getLogger("mushroom_api")
 app = typer.Typer(add_completion=False, help="Serve the Mushroom ID API.")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in cores (a container's CPU limit), if any.
+
+    Args:
+        root: where the cgroup file system is mounted.
+
+    Returns:
+        The quota in cores (v2 `cpu.max` or v1 `cpu.cfs_quota_us`), or None when unlimited.
+    """
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a container's CPU limit."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        # A pod limited to 500m gets one worker; to 1.5 cores, two.
+        cores = min(cores or 1, math.ceil(limit))
+    return max(1, cores or 1)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, as a sentence, or None when it can."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        return f"The host {host!r} is not an address of this machine; use 127.0.0.1 or 0.0.0.0."
+    with socket.socket(family, kind, proto) as probe:
+        # The same option uvicorn sets: a port left in TIME_WAIT by a stopped server is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"Port {port} on {host} is already in use by another program: stop it, or "
+                    f"choose another port with --port (make run PORT={port + 1})."
+                )
+            if exc.errno == errno.EACCES:
+                return f"Port {port} needs root; choose a port above 1023 with --port."
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0."
+            return f"Cannot listen on {host}:{port}: {exc.strerror}."
+    return None
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging plus our own loggers, applied in every worker process."""
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            "uvicorn": {"level": level.upper()},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"level": "WARNING"},
+        },
+    }
+    return config
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="server processes sharing the port, each with its own model "
+            "(default: the cores this process may use, a container's CPU limit included)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Serve the API; settings come from API_* variables and MUSHROOM_STORAGE_URI."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_config = logging_config(log_level)
+    logging.config.dictConfig(log_config)
     try:
-        api = create_app()
+        get_settings()
     except ValidationError as exc:
         logger.error("invalid settings: %s", exc)
         raise typer.Exit(code=2) from exc
-    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
+    problem = port_problem(host, port)
+    if problem is not None:
+        logger.error("%s", problem)
+        raise typer.Exit(code=2)
+    processes = workers or available_cores()
+    logger.info("serving on http://%s:%d with %d worker process(es)", host, port, processes)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "log_config": log_config,
+        "access_log": False,
+    }
+    if processes == 1:
+        # One process: no supervisor, and the app is built here (the fastest cold start).
+        from mushroom_api.main import create_app
+
+        uvicorn.run(create_app(), **common)
+    else:
+        uvicorn.run("mushroom_api.main:create_app", factory=True, workers=processes, **common)
 
 
 if __name__ == "__main__":
