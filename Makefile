@@ -54,7 +54,9 @@ setup-frontend: frontend-deps $(FRONTEND)/dist/index.html
 setup-browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-run: setup-api setup-frontend
+# Python packages and npm packages download side by side; then the server starts.
+run:
+	$(MAKE) --no-print-directory -j2 setup-api setup-frontend
 	$(UV) run --no-sync mushroom-api --host $(HOST) --port $(PORT)
 
 dev: setup
