@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import logging.config
 import math
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -133,6 +137,20 @@ def serve(
         raise typer.Exit(code=2)
     processes = workers or available_cores()
     logger.info("serving on http://%s:%d with %d worker process(es)", host, port, processes)
+    settings = get_settings()
+    if processes > 1 and settings.reload_poll_seconds == 0 and settings.admin_enabled:
+        logger.warning(
+            "POST /admin/reload reaches one of the %d workers: set API_RELOAD_POLL_SECONDS so "
+            "every worker follows the champion, or run with --workers 1",
+            processes,
+        )
+    if processes > 1 and settings.rate_limit_per_minute > 0:
+        logger.info(
+            "each of the %d workers counts its own rate limit (up to %d requests per minute "
+            "per client in all)",
+            processes,
+            processes * settings.rate_limit_per_minute,
+        )
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -146,7 +164,27 @@ def serve(
 
         uvicorn.run(create_app(), **common)
     else:
-        uvicorn.run("mushroom_api.main:create_app", factory=True, workers=processes, **common)
+        with _shared_metrics_dir():
+            uvicorn.run("mushroom_api.main:create_app", factory=True, workers=processes, **common)
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir() -> Iterator[None]:
+    """One folder where every worker's Prometheus counters add up, so /metrics shows them all.
+
+    prometheus_client's multiprocess mode reads PROMETHEUS_MULTIPROC_DIR when it is imported;
+    the workers are started after this and inherit it. A folder set by the operator is kept.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="mushroom-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
