@@ -37,11 +37,14 @@ setup-api: check-python
 setup-python: check-python
 	$(UV) sync --frozen --all-packages --all-extras
 
-# npm ci only when node_modules was installed from a different package-lock.json.
+# npm ci only when node_modules was installed from a different package-lock.json, or without the
+# dev packages that tests need. `make run` needs only what builds the app (NPM_OMIT=dev: no test
+# tools, about a tenth of the packages); a full install serves both.
+NPM_OMIT ?=
 frontend-deps: check-node
-	@want="$$(sha256sum $(FRONTEND)/package-lock.json | cut -d' ' -f1)"; \
-	if [ "$$(cat $(NPM_STAMP) 2>/dev/null)" = "$$want" ]; then echo "node_modules matches package-lock.json: npm ci skipped"; \
-	else (cd $(FRONTEND) && npm ci --no-audit --no-fund) && echo "$$want" > $(NPM_STAMP); fi
+	@want="$$(sha256sum $(FRONTEND)/package-lock.json | cut -d' ' -f1)"; have="$$(cat $(NPM_STAMP) 2>/dev/null || true)"; \
+	if [ "$$have" = "$$want all" ] || [ -n "$(NPM_OMIT)" -a "$$have" = "$$want omit-$(NPM_OMIT)" ]; then echo "node_modules matches package-lock.json: npm ci skipped"; \
+	else (cd $(FRONTEND) && npm ci --no-audit --no-fund $(if $(NPM_OMIT),--omit=$(NPM_OMIT))) && echo "$$want $(if $(NPM_OMIT),omit-$(NPM_OMIT),all)" > $(NPM_STAMP); fi
 
 # The web app, rebuilt only when a source file is newer than the last build (type checks: make lint).
 FRONTEND_INPUTS := $(shell find $(FRONTEND)/src $(FRONTEND)/public $(FRONTEND)/sw $(FRONTEND)/vite-plugins -type f 2>/dev/null) \
@@ -56,7 +59,7 @@ setup-browser:
 
 # Python packages and npm packages download side by side; then the server starts.
 run:
-	$(MAKE) --no-print-directory -j2 setup-api setup-frontend
+	$(MAKE) --no-print-directory -j2 setup-api setup-frontend NPM_OMIT=dev
 	$(UV) run --no-sync mushroom-api --host $(HOST) --port $(PORT)
 
 dev: setup

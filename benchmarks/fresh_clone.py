@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,15 @@ def first_answer(
     return False
 
 
+def _timestamp_lines(
+    process: subprocess.Popen[bytes], started: float, lines: list[tuple[float, str]]
+) -> None:
+    """Collect make's output lines with the seconds since it started (the phases' times)."""
+    assert process.stdout is not None
+    for raw in process.stdout:
+        lines.append((time.monotonic() - started, raw.decode(errors="replace").rstrip()))
+
+
 @app.command()
 def main(
     no_uv_on_path: Annotated[
@@ -97,8 +107,13 @@ def main(
         work = Path(tmp)
         clone = work / "mushroom-id"
         subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
-        # The demo model's weights live outside git's reach only if LFS were used; it is not.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("API_", "VIRTUAL_ENV"))}
+        # A fresh shell: no settings, no active virtual environment, and not the `UV` that
+        # `uv run` exports to its children (the Makefile would take it as the uv to use).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("API_", "VIRTUAL_ENV", "UV", "MUSHROOM_"))
+        }
         env.update(
             {
                 "UV_CACHE_DIR": str(work / "uv-cache"),
@@ -111,30 +126,30 @@ def main(
             env["PATH"] = SYSTEM_PATH
         port = free_port()
         command = ["make", "run", f"PORT={port}"]
-        log_path = work / "make.log"
-        with log_path.open("wb") as log:
-            started = time.monotonic()
-            process = subprocess.Popen(
-                command,
-                cwd=clone,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                answered = first_answer(
-                    f"http://127.0.0.1:{port}/predict", photo, process, timeout_s
-                )
-                seconds = time.monotonic() - started if answered else None
-            finally:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    try:
-                        process.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
-                        process.wait()
+        lines: list[tuple[float, str]] = []
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command,
+            cwd=clone,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        reader = threading.Thread(target=_timestamp_lines, args=(process, started, lines))
+        reader.start()
+        try:
+            answered = first_answer(f"http://127.0.0.1:{port}/predict", photo, process, timeout_s)
+            seconds = time.monotonic() - started if answered else None
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        reader.join(timeout=10)
         result = FreshRun(
             command=" ".join(command) + (f" (PATH={SYSTEM_PATH})" if no_uv_on_path else ""),
             seconds_to_predict=seconds,
@@ -144,7 +159,7 @@ def main(
             uv_cache_mib=tree_mib(work / "uv-cache"),
             npm_cache_mib=tree_mib(work / "npm-cache"),
             exit_code=process.returncode if not answered else None,
-            log_tail="\n".join(log_path.read_text(errors="replace").splitlines()[-20:]),
+            log_tail="\n".join(f"{t:6.1f} s  {line}" for t, line in lines[-40:]),
         )
         shutil.rmtree(clone, ignore_errors=True)
     typer.echo(
@@ -171,6 +186,7 @@ def main(
             ],
         )
     )
+    typer.echo("make's output, seconds since it started:\n" + result.log_tail)
     if result.seconds_to_predict is None:
         typer.echo(f"make run did not answer (exit {result.exit_code}):\n{result.log_tail}")
     typer.echo(f"JSON: {write_report('fresh_clone', {'run': result})}")
