@@ -184,6 +184,11 @@ class ExportSettings(BaseModel):
     flip_tta: bool = Field(
         False, description="exported models average the photo's and its mirror image's logits"
     )
+    detector_rank: int = Field(
+        0,
+        ge=0,
+        description="factorise the detector's ImageNet layer to this rank at export (0: keep it)",
+    )
 
     @model_validator(mode="after")
     def _serving_is_exported(self) -> ExportSettings:

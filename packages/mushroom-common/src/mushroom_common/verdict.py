@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from mushroom_common.bundle import BundleMetadata
+from mushroom_common.bundle import BundleMetadata, DecisionRulesSpec
 from mushroom_common.catalog import Catalog, Edibility, Species
 
 OpenSetMethod = Literal["max_logit", "energy", "max_probability"]
@@ -96,16 +96,34 @@ class VerdictRules:
         unseen_lookalike_blocks_edible: bool | None = None,
     ) -> VerdictRules:
         """The bundle's tuned rules, with any threshold the operator overrides."""
-        spec = metadata.decision_rules
         detector = metadata.mushroom_detector
+        return cls.from_spec(
+            metadata.decision_rules,
+            detector.threshold if detector is not None else None,
+            danger_threshold=danger_threshold,
+            edible_threshold=edible_threshold,
+            detector_threshold=detector_threshold,
+            unseen_lookalike_blocks_edible=unseen_lookalike_blocks_edible,
+        )
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: DecisionRulesSpec,
+        bundle_detector_threshold: float | None,
+        *,
+        danger_threshold: float | None = None,
+        edible_threshold: float | None = None,
+        detector_threshold: float | None = None,
+        unseen_lookalike_blocks_edible: bool | None = None,
+    ) -> VerdictRules:
+        """Rules from a bundle's decision spec and detector threshold, with overrides."""
         open_set = spec.open_set
         return cls(
             danger_threshold=danger_threshold or spec.danger_threshold,
             edible_threshold=edible_threshold or spec.edible_threshold,
             detector_threshold=(
-                detector_threshold
-                if detector_threshold is not None
-                else (detector.threshold if detector is not None else None)
+                detector_threshold if detector_threshold is not None else bundle_detector_threshold
             ),
             unseen_lookalike_blocks_edible=(
                 spec.unseen_lookalike_blocks_edible
