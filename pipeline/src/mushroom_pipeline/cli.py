@@ -266,10 +266,13 @@ def step_command(
     if unknown:
         logger.error("step %s has no output %s", name, ", ".join(unknown))
         raise typer.Exit(2)
-    shown = {k: ("***" if k in SECRET_PARAMS and v else v) for k, v in inputs.items()}
-    command = shlex.join(
-        ["mushroom-pipeline", "step", name, *(f"--input={k}={v}" for k, v in shown.items())]
-    )
+    # The command as the bundle's metadata records it: replayable, secrets left out.
+    shown = [
+        f"--input={k}={encode(v, input_kind(step, declared[k]))}"
+        for k, v in inputs.items()
+        if k not in SECRET_PARAMS
+    ]
+    command = shlex.join(["mushroom-pipeline", "step", name, *shown])
     storage = _open(storage_uri)
     try:
         outcome = run_step(
