@@ -15,7 +15,8 @@ PY_DIRS := packages data-collector model-training api-service pipeline benchmark
 PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
 .PHONY: setup setup-uv setup-api setup-python setup-frontend setup-browser check-python check-node \
-	frontend-deps run dev test lint typecheck test-python test-frontend test-e2e pipeline bench clean
+	frontend-deps run dev test lint typecheck check-client test-python test-frontend test-e2e pipeline \
+	bench clean
 
 setup: setup-python setup-frontend
 
@@ -71,8 +72,12 @@ lint:
 typecheck:
 	$(UV) run mypy $(PY_SRC)
 
+check-client:
+	bash frontend-react/scripts/check-client.sh
+
 test-python:
-	$(UV) run pytest -q packages data-collector model-training api-service pipeline deployment benchmarks
+	$(UV) run pytest -q --cov --cov-report= packages data-collector model-training api-service pipeline deployment benchmarks
+	$(UV) run python deployment/scripts/coverage_table.py
 
 test-frontend: setup-frontend
 	cd $(FRONTEND) && npm run lint && npm test
@@ -80,7 +85,7 @@ test-frontend: setup-frontend
 test-e2e: setup-browser setup-frontend
 	cd $(FRONTEND) && npm run test:e2e:built
 
-test: setup setup-browser lint typecheck test-python test-frontend test-e2e
+test: setup setup-browser lint typecheck check-client test-python test-frontend test-e2e
 
 pipeline: setup-python
 	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field
