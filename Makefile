@@ -93,6 +93,7 @@ pipeline: setup-python
 bench: setup-python
 	$(UV) run python benchmarks/inference.py
 	$(UV) run python benchmarks/api_load.py
+	$(UV) run python benchmarks/hot_path.py
 	$(UV) run python benchmarks/train.py
 
 clean:

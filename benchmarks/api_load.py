@@ -545,6 +545,8 @@ def profile_api(
             "--output",
             str(out_path),
             "--nonblocking",
+            # With --workers N the pid is uvicorn's supervisor: sample its workers too.
+            "--subprocesses",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

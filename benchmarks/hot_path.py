@@ -319,6 +319,8 @@ def json_lever(rounds: int) -> list[LeverResult]:
                 for i in range(3)
             ],
             "lookalikes": [],
+            "genera": [],
+            "possibly_unknown_species": False,
             "mushroom_score": 0.97,
             "model": {"name": "mushroom-classifier", "version": "v1"},
         }
