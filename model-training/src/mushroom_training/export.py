@@ -50,6 +50,7 @@ from mushroom_training.model import (
     assemble,
     compress_imagenet_head,
     load_network,
+    pooled_features,
 )
 from mushroom_training.negatives import describe_sources, negative_set
 from mushroom_training.report import (
@@ -182,10 +183,18 @@ def export(
     network = load_network(
         config, len(info.labels), run_dir / WEIGHTS_FILE, settings.weights_cache_dir
     )
-    compress_imagenet_head(network, config.export.detector_rank)
     data_config = config.data.model_copy(update={"dataset_version": info.dataset_version})
     dataset: LoadedDataset = load_dataset(storage, data_config, info.labels)
     test, val = dataset.splits["test"], dataset.splits["val"]
+    if config.export.detector_rank:
+        # The factorisation keeps the ImageNet logits that real photos produce: train photos.
+        sample = np.random.default_rng(config.training.seed).permutation(
+            len(dataset.splits["train"])
+        )
+        photos = dataset.splits["train"].images[np.sort(sample[:1024])]
+        compress_imagenet_head(
+            network, config.export.detector_rank, pooled_features(network, photos)
+        )
 
     bundle_dir = run_dir / "bundle"
     shutil.rmtree(bundle_dir, ignore_errors=True)
