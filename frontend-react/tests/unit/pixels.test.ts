@@ -1,14 +1,13 @@
 // The phone's port of Pillow's bilinear resize against Pillow itself
 // (packages/mushroom-common/tests/test_resize_golden.py): the same pixels, exactly.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { resizeBilinear } from '@/features/identify/on-device/pixels';
+import golden from './golden/resize-cases.json';
 
 type ResizeCase = { width: number; height: number; out_width: number; out_height: number; rgba: string; rgb: string };
 
-const { cases } = JSON.parse(readFileSync(join(__dirname, 'golden', 'resize-cases.json'), 'utf8')) as { cases: ResizeCase[] };
-const bytes = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
+const { cases } = golden as { cases: ResizeCase[] };
+const bytes = (base64: string) => Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
 
 describe('resize to the model input, as the server does it', () => {
   test.each(cases.map((c) => [`${c.width}x${c.height} -> ${c.out_width}x${c.out_height}`, c] as const))('%s', (_name, golden) => {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
 
 # First path segments that belong to the API: never answered with the frontend.
@@ -53,13 +53,23 @@ def frontend_router(dist: Path) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.api_route("/{path:path}", methods=["GET", "HEAD"])
-    def frontend(path: str) -> FileResponse:
+    def frontend(path: str, request: Request) -> FileResponse:
         """Serve a frontend file, or index.html at the root."""
         if not is_api_path(path):
             candidate = (root / path).resolve()
             if path and candidate.is_relative_to(root) and candidate.is_file():
                 relative = candidate.relative_to(root).as_posix()
-                return FileResponse(candidate, headers={"Cache-Control": _cache_control(relative)})
+                headers = {"Cache-Control": _cache_control(relative)}
+                packed = candidate.with_name(candidate.name + ".gz")
+                if (
+                    candidate.suffix == ".wasm"
+                    and packed.is_file()
+                    and "gzip" in request.headers.get("accept-encoding", "")
+                ):
+                    # The build stores the large WASM runtime gzipped too: a third of the bytes.
+                    headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+                    return FileResponse(packed, media_type="application/wasm", headers=headers)
+                return FileResponse(candidate, headers=headers)
             if not path and index.is_file():
                 return FileResponse(index, headers={"Cache-Control": "no-cache"})
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is nothing at /{path}.")

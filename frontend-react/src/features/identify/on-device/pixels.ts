@@ -58,7 +58,7 @@ export function resizeBilinear(
   height: number,
   outWidth: number,
   outHeight: number,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const horizontal = coefficients(width, outWidth);
   const vertical = coefficients(height, outHeight);
   const first = vertical.bounds[0]!;
@@ -68,7 +68,7 @@ export function resizeBilinear(
 
   // Horizontal pass into RGB rows [first, last) of the source.
   const rows = last - first;
-  let temp: Uint8Array;
+  let temp: Uint8Array<ArrayBuffer>;
   let tempWidth: number;
   let rowOffset: number;
   if (needHorizontal) {
@@ -134,16 +134,74 @@ export function resizeBilinear(
   return out;
 }
 
+/**
+ * The 1/2, 1/4 or 1/8 scale the API decodes a JPEG at (Pillow's `draft` for the model's longest
+ * side): the largest that still covers it.
+ */
+export function draftScale(width: number, height: number, side: number): number {
+  const fits = Math.min(Math.floor(width / side), Math.floor(height / side));
+  return [8, 4, 2, 1].find((scale) => fits >= scale) ?? 1;
+}
+
+/**
+ * RGBA averaged over `scale x scale` blocks (partial blocks at the edges over the pixels they
+ * have): the nearest a decoded photo gets to the API's reduced-scale JPEG decode, which works on
+ * the DCT coefficients and cannot be repeated exactly from pixels.
+ */
+export function reduceBox(rgba: Uint8ClampedArray | Uint8Array, width: number, height: number, scale: number) {
+  const outWidth = Math.ceil(width / scale);
+  const outHeight = Math.ceil(height / scale);
+  const out = new Uint8ClampedArray(outWidth * outHeight * 4);
+  for (let yy = 0; yy < outHeight; yy += 1) {
+    const y1 = Math.min(height, (yy + 1) * scale);
+    for (let xx = 0; xx < outWidth; xx += 1) {
+      const x1 = Math.min(width, (xx + 1) * scale);
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      let n = 0;
+      for (let y = yy * scale; y < y1; y += 1) {
+        for (let x = xx * scale; x < x1; x += 1) {
+          const at = (y * width + x) * 4;
+          r += rgba[at]!;
+          g += rgba[at + 1]!;
+          b += rgba[at + 2]!;
+          n += 1;
+        }
+      }
+      const at = (yy * outWidth + xx) * 4;
+      out[at] = Math.floor((r + n / 2) / n);
+      out[at + 1] = Math.floor((g + n / 2) / n);
+      out[at + 2] = Math.floor((b + n / 2) / n);
+      out[at + 3] = 255;
+    }
+  }
+  return { rgba: out, width: outWidth, height: outHeight };
+}
+
+/** Transparent pixels on white, as the API flattens photos with an alpha channel. */
+function onWhite(rgba: Uint8ClampedArray): Uint8ClampedArray {
+  for (let at = 0; at < rgba.length; at += 4) {
+    const alpha = rgba[at + 3]!;
+    if (alpha === 255) continue;
+    for (let c = 0; c < 3; c += 1) rgba[at + c] = Math.round((rgba[at + c]! * alpha + 255 * (255 - alpha)) / 255);
+    rgba[at + 3] = 255;
+  }
+  return rgba;
+}
+
 /** Decodes a photo (EXIF orientation applied) and returns the model's uint8 RGB input. */
-export async function photoToModelInput(photo: Blob, width: number, height: number): Promise<Uint8Array> {
+export async function photoToModelInput(photo: Blob, width: number, height: number): Promise<Uint8Array<ArrayBuffer>> {
   const bitmap = await createImageBitmap(photo, { imageOrientation: 'from-image' });
   try {
     const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
     const context = canvas.getContext('2d', { willReadFrequently: true });
     if (!context) throw new Error('2D canvas unavailable');
     context.drawImage(bitmap, 0, 0);
-    const { data } = context.getImageData(0, 0, bitmap.width, bitmap.height);
-    return resizeBilinear(data, bitmap.width, bitmap.height, width, height);
+    const data = onWhite(context.getImageData(0, 0, bitmap.width, bitmap.height).data);
+    const scale = photo.type === 'image/jpeg' ? draftScale(bitmap.width, bitmap.height, Math.max(width, height)) : 1;
+    const source = scale > 1 ? reduceBox(data, bitmap.width, bitmap.height, scale) : { rgba: data, width: bitmap.width, height: bitmap.height };
+    return resizeBilinear(source.rgba, source.width, source.height, width, height);
   } finally {
     bitmap.close();
   }
