@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { startApi } from './support/api-server.mjs';
-import { launchChromium, newPhoneContext } from './support/browser.mjs';
+import { launchChromium, newPhoneContext, tellPageOffline } from './support/browser.mjs';
 import { ensureResultsDir, repoRoot, sharedDataDir } from './support/paths.mjs';
 
 const resultsDir = ensureResultsDir();
@@ -290,14 +290,7 @@ describe('identifying on the phone, offline, against the real API', { skip: skip
       await page.goto(api.baseUrl);
       await page.getByRole('heading', { name: 'Identify a mushroom' }).waitFor({ timeout: 30_000 });
       await shot(page, '11-offline-new-page.png');
-      if (await page.evaluate(() => navigator.onLine)) {
-        // Chromium quirk: a new page that navigates to the site gets a new renderer process, which
-        // Playwright's offline emulation does not reach (navigator.onLine stays true, though no
-        // request gets out). DevTools' own emulation tells the page, as a phone's radio would.
-        const cdp = await context.newCDPSession(page);
-        await cdp.send('Network.enable');
-        await cdp.send('Network.emulateNetworkConditions', { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
-      }
+      await tellPageOffline(context, page);
       assert.equal(await page.evaluate(() => navigator.onLine), false);
       await page.getByTestId('offline-banner').waitFor();
       await page.locator('[data-testid="offline-readiness"][data-state="ready"]').waitFor({ timeout: 60_000 });
