@@ -20,8 +20,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from mushroom_api.config import get_settings
+from mushroom_api.tls import self_signed_certificate
 
 logger = logging.getLogger("mushroom_api")
+DEFAULT_TLS_DIR = Path.home() / ".cache" / "mushroom-api" / "tls"
 app = typer.Typer(add_completion=False, help="Serve the Mushroom ID API.")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -122,6 +124,16 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    tls_self_signed: Annotated[
+        bool,
+        typer.Option(
+            help="serve HTTPS with a self-signed certificate (made once, then reused), so a "
+            "phone on the same network gets the secure context offline identification needs"
+        ),
+    ] = False,
+    tls_dir: Annotated[
+        Path, typer.Option(help="where --tls-self-signed keeps cert.pem and key.pem")
+    ] = DEFAULT_TLS_DIR,
 ) -> None:
     """Serve the API; settings come from API_* variables and MUSHROOM_STORAGE_URI."""
     log_config = logging_config(log_level)
@@ -136,7 +148,7 @@ def serve(
         logger.error("%s", problem)
         raise typer.Exit(code=2)
     processes = workers or available_cores()
-    logger.info("serving on http://%s:%d with %d worker process(es)", host, port, processes)
+    logger.info("serving on %s:%d with %d worker process(es)", host, port, processes)
     settings = get_settings()
     if processes > 1 and settings.reload_poll_seconds == 0 and settings.admin_enabled:
         logger.warning(
@@ -151,12 +163,22 @@ def serve(
             processes,
             processes * settings.rate_limit_per_minute,
         )
+    tls = self_signed_certificate(tls_dir, host) if tls_self_signed else None
+    if tls is not None:
+        logger.info(
+            "serving https://%s:%d/ with the certificate %s (trust it once on the phone)",
+            host,
+            port,
+            tls.certfile,
+        )
     common: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "log_config": log_config,
         "access_log": False,
+        "ssl_certfile": str(tls.certfile) if tls else None,
+        "ssl_keyfile": str(tls.keyfile) if tls else None,
     }
     if processes == 1:
         # One process: no supervisor, and the app is built here (the fastest cold start).
