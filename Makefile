@@ -88,7 +88,7 @@ test-e2e: setup-browser setup-frontend
 test: setup setup-browser lint typecheck check-client test-python test-frontend test-e2e
 
 pipeline: setup-python
-	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field
+	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field --import-folder ../shared/data/web-species
 
 bench: setup-python
 	$(UV) run python benchmarks/inference.py
