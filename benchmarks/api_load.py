@@ -343,7 +343,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JPEG decode (decode_photo, PIL load)", ("decode_photo", "ImageFile.load")),
     ("resize to the model input", ("resize_for_model",)),
     ("model (LiteRT invoke)", ("Interpreter.invoke", "_Runner.invoke")),
-    ("prediction log (SQLite)", ("FeedbackStore",)),
+    ("prediction log", ("PredictionStore", "PredictionLog")),
     ("baseline: Keras model.predict", ("Trainer.predict",)),
     ("baseline: TF decode + resize", ("decode_jpeg", "resize_images", "image_ops")),
     ("request body / multipart", ("multipart", "Request.stream", "Request.form", "_get_form")),

@@ -34,7 +34,7 @@ COLLECT_SCRIPT = (
     + '  else mushroom-collect inat --max-per-species "$4" --quiet; fi\n'
     + "fi\n"
     + 'case "$5" in true|True|1)\n'
-    + '  if [ -n "$6" ]; then mushroom-collect import-feedback --db "$6" --quiet\n'
+    + '  if [ -n "$6" ]; then mushroom-collect import-feedback --database-url "$6" --quiet\n'
     + "  else mushroom-collect import-feedback --quiet; fi;;\n"
     + "esac\n"
     + 'mushroom-collect list > "$7"\n'
