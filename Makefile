@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PY_DIRS := packages data-collector model-training api-service pipeline benchmarks deployment conftest.py
 PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
-.PHONY: setup setup-python setup-frontend setup-browser run test lint typecheck test-python test-frontend test-e2e pipeline bench clean
+.PHONY: setup setup-python setup-frontend setup-browser setup-postgres run test lint typecheck test-python test-frontend test-e2e pipeline bench clean
 
 setup: setup-python setup-frontend
 
@@ -18,6 +18,10 @@ setup-frontend:
 
 setup-browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The store's tests start their own PostgreSQL server from Debian's binaries (never a service).
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 run: setup
 	$(UV) run mushroom-api
@@ -38,7 +42,7 @@ test-frontend:
 test-e2e: setup-browser
 	cd frontend-react && npm run test:e2e
 
-test: setup setup-browser lint typecheck test-python test-frontend test-e2e
+test: setup setup-browser setup-postgres lint typecheck test-python test-frontend test-e2e
 
 pipeline: setup-python
 	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field

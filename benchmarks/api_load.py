@@ -280,7 +280,7 @@ def api_env(bundle_dir: Path, work_dir: Path, extra: dict[str, str]) -> dict[str
             "MUSHROOM_STORAGE_URI": str(work_dir / "storage"),
             "API_FALLBACK_BUNDLE_DIR": str(bundle_dir),
             "API_MODEL_CACHE_DIR": str(work_dir / "model-cache"),
-            "API_FEEDBACK_DB_PATH": str(work_dir / "feedback.sqlite3"),
+            "MUSHROOM_DATABASE_URL": f"sqlite:///{work_dir / 'mushroom.sqlite3'}",
             "API_RATE_LIMIT_PER_MINUTE": "0",
         }
     )

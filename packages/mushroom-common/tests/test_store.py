@@ -182,3 +182,24 @@ def test_url_setting_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         normalise_url("mysql://u@h/d")
     with pytest.raises(DatabaseUrlError, match="not a database URL"):
         normalise_url("not a url")
+
+
+def test_cli_upgrades_and_prunes_and_says_how_many(database_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from mushroom_common.store.cli import app
+
+    runner = CliRunner()
+    upgraded = runner.invoke(app, ["upgrade", "--database-url", database_url])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"database at migration {head_revision()}" in upgraded.output
+    store = PredictionStore(database_url)
+    now = datetime.now(UTC)
+    store.add_predictions([_prediction("old", now - timedelta(days=100)), _prediction("new", now)])
+    store.add_feedback(_feedback("f-old", "old"))
+    store.close()
+    pruned = runner.invoke(app, ["prune", "--days", "90", "--database-url", database_url])
+    assert pruned.exit_code == 0, pruned.output
+    assert "deleted 1 predictions and 1 feedback older than 90 days" in pruned.output
+    refused = runner.invoke(app, ["prune", "--database-url", "mysql://u@h/d"])
+    assert refused.exit_code == 2

@@ -56,7 +56,7 @@ def window_text(hours: float) -> str:
     """The feedback window in words ("7 days", "36 hours")."""
     if hours >= 48 and hours % 24 == 0:
         return f"{hours / 24:.0f} days"
-    return f"{hours:g} hours"
+    return "1 hour" if hours == 1 else f"{hours:g} hours"
 
 
 def _find_prediction(
