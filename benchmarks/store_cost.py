@@ -36,8 +36,8 @@ from _common import (
     write_report,
 )
 from api_load import Server, api_command, api_env, free_port, start_server, stop_server_process
-from conftest import postgres_bin_dir, start_postgres
 
+from conftest import postgres_bin_dir, start_postgres
 from mushroom_common.store import PredictionRecord, PredictionStore
 
 logger = logging.getLogger("store_cost")

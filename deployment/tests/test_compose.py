@@ -74,9 +74,7 @@ def test_optional_services_stay_off_by_default(
 def test_every_build_points_at_an_existing_dockerfile(compose: dict[str, Any]) -> None:
     builds = [svc["build"] for svc in compose["services"].values() if "build" in svc]
     # Only the database runs an upstream image, pinned to the major version the tests use.
-    assert [name for name, svc in compose["services"].items() if "build" not in svc] == [
-        "postgres"
-    ]
+    assert [name for name, svc in compose["services"].items() if "build" not in svc] == ["postgres"]
     assert compose["services"]["postgres"]["image"] == "postgres:15-bookworm"
     for build in builds:
         context = REPO_ROOT / build["context"]

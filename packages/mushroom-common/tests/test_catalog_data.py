@@ -17,7 +17,15 @@ import yaml
 
 from mushroom_common.catalog import Edibility, load_catalog
 
-EDIBILITY_SCALE = ("deadly", "poisonous", "unknown", "inedible", "edible_when_cooked", "edible", "choice")
+EDIBILITY_SCALE = (
+    "deadly",
+    "poisonous",
+    "unknown",
+    "inedible",
+    "edible_when_cooked",
+    "edible",
+    "choice",
+)
 DANGEROUS = {"deadly", "poisonous"}
 EDIBLE = {"edible_when_cooked", "edible", "choice"}
 
