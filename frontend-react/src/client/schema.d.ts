@@ -193,7 +193,7 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready: a model is loaded and can answer /predict.
+         * @description Ready: a model is loaded and answers /predict, and the prediction log takes writes.
          */
         get: operations["readyz"];
         put?: never;
@@ -257,7 +257,7 @@ export interface components {
          * @description One scale for edibility, from most to least dangerous.
          * @enum {string}
          */
-        Edibility: "deadly" | "poisonous" | "inedible" | "edible_when_cooked" | "edible" | "choice";
+        Edibility: "deadly" | "poisonous" | "unknown" | "inedible" | "edible_when_cooked" | "edible" | "choice";
         /**
          * ErrorPublic
          * @description Every error body.
@@ -308,6 +308,31 @@ export interface components {
             /** Photo Stored */
             photo_stored: boolean;
         };
+        /**
+         * GenusPredictionPublic
+         * @description One candidate genus: the summed probability of the model's species in it.
+         */
+        GenusPredictionPublic: {
+            /** Genus */
+            genus: string;
+            /**
+             * Family
+             * @description the genus' family, where the catalog knows it
+             */
+            family: string | null;
+            /** Probability */
+            probability: number;
+            /**
+             * Holds Deadly
+             * @description the catalog lists a deadly species in this genus
+             */
+            holds_deadly: boolean;
+            /**
+             * Holds Poisonous
+             * @description the catalog lists a poisonous species in it
+             */
+            holds_poisonous: boolean;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -340,6 +365,16 @@ export interface components {
              */
             predictions: components["schemas"]["SpeciesPredictionPublic"][];
             /**
+             * Genera
+             * @description the most likely genera (summed species probabilities), best first
+             */
+            genera: components["schemas"]["GenusPredictionPublic"][];
+            /**
+             * Possibly Unknown Species
+             * @description the photo looks like a species the model never learned
+             */
+            possibly_unknown_species: boolean;
+            /**
              * Lookalikes
              * @description the top species' look-alikes, dangerous ones first
              */
@@ -363,7 +398,10 @@ export interface components {
             /** Common Names */
             common_names: string[];
             edibility: components["schemas"]["Edibility"];
-            /** Distinguishing Feature */
+            /**
+             * Distinguishing Feature
+             * @description '<the predicted species' trait> vs <this look-alike's trait>'
+             */
             distinguishing_feature: string;
         };
         /**
@@ -430,7 +468,7 @@ export interface components {
             common_names: string[];
             /**
              * Probability
-             * @description calibrated with the bundle's temperature
+             * @description calibrated with the variant's temperature
              */
             probability: number;
             edibility: components["schemas"]["Edibility"];
@@ -506,6 +544,7 @@ export type Edibility = components['schemas']['Edibility'];
 export type ErrorPublic = components['schemas']['ErrorPublic'];
 export type FeedbackCreate = components['schemas']['FeedbackCreate'];
 export type FeedbackPublic = components['schemas']['FeedbackPublic'];
+export type GenusPredictionPublic = components['schemas']['GenusPredictionPublic'];
 export type HttpValidationError = components['schemas']['HTTPValidationError'];
 export type IdentificationPublic = components['schemas']['IdentificationPublic'];
 export type LookalikePublic = components['schemas']['LookalikePublic'];
@@ -674,7 +713,10 @@ export interface operations {
     create_feedback: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description any unique string per feedback; a replay with it adds nothing (without one, identical feedback on the same answer counts once) */
+                "idempotency-key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -684,6 +726,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A replay: the feedback stored before */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackPublic"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -702,13 +753,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The answer is older than the feedback window */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Unknown species, or a reused key */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -958,7 +1018,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusPublic"];
                 };
             };
-            /** @description Model not loaded */
+            /** @description Model not loaded, or predictions not logged */
             503: {
                 headers: {
                     [name: string]: unknown;
