@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -158,9 +159,10 @@ def test_heartbeat_proves_writes(store: PredictionStore) -> None:
 
 
 def test_unreachable_postgres_is_unavailable_quickly() -> None:
-    from conftest import free_port
-
-    store = PredictionStore(f"postgresql://nobody@127.0.0.1:{free_port()}/none", timeout_s=1)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = PredictionStore(f"postgresql://nobody@127.0.0.1:{port}/none", timeout_s=1)
     with pytest.raises(StoreUnavailableError):
         store.add_predictions([_prediction("r1")])
     with pytest.raises(StoreUnavailableError):
