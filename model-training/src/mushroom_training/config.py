@@ -159,13 +159,21 @@ class SafetySettings(BaseModel):
         description="candidate summed deadly/poisonous probabilities that mean 'dangerous'",
     )
     edible_thresholds: list[float] = Field(
-        default_factory=lambda: [round(0.5 + 0.025 * i, 3) for i in range(20)],
-        description="candidate top-species probabilities needed for 'edible'",
+        default_factory=lambda: [
+            *(round(0.5 + 0.025 * i, 3) for i in range(20)),
+            0.98,
+            0.99,
+            0.995,
+            0.998,
+            0.999,
+        ],
+        description="candidate top-species probabilities needed for 'edible' (ascending)",
     )
-    margin: float = Field(
-        0.05,
+    margin_steps: int = Field(
+        1,
         ge=0,
-        description="added to the smallest safe edible threshold: the validation split is small",
+        description="the shipped edible threshold is this many grid steps above the lowest safe "
+        "one on val (the validation split is small)",
     )
 
 

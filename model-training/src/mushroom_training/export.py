@@ -26,6 +26,7 @@ from mushroom_common.bundle import (
     write_metadata,
 )
 from mushroom_common.catalog import load_catalog
+from mushroom_common.rules_export import write_rules_file
 from mushroom_common.storage import Storage, open_storage
 from mushroom_common.verdict import VerdictRules
 from mushroom_training import compress
@@ -50,6 +51,7 @@ from mushroom_training.model import (
     assemble,
     compress_imagenet_head,
     load_network,
+    pooled_features,
 )
 from mushroom_training.negatives import describe_sources, negative_set
 from mushroom_training.report import (
@@ -182,10 +184,18 @@ def export(
     network = load_network(
         config, len(info.labels), run_dir / WEIGHTS_FILE, settings.weights_cache_dir
     )
-    compress_imagenet_head(network, config.export.detector_rank)
     data_config = config.data.model_copy(update={"dataset_version": info.dataset_version})
     dataset: LoadedDataset = load_dataset(storage, data_config, info.labels)
     test, val = dataset.splits["test"], dataset.splits["val"]
+    if config.export.detector_rank:
+        # The factorisation keeps the ImageNet logits that real photos produce: train photos.
+        sample = np.random.default_rng(config.training.seed).permutation(
+            len(dataset.splits["train"])
+        )
+        photos = dataset.splits["train"].images[np.sort(sample[:1024])]
+        compress_imagenet_head(
+            network, config.export.detector_rank, pooled_features(network, photos)
+        )
 
     bundle_dir = run_dir / "bundle"
     shutil.rmtree(bundle_dir, ignore_errors=True)
@@ -381,6 +391,8 @@ def export(
     if serving.startswith("student") and info.student_temperature:
         metadata.temperature = info.student_temperature
     write_metadata(bundle_dir, metadata)
+    # The phone's copy of the rules and catalog facts (frontend on-device identification).
+    write_rules_file(bundle_dir, metadata, catalog)
     prefix = bundle_prefix(name, version)
     storage.upload_tree(bundle_dir, prefix)
     with start_run(storage, settings, config.run_name, run_id=info.run_id) as tracker:

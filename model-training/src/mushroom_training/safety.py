@@ -131,7 +131,8 @@ def tune_rules(
 ) -> tuple[DecisionRulesSpec, list[dict[str, float]]]:
     """The thresholds with the most edible coverage on val and no dangerous photo called edible.
 
-    The edible threshold is then raised by `settings.margin` (the validation split is small).
+    The edible threshold is then raised by `settings.margin_steps` grid steps (the validation
+    split is small); when no grid point is safe, the bundle never answers `edible`.
 
     Returns:
         The rules to ship in the bundle and the whole validation grid (for the report).
@@ -142,15 +143,27 @@ def tune_rules(
         for danger in settings.danger_thresholds
         for edible in settings.edible_thresholds
     ]
-    safe = [
-        row for row in grid if row["dangerous_as_edible"] == 0 and row["not_edible_as_edible"] == 0
-    ]
+    safe = [row for row in grid if row["dangerous_as_edible"] == 0]
     if not safe:
-        safe = [max(grid, key=lambda r: (r["edible_threshold"], -r["danger_threshold"]))]
-    best = max(safe, key=lambda r: (r["edible_coverage"], -r["danger_threshold"]))
+        # Nothing on the grid is safe: never answer `edible` (a threshold above 1).
+        spec = DecisionRulesSpec(
+            danger_threshold=min(settings.danger_thresholds),
+            edible_threshold=1.01,
+            open_set=open_set,
+        )
+        logger.warning("no edible threshold is safe on val: the bundle never answers 'edible'")
+        return spec, grid
+    # Most coverage; then fewer inedible/unknown photos answered edible; then the lower (safer)
+    # danger threshold.
+    best = max(
+        safe,
+        key=lambda r: (r["edible_coverage"], -r["not_edible_as_edible"], -r["danger_threshold"]),
+    )
+    ladder = sorted(settings.edible_thresholds)
+    step = ladder.index(best["edible_threshold"]) + settings.margin_steps
     spec = DecisionRulesSpec(
         danger_threshold=best["danger_threshold"],
-        edible_threshold=min(0.99, best["edible_threshold"] + settings.margin),
+        edible_threshold=ladder[min(step, len(ladder) - 1)],
         open_set=open_set,
     )
     logger.info("decision rules tuned on val: %s (val: %s)", spec, best)

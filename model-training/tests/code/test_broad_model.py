@@ -78,7 +78,7 @@ def test_tuning_never_accepts_a_dangerous_photo_answered_edible_on_val() -> None
         ]
     )
     settings = SafetySettings(
-        danger_thresholds=[0.2], edible_thresholds=[0.8, 0.85, 0.9, 0.95], margin=0.0
+        danger_thresholds=[0.2], edible_thresholds=[0.8, 0.85, 0.9, 0.95], margin_steps=0
     )
     spec, grid = tune_rules(val, labels, load_catalog(), 1.0, 0.5, None, settings)
     assert (spec.danger_threshold, spec.edible_threshold) == (0.2, 0.9)
@@ -161,3 +161,23 @@ def test_degradation_lowers_detail_and_is_deterministic() -> None:
         return float(np.abs(np.diff(x.astype(np.float64), axis=1)).mean())
 
     assert detail(first) < 0.8 * detail(plain.numpy())
+
+
+def test_no_safe_threshold_means_never_edible() -> None:
+    labels = ["coprinopsis_atramentaria", "coprinopsis_romagnesiana", "coprinus_comatus"]
+    val = _outputs([("coprinopsis_atramentaria", [0.001, 0.0, 0.999])])
+    settings = SafetySettings(danger_thresholds=[0.05], edible_thresholds=[0.9, 0.99])
+    spec, _ = tune_rules(val, labels, load_catalog(), 1.0, None, None, settings)
+    assert spec.edible_threshold > 1.0
+    outcome = judged_outcome(val, labels, load_catalog(), 1.0, VerdictRules.from_spec(spec, None))
+    assert outcome["verdicts"]["edible"] == 0
+
+
+def test_margin_moves_the_threshold_one_step_up() -> None:
+    labels = ["coprinopsis_atramentaria", "coprinopsis_romagnesiana", "coprinus_comatus"]
+    val = _outputs(
+        [("coprinus_comatus", [0.0, 0.0, 1.0]), ("coprinopsis_atramentaria", [1.0, 0.0, 0.0])]
+    )
+    settings = SafetySettings(danger_thresholds=[0.05], edible_thresholds=[0.8, 0.9, 0.95])
+    spec, _ = tune_rules(val, labels, load_catalog(), 1.0, None, None, settings)
+    assert spec.edible_threshold == 0.9

@@ -65,7 +65,10 @@ class DecisionRulesSpec(BaseModel):
         0.05, gt=0, le=1, description="summed deadly/poisonous probability that means 'dangerous'"
     )
     edible_threshold: float = Field(
-        0.90, gt=0, le=1, description="the top species' probability needed for 'edible'"
+        0.90,
+        gt=0,
+        le=1.01,
+        description="the top species' probability needed for 'edible' (above 1: never edible)",
     )
     genus_threshold: float = Field(
         0.6, gt=0, le=1, description="a genus this likely is named when the species is not clear"
