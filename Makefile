@@ -14,9 +14,9 @@ NPM_STAMP := $(FRONTEND)/node_modules/.package-lock.sha256
 PY_DIRS := packages data-collector model-training api-service pipeline benchmarks deployment conftest.py
 PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
-.PHONY: setup setup-uv setup-api setup-python setup-frontend setup-browser check-python check-node \
-	frontend-deps run dev test lint typecheck check-client test-python test-frontend test-e2e pipeline \
-	bench clean
+.PHONY: setup setup-uv setup-api setup-python setup-frontend setup-browser setup-postgres check-python \
+	check-node frontend-deps run dev test lint typecheck check-client test-python test-frontend test-e2e \
+	pipeline bench clean
 
 setup: setup-python setup-frontend
 
@@ -58,6 +58,10 @@ setup-frontend: frontend-deps $(FRONTEND)/dist/index.html
 setup-browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The store's tests start their own PostgreSQL server from Debian's binaries (never a service).
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 # Python packages and npm packages download side by side; then the server starts.
 run:
 	$(MAKE) --no-print-directory -j2 setup-api setup-frontend NPM_OMIT=dev
@@ -85,7 +89,7 @@ test-frontend: setup-frontend
 test-e2e: setup-browser setup-frontend
 	cd $(FRONTEND) && npm run test:e2e:built
 
-test: setup setup-browser lint typecheck check-client test-python test-frontend test-e2e
+test: setup setup-browser setup-postgres lint typecheck check-client test-python test-frontend test-e2e
 
 pipeline: setup-python
 	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field --import-folder ../shared/data/web-species

@@ -1,15 +1,19 @@
-"""Fixtures shared by every package's tests: a real GCS emulator on 127.0.0.1."""
+"""Fixtures shared by every package's tests: a real GCS emulator and a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +91,149 @@ def gcs_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GCSEmulator,
     finally:
         if emulator.running:
             emulator.stop()
+
+
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+POSTGRES_MISSING = (
+    "PostgreSQL server binaries are not installed (no initdb under /usr/lib/postgresql/*/bin): "
+    "run `make setup-postgres` (apt-get install postgresql)"
+)
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL's bin folder (Debian layout), or None."""
+    found = sorted(
+        (Path(p) for p in glob.glob(POSTGRES_BIN_GLOB) if (Path(p) / "initdb").is_file()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    return found[-1] if found else None
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: drop to the `postgres` user when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster in a temporary folder, listening on 127.0.0.1 only."""
+
+    bin_dir: Path
+    data_dir: Path
+    port: int
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._ctl("-o", options, "-l", str(self.data_dir / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    @property
+    def running(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def url(self, database: str = "postgres") -> str:
+        """A plain `postgresql://` URL (the store maps it to psycopg 3)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL."""
+        import psycopg
+
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def remove(self) -> None:
+        if self.running:
+            self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_postgres() -> PostgresServer:
+    """initdb into a fresh folder owned by `postgres`, then start it on a free port."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip(POSTGRES_MISSING)
+    data_dir = Path(tempfile.mkdtemp(prefix="mushroom-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+    subprocess.run(
+        _as_postgres(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
+    server = PostgresServer(bin_dir=bin_dir, data_dir=data_dir, port=free_port())
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the test session (each test gets its own database)."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    if not postgres_server.running:
+        postgres_server.start()
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def postgres_cluster() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test's own, which the test may stop and start."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database URL: SQLite in tmp_path, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'mushroom.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

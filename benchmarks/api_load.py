@@ -345,7 +345,7 @@ def api_env(bundle_dir: Path, work_dir: Path, extra: dict[str, str]) -> dict[str
             "MUSHROOM_STORAGE_URI": str(work_dir / "storage"),
             "API_FALLBACK_BUNDLE_DIR": str(bundle_dir),
             "API_MODEL_CACHE_DIR": str(work_dir / "model-cache"),
-            "API_FEEDBACK_DB_PATH": str(work_dir / "feedback.sqlite3"),
+            "MUSHROOM_DATABASE_URL": f"sqlite:///{work_dir / 'mushroom.sqlite3'}",
             "API_RATE_LIMIT_PER_MINUTE": "0",
         }
     )
@@ -408,7 +408,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JPEG decode (decode_photo, PIL load)", ("decode_photo", "ImageFile.load")),
     ("resize to the model input", ("resize_for_model",)),
     ("model (LiteRT invoke)", ("Interpreter.invoke", "_Runner.invoke")),
-    ("prediction log (SQLite)", ("FeedbackStore",)),
+    ("prediction log", ("PredictionStore", "PredictionLog")),
     ("baseline: Keras model.predict", ("Trainer.predict",)),
     ("baseline: TF decode + resize", ("decode_jpeg", "resize_images", "image_ops")),
     ("request body / multipart", ("multipart", "Request.stream", "Request.form", "_get_form")),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from mushroom_api_testkit import RED, BundleFactory, PhotoFactory
 
@@ -22,6 +23,7 @@ def test_champion_and_feedback_photo_on_gcs(
     tmp_path: Path,
     bundle_factory: BundleFactory,
     photo: PhotoFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _emulator, uri = gcs_emulator
     storage = open_storage(uri)
@@ -33,9 +35,9 @@ def test_champion_and_feedback_photo_on_gcs(
     )
     storage.write_json("models/mushroom/champion.json", pointer.model_dump(mode="json"))
 
-    on_gcs = settings.model_copy(
-        update={"storage_uri": uri, "feedback_db_path": tmp_path / "feedback.sqlite3"}
-    )
+    # Remote storage has no local folder for the default SQLite file: name the database.
+    monkeypatch.setenv("MUSHROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'mushroom.sqlite3'}")
+    on_gcs = settings.model_copy(update={"storage_uri": uri})
     with TestClient(create_app(on_gcs)) as client:
         assert client.get("/model").json()["version"] == "v9"
         data = photo(RED)

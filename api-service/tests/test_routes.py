@@ -186,7 +186,7 @@ def test_feedback_round_trip_with_shared_photo(
     stored = Path(str(settings.storage_uri)) / "feedback" / "photos" / f"{digest}.jpg"
     assert stored.read_bytes() == data
 
-    store = app.state.feedback_store
+    store = app.state.prediction_store
     logged = store.get_prediction(request_id)
     assert logged.photo_sha256 == digest
     assert logged.top_species == "suillus_luteus"

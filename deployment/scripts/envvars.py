@@ -38,7 +38,8 @@ SERVICE_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 # Read by libraries or platforms, not settings a person chooses: documented, never required.
 PLATFORM_VARIABLES = frozenset({"TF_CONFIG", "HOME", "PATH", "JOB_COMPLETION_INDEX"})
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "API_KEY")
+# A database URL carries its password.
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "API_KEY", "DATABASE_URL")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ COMPOSE_ONLY: list[tuple[str, str, str]] = [
     ("MLFLOW_PORT", "5000", "host port of the MLflow UI (profile mlflow)"),
     ("GCS_EMULATOR_PORT", "9023", "host port of the GCS emulator (profile gcs)"),
     ("GCS_EMULATOR_BUCKET", "mushroom-dev", "bucket the emulator creates at start"),
+    ("MUSHROOM_POSTGRES_PASSWORD", "mushroom-dev", "password of the compose PostgreSQL service"),
 ]
 
 # Values docker-compose.yml uses instead of the Settings defaults.
@@ -46,12 +47,11 @@ COMPOSE_VALUES: dict[str, str] = {
     "TRAIN_WEIGHTS_CACHE_DIR": "/data/cache/weights",
     "PIPELINE_WORK_DIR": "/data/runs",
     "PIPELINE_API_URL": "http://api:8000",
-    "API_FEEDBACK_DB_PATH": "/data/feedback/feedback.sqlite3",
-    "PIPELINE_FEEDBACK_DB_PATH": "/data/feedback/feedback.sqlite3",
+    "MUSHROOM_DATABASE_URL": "postgresql://mushroom:mushroom-dev@postgres:5432/mushroom",
 }
 
 SECTIONS: list[tuple[str, str]] = [
-    ("mushroom_common", "Shared by every service (mushroom_common.storage)"),
+    ("mushroom_common", "Shared by every service (mushroom_common.storage, mushroom_common.store)"),
     ("mushroom_api", "API (api-service: API_*)"),
     ("mushroom_collector", "Data collector (data-collector: COLLECTOR_*)"),
     ("mushroom_training", "Training (model-training: TRAIN_*)"),

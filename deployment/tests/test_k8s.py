@@ -116,7 +116,7 @@ def test_api_writes_only_to_empty_dirs(rendered: dict[str, Docs], name: str) -> 
         m["mountPath"] for m in _api_container(docs)["volumeMounts"] if m["name"] in empty_dirs
     ]
     config = one(docs, "ConfigMap", "mushroom-api-config")["data"]
-    for key in ("API_MODEL_CACHE_DIR", "API_FEEDBACK_DB_PATH"):
+    for key in ("API_MODEL_CACHE_DIR",):
         assert any(config[key].startswith(mount + "/") for mount in mounts), key
 
 
@@ -356,3 +356,44 @@ def test_drift_monitor_runs_on_a_schedule_with_the_jobs_account(rendered: dict[s
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["mushroom-pipeline"]
     assert container["args"][0] == "monitor-drift"
+
+
+def _proxy_and_database_url(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """The pod reaches Cloud SQL through a native Auth Proxy sidecar, the URL from a Secret."""
+    (proxy,) = [c for c in pod.get("initContainers", []) if c["name"] == "cloud-sql-proxy"]
+    assert proxy["restartPolicy"] == "Always", "a native sidecar: up before the app, down after"
+    assert "$(CLOUD_SQL_INSTANCE)" in proxy["args"]
+    assert "--private-ip" in proxy["args"]
+    instance = proxy["env"][0]["valueFrom"]["configMapKeyRef"]
+    assert (instance["name"], instance["key"]) == ("mushroom-cloudsql", "CLOUD_SQL_INSTANCE")
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e for e in container.get("env", [])}
+    ref = env["MUSHROOM_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == ("mushroom-db", "MUSHROOM_DATABASE_URL")
+
+
+@pytest.mark.parametrize("name", APP_KUSTOMIZATIONS)
+def test_api_and_cronjobs_share_one_cloud_sql_database(
+    rendered: dict[str, Docs], name: str
+) -> None:
+    docs = rendered[name]
+    api_pod = one(docs, "Deployment", "mushroom-api")["spec"]["template"]["spec"]
+    _proxy_and_database_url(api_pod, _api_container(docs))
+    for cron_name in ("mushroom-drift-monitor", "mushroom-db-prune"):
+        cron = one(docs, "CronJob", cron_name)
+        pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        _proxy_and_database_url(pod, pod["containers"][0])
+        assert cron["spec"].get("suspend", False) is False, f"{cron_name} is suspended"
+    cloudsql = one(docs, "ConfigMap", "mushroom-cloudsql")["data"]
+    assert cloudsql["CLOUD_SQL_INSTANCE"].count(":") == 2
+    config = one(docs, "ConfigMap", "mushroom-api-config")["data"]
+    assert "MUSHROOM_DATABASE_URL" not in config, "the URL holds the password: Secret only"
+
+
+def test_prune_cronjob_runs_the_retention_command(rendered: dict[str, Docs]) -> None:
+    cron = one(rendered["overlays/prod"], "CronJob", "mushroom-db-prune")
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["mushroom-db"]
+    assert container["args"] == ["prune"]
+    jobs = one(rendered["overlays/prod"], "ConfigMap", "mushroom-jobs-config")["data"]
+    assert int(jobs["MUSHROOM_RETENTION_DAYS"]) > 7, "retention outlives the feedback window"

@@ -18,6 +18,7 @@ from deployment_helpers import ANSIBLE, kustomize_command, run_tool, tool
 FAKES = Path(__file__).parent / "fakes"
 FAKE_GCLOUD = FAKES / "gcloud"
 PROJECT = "mushroom-test-123"
+DB_PASSWORD = "db-password-for-the-test-4711"
 
 
 def _run(
@@ -55,9 +56,29 @@ def first_and_second_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[list[list[str]], list[list[str]], str]:
     tmp_path = tmp_path_factory.mktemp("provision")
-    first, _ = _run("playbooks/provision.yml", tmp_path)
-    second, second_output = _run("playbooks/provision.yml", tmp_path)
+    env = {"MUSHROOM_DB_PASSWORD": DB_PASSWORD}
+    first, _ = _run("playbooks/provision.yml", tmp_path, env=env)
+    second, second_output = _run("playbooks/provision.yml", tmp_path, env=env)
     return first, second, second_output
+
+
+def test_first_run_creates_cloud_sql_without_a_password_on_any_command_line(
+    first_and_second_run: tuple[list[list[str]], list[list[str]], str],
+) -> None:
+    first, _, _ = first_and_second_run
+    (instance,) = _find(first, "sql", "instances", "create")
+    assert "--database-version=POSTGRES_15" in instance
+    assert "--no-assign-ip" in instance, "private IP only: pods use the Auth Proxy"
+    assert _find(first, "sql", "databases", "create", "mushroom")
+    (user,) = _find(first, "sql", "users", "create", "mushroom")
+    assert "--prompt-for-password" in user
+    assert not [call for call in first if any(DB_PASSWORD in arg for arg in call)]
+    assert first.index(instance) < first.index(user)
+    bindings = _find(first, "add-iam-policy-binding", "--role=roles/cloudsql.client")
+    assert {o for c in bindings for o in c if o.startswith("--member=")} == {
+        f"--member=serviceAccount:mushroom-{who}-dev@{PROJECT}.iam.gserviceaccount.com"
+        for who in ("api", "jobs")
+    }
 
 
 def test_first_run_creates_the_cluster_with_workload_identity(
@@ -149,12 +170,18 @@ def test_deploy_creates_the_namespace_and_secret_then_applies_the_site_layer(
             "FAKE_KUBECTL_LOG": str(kubectl_log),
             "MUSHROOM_API_ADMIN_TOKEN": "a-real-secret-token-for-the-test",
             "MUSHROOM_DOMAIN": "dev.mushroom.test",
+            "MUSHROOM_DB_PASSWORD": DB_PASSWORD,
         },
     )
     calls: list[dict[str, Any]] = [
         json.loads(line) for line in kubectl_log.read_text(encoding="utf-8").splitlines()
     ]
-    namespace, secret, apply, rollout = calls
+    namespace, secret, db_secret, apply, rollout = calls
+    assert "kind: Secret" in db_secret["stdin"]
+    assert "name: mushroom-db" in db_secret["stdin"]
+    url = f"postgresql://mushroom:{DB_PASSWORD}@127.0.0.1:5432/mushroom"
+    assert f"MUSHROOM_DATABASE_URL: {base64.b64encode(url.encode()).decode()}" in db_secret["stdin"]
+    assert not [c for c in calls if any(DB_PASSWORD in arg for arg in c["args"])]
     assert "kind: Namespace" in namespace["stdin"]
     assert "name: mushroom-dev" in namespace["stdin"]
     assert "kind: Secret" in secret["stdin"]
@@ -166,3 +193,4 @@ def test_deploy_creates_the_namespace_and_secret_then_applies_the_site_layer(
     site = (build_dir / "app/kustomization.yaml").read_text(encoding="utf-8")
     assert f"europe-west1-docker.pkg.dev/{PROJECT}/mushroom/mushroom-api" in site
     assert "dev.mushroom.test" in site
+    assert f"CLOUD_SQL_INSTANCE={PROJECT}:europe-west1:mushroom-dev" in site

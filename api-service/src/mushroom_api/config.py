@@ -1,4 +1,7 @@
-"""API settings, read from `API_*` environment variables (and the shared `MUSHROOM_STORAGE_URI`)."""
+"""API settings, read from `API_*` environment variables.
+
+The shared `MUSHROOM_STORAGE_URI` and `MUSHROOM_DATABASE_URL` are read by mushroom_common.
+"""
 
 from __future__ import annotations
 
@@ -91,8 +94,26 @@ class Settings(BaseSettings):
     reload_poll_seconds: float = Field(
         0, ge=0, description="check the champion pointer this often (0 = no watcher)"
     )
-    feedback_db_path: Path | None = Field(
-        None, description="SQLite feedback database; default <local storage>/feedback/..."
+    feedback_window_hours: float = Field(
+        168,
+        gt=0,
+        description="feedback is accepted for this long after an answer (later: 410 with a "
+        "sentence); keep it below MUSHROOM_RETENTION_DAYS",
+    )
+    prediction_log_queue: int = Field(
+        1000,
+        ge=1,
+        description="predictions waiting for the database; beyond it they are dropped (counted "
+        "in /metrics), never delaying an answer",
+    )
+    store_timeout_s: float = Field(
+        3.0, gt=0, description="longest wait of the log writer for a database lock or connection"
+    )
+    store_stall_s: float = Field(
+        2.0, gt=0, description="/readyz fails while one database write takes longer than this"
+    )
+    store_probe_s: float = Field(
+        10.0, gt=0, description="when idle, prove the database takes writes this often"
     )
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"],
@@ -105,9 +126,11 @@ class Settings(BaseSettings):
         default_factory=default_frontend_dir, description="built frontend served at /"
     )
     explain_grid: int = Field(7, ge=2, le=16, description="occlusion grid size of /explain")
-    log_predictions: bool = Field(True, description="log every /predict to the feedback database")
+    log_predictions: bool = Field(
+        True, description="log every /predict to the database (needed for feedback and drift)"
+    )
 
-    @field_validator("frontend_dir", "feedback_db_path", mode="before")
+    @field_validator("frontend_dir", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

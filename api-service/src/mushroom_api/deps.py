@@ -9,9 +9,10 @@ from fastapi import Depends, HTTPException, Request, status
 from mushroom_api.config import Settings
 from mushroom_api.services.classifier import Classifier
 from mushroom_api.services.model_store import ModelHolder
+from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog, load_catalog
-from mushroom_common.feedback import FeedbackStore
 from mushroom_common.storage import Storage
+from mushroom_common.store import PredictionStore
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -42,10 +43,16 @@ def get_catalog() -> Catalog:
     return load_catalog()
 
 
-def get_feedback_store(request: Request) -> FeedbackStore:
-    """The feedback and prediction log."""
-    store: FeedbackStore = request.app.state.feedback_store
+def get_prediction_store(request: Request) -> PredictionStore:
+    """The prediction and feedback database."""
+    store: PredictionStore = request.app.state.prediction_store
     return store
+
+
+def get_prediction_log(request: Request) -> PredictionLog:
+    """The queue that logs predictions off the request path."""
+    log: PredictionLog = request.app.state.prediction_log
+    return log
 
 
 def get_storage(request: Request) -> Storage:
@@ -58,5 +65,6 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ModelHolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-FeedbackStoreDep = Annotated[FeedbackStore, Depends(get_feedback_store)]
+PredictionStoreDep = Annotated[PredictionStore, Depends(get_prediction_store)]
+PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 StorageDep = Annotated[Storage, Depends(get_storage)]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,45 +25,60 @@ from mushroom_api.middleware import (
     UploadLimitMiddleware,
 )
 from mushroom_api.routes import feedback, health, identify, model, species
+from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
 from mushroom_api.services.classifier import ModelLoadError
 from mushroom_api.services.metrics import MetricsMiddleware
 from mushroom_api.services.model_store import ModelHolder, NoModelError
+from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import load_catalog
-from mushroom_common.feedback import DEFAULT_DB_NAME, FeedbackStore
 from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.store import PredictionStore, StoreError, redact, resolve_database_url
 
 logger = logging.getLogger(__name__)
 
 RATE_LIMITED_PREFIXES = ("/predict", "/explain", "/feedback")
 
 
-def feedback_db_path(settings: Settings, storage: Storage) -> Path:
-    """The SQLite file: the setting, else under the local storage root, else the user cache."""
-    if settings.feedback_db_path is not None:
-        return settings.feedback_db_path
-    local = storage.local_path(DEFAULT_DB_NAME)
-    if local is not None:
-        return local
-    fallback = Path.home() / ".cache" / "mushroom-api" / "feedback.sqlite3"
-    logger.warning(
-        "storage %s is not local and API_FEEDBACK_DB_PATH is unset: feedback goes to %s",
-        storage.uri,
-        fallback,
+def open_prediction_log(settings: Settings, storage: Storage) -> PredictionLog:
+    """Open the database (`MUSHROOM_DATABASE_URL`), migrate it, and start its writer.
+
+    A database that is down at start does not stop the API: the writer retries the migrations,
+    predictions are answered meanwhile, and /readyz says the log cannot be written.
+    """
+    store = PredictionStore(
+        resolve_database_url(storage=storage), timeout_s=settings.store_timeout_s
     )
-    return fallback
+    schema_error = None
+    try:
+        store.upgrade()
+    except StoreError as exc:
+        schema_error = str(exc)
+        logger.error("the prediction database is not usable yet (%s): answers are not logged", exc)
+    log = PredictionLog(
+        store,
+        max_queue=settings.prediction_log_queue,
+        probe_interval_s=settings.store_probe_s,
+        stall_after_s=settings.store_stall_s,
+        schema_ready=schema_error is None,
+        schema_error=schema_error,
+    )
+    log.start()
+    logger.info("predictions and feedback go to %s", redact(str(store.engine.url)))
+    return log
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open storage and the feedback store, load the model, start the optional watcher."""
+    """Open storage and the prediction log, load the model, start the optional watcher."""
     settings: Settings = app.state.settings
     storage = open_storage(settings.storage_uri)
     holder = ModelHolder(settings, storage, load_catalog())
-    store = FeedbackStore(feedback_db_path(settings, storage))
+    log = await asyncio.to_thread(open_prediction_log, settings, storage)
     app.state.storage = storage
     app.state.model_holder = holder
-    app.state.feedback_store = store
+    app.state.prediction_store = log.store
+    app.state.prediction_log = log
     try:
         await asyncio.to_thread(holder.reload)
     except (NoModelError, ModelLoadError, StorageError, ValidationError) as exc:
@@ -82,7 +95,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        store.close()
+        await asyncio.to_thread(log.close)
+        log.store.close()
 
 
 def _sentence(exc: RequestValidationError) -> str:
@@ -112,8 +126,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _sentence(exc)}, status_code=422)
 
+    install_service_error_handlers(app)
+
     @app.exception_handler(StorageError)
-    @app.exception_handler(sqlite3.Error)
+    @app.exception_handler(StoreError)
     async def storage_error(request: Request, exc: Exception) -> JSONResponse:
         logger.error("storage failed on %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(

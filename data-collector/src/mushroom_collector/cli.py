@@ -21,8 +21,13 @@ from mushroom_collector.inat import InatClient, InatCollector, InatError
 from mushroom_collector.progress import STDERR
 from mushroom_common.catalog import load_catalog
 from mushroom_common.dataset import REPORT_FILE, SPLITS, dataset_prefix, list_dataset_versions
-from mushroom_common.feedback import DEFAULT_DB_NAME, FeedbackStore
 from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.store import (
+    DatabaseUrlError,
+    PredictionStore,
+    StoreError,
+    resolve_database_url,
+)
 
 app = typer.Typer(
     name="mushroom-collect",
@@ -226,11 +231,12 @@ def inat_command(
 
 @app.command("import-feedback")
 def import_feedback_command(
-    db: Annotated[
-        Path | None,
+    database_url: Annotated[
+        str | None,
         typer.Option(
-            help="feedback database (default: <local storage>/feedback/feedback.sqlite3)",
-            dir_okay=False,
+            "--database-url",
+            help="the API's prediction and feedback database (default MUSHROOM_DATABASE_URL, "
+            "else SQLite under local storage)",
         ),
     ] = None,
     reviewed: Annotated[
@@ -248,15 +254,13 @@ def import_feedback_command(
     """Import photos people shared through feedback (unreviewed ones are train-only)."""
     _setup_logging(quiet)
     storage = _open(storage_uri)
-    path = db or storage.local_path(DEFAULT_DB_NAME)
-    if path is None:
-        logger.error("storage %s is not a local folder: pass --db", storage.uri)
-        raise typer.Exit(2)
-    if not path.is_file():
-        logger.error("no feedback database at %s", path)
-        raise typer.Exit(2)
-    store = FeedbackStore(path)
     try:
+        store = PredictionStore(resolve_database_url(database_url, storage))
+    except DatabaseUrlError as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(2) from exc
+    try:
+        store.require_schema()
         summary = import_feedback(
             storage,
             load_catalog(),
@@ -265,6 +269,9 @@ def import_feedback_command(
             approved_ids=read_review_file(review_file) if review_file else None,
             quiet=quiet,
         )
+    except StoreError as exc:
+        logger.error("the feedback database cannot be read: %s", exc)
+        raise typer.Exit(2) from exc
     finally:
         store.close()
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items()))

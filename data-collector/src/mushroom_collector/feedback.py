@@ -20,8 +20,8 @@ from mushroom_collector.progress import progress_bar
 from mushroom_collector.records import load_records, now_utc, store_photo, write_record
 from mushroom_common.catalog import Catalog
 from mushroom_common.dataset import CollectedPhoto
-from mushroom_common.feedback import FeedbackRecord, FeedbackStore
 from mushroom_common.storage import ObjectNotFoundError, Storage
+from mushroom_common.store import FeedbackRecord, PredictionStore
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def feedback_record_id(feedback_id: str) -> str:
     return f"feedback-{_UNSAFE.sub('_', feedback_id)}"
 
 
-def _label(store: FeedbackStore, record: FeedbackRecord) -> str | None:
+def _label(store: PredictionStore, record: FeedbackRecord) -> str | None:
     if not record.correct:
         return record.species
     prediction = store.get_prediction(record.request_id)
@@ -64,7 +64,7 @@ def _label(store: FeedbackStore, record: FeedbackRecord) -> str | None:
 def import_feedback(
     storage: Storage,
     catalog: Catalog,
-    store: FeedbackStore,
+    store: PredictionStore,
     *,
     approve_all: bool = False,
     approved_ids: set[str] | None = None,
@@ -75,7 +75,7 @@ def import_feedback(
     Args:
         storage: where the shared photos are (`feedback/photos/`) and where records go.
         catalog: species catalog; labels outside it are skipped.
-        store: the API's feedback database.
+        store: the prediction and feedback database the API writes.
         approve_all: a person reviewed every photo imported now.
         approved_ids: feedback ids a person approved; records imported before are updated.
         quiet: no progress bar.

@@ -15,14 +15,14 @@ from mushroom_collector.cli import app
 from mushroom_collector.images import sha256_hex
 from mushroom_collector.records import load_records
 from mushroom_common.dataset import read_manifest
-from mushroom_common.feedback import (
-    DEFAULT_DB_NAME,
+from mushroom_common.storage import LocalStorage
+from mushroom_common.store import (
     FEEDBACK_PHOTOS_PREFIX,
     FeedbackRecord,
-    FeedbackStore,
     PredictionRecord,
+    PredictionStore,
+    resolve_database_url,
 )
-from mushroom_common.storage import LocalStorage
 
 MakeJpeg = Callable[..., bytes]
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -37,27 +37,29 @@ def _with_gps(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def _feedback_store(storage: LocalStorage, make_jpeg: MakeJpeg, count: int) -> FeedbackStore:
-    path = storage.local_path(DEFAULT_DB_NAME)
-    assert path is not None
-    store = FeedbackStore(path)
+def _feedback_store(storage: LocalStorage, make_jpeg: MakeJpeg, count: int) -> PredictionStore:
+    # The default database of this storage root, where the CLI looks without --database-url.
+    store = PredictionStore(resolve_database_url(storage=storage))
+    store.upgrade()
     for i in range(count):
         data = _with_gps(make_jpeg(500 + i))
         key = f"{FEEDBACK_PHOTOS_PREFIX}/{sha256_hex(data)}.jpg"
         storage.write_bytes(key, data, "image/jpeg")
         when = START + timedelta(minutes=i)
-        store.add_prediction(
-            PredictionRecord(
-                request_id=f"req-{i}",
-                created_at=when,
-                photo_sha256=sha256_hex(data),
-                model_name="demo",
-                model_version="1",
-                verdict="identified",
-                top_species="boletus_edulis",
-                top_probability=0.9,
-                mushroom_score=0.99,
-            )
+        store.add_predictions(
+            [
+                PredictionRecord(
+                    request_id=f"req-{i}",
+                    created_at=when,
+                    photo_sha256=sha256_hex(data),
+                    model_name="demo",
+                    model_version="1",
+                    verdict="identified",
+                    top_species="boletus_edulis",
+                    top_probability=0.9,
+                    mushroom_score=0.99,
+                )
+            ]
         )
         correct = i % 3 == 0
         store.add_feedback(
@@ -65,6 +67,7 @@ def _feedback_store(storage: LocalStorage, make_jpeg: MakeJpeg, count: int) -> F
                 id=f"fb-{i}",
                 created_at=when,
                 request_id=f"req-{i}",
+                idempotency_key=f"key-{i}",
                 correct=correct,
                 species=None if correct else "imleria_badia",
                 comment=None,

@@ -233,7 +233,7 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready: a model is loaded and can answer /predict.
+         * @description Ready: a model is loaded and answers /predict, and the prediction log takes writes.
          */
         get: operations["readyz"];
         put?: never;
@@ -926,7 +926,10 @@ export interface operations {
     create_feedback: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description any unique string per feedback; a replay with it adds nothing (without one, identical feedback on the same answer counts once) */
+                "idempotency-key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -936,6 +939,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A replay: the feedback stored before */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackPublic"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -954,13 +966,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The answer is older than the feedback window */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Unknown species, or a reused key */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -1289,7 +1310,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusPublic"];
                 };
             };
-            /** @description Model not loaded */
+            /** @description Model not loaded, or predictions not logged */
             503: {
                 headers: {
                     [name: string]: unknown;

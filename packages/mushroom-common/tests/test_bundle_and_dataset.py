@@ -1,8 +1,7 @@
-"""Bundle metadata, dataset manifest and feedback store contracts."""
+"""Bundle metadata and dataset manifest contracts (the store has test_store.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from mushroom_common.dataset import (
     list_dataset_versions,
     read_manifest,
 )
-from mushroom_common.feedback import FeedbackRecord, FeedbackStore, PredictionRecord
 from mushroom_common.storage import ObjectNotFoundError, open_storage
 
 
@@ -103,40 +101,3 @@ def test_only_complete_dataset_versions_exist(tmp_path: Path) -> None:
     storage.write_text(f"datasets/v1/{COMPLETE_MARKER}", "")
     assert list_dataset_versions(storage) == ["v1"]
     assert read_manifest(storage, "v1") == rows
-
-
-def test_feedback_store_round_trip(tmp_path: Path) -> None:
-    store = FeedbackStore(tmp_path / "fb" / "feedback.sqlite3")
-    now = datetime.now(UTC)
-    prediction = PredictionRecord(
-        request_id="r1",
-        created_at=now,
-        photo_sha256="ab" * 32,
-        model_name="mushroom",
-        model_version="1",
-        verdict="dangerous",
-        top_species="amanita_muscaria",
-        top_probability=0.93,
-        mushroom_score=0.8,
-    )
-    store.add_prediction(prediction)
-    assert store.get_prediction("r1") == prediction
-    assert store.get_prediction("nope") is None
-    assert store.predictions(since=now + timedelta(seconds=1)) == []
-    feedback = FeedbackRecord(
-        id="f1",
-        created_at=now,
-        request_id="r1",
-        correct=False,
-        species="amanita_pantherina",
-        comment=None,
-        share_photo=True,
-        photo_key=None,
-    )
-    store.add_feedback(feedback)
-    store.set_feedback_photo("f1", "feedback/photos/x.jpg")
-    assert store.get_feedback("f1") == feedback.model_copy(
-        update={"photo_key": "feedback/photos/x.jpg"}
-    )
-    assert [f.id for f in store.feedback()] == ["f1"]
-    store.close()

@@ -101,10 +101,6 @@ def run_command(
         bool,
         typer.Option("--with-feedback", help="import the API's shared feedback photos first"),
     ] = False,
-    feedback_db: Annotated[
-        Path | None,
-        typer.Option(help="the API's feedback database (default PIPELINE_FEEDBACK_DB_PATH)"),
-    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -169,7 +165,6 @@ def run_command(
         "inat_species": [s.strip() for s in species.split(",") if s.strip()] if species else [],
         "max_per_species": max_per_species or 0,
         "with_feedback": with_feedback,
-        "feedback_db": str(feedback_db or ""),
         "config": str(config or ""),
         "overrides": list(override or []),
         "epochs": epochs or 0,
@@ -301,11 +296,12 @@ def step_command(
 
 @app.command("monitor-drift")
 def monitor_drift_command(
-    db: Annotated[
-        Path | None,
+    database_url: Annotated[
+        str | None,
         typer.Option(
-            help="the API's SQLite prediction log (default PIPELINE_FEEDBACK_DB_PATH, else "
-            "<storage>/feedback/feedback.sqlite3)"
+            "--database-url",
+            help="the API's prediction log (default MUSHROOM_DATABASE_URL, else SQLite under "
+            "local storage)",
         ),
     ] = None,
     model_name: Annotated[
@@ -327,7 +323,6 @@ def monitor_drift_command(
     storage_uri: StorageOption = None,
 ) -> None:
     """Report uncertain / not_a_mushroom shares and confidence drift per time window."""
-    from mushroom_common.feedback import DEFAULT_DB_NAME
     from mushroom_pipeline.drift import DriftThresholds, Window
     from mushroom_pipeline.monitor import monitor_drift
     from mushroom_pipeline.reference import ReferenceError
@@ -335,10 +330,6 @@ def monitor_drift_command(
     _setup_logging()
     settings = get_settings()
     storage = _open(storage_uri)
-    db_path = db or settings.feedback_db_path or storage.local_path(DEFAULT_DB_NAME)
-    if db_path is None:
-        logger.error("storage %s is not local: give the prediction log with --db", storage.uri)
-        raise typer.Exit(2)
     windows: dict[str, Window] = {"hour": "hour", "day": "day", "week": "week"}
     chosen_window = windows.get(window or settings.drift_window)
     if chosen_window is None:
@@ -354,7 +345,7 @@ def monitor_drift_command(
     try:
         result = monitor_drift(
             storage,
-            db_path,
+            database_url,
             thresholds,
             window=chosen_window,
             model_name=model_name or settings.model_name,

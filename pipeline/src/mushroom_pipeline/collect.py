@@ -17,8 +17,8 @@ from mushroom_collector.folder import IMAGE_SUFFIXES, import_folder
 from mushroom_collector.records import load_records
 from mushroom_common.catalog import load_catalog
 from mushroom_common.dataset import COLLECTED_PREFIX, is_complete, read_manifest
-from mushroom_common.feedback import DEFAULT_DB_NAME, FeedbackStore
 from mushroom_common.storage import Storage
+from mushroom_common.store import PredictionStore, StoreError, resolve_database_url
 from mushroom_pipeline.steps import canonical_json, sha256_text
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class CollectOptions:
     inat_species: list[str] | None = None
     max_per_species: int | None = None
     with_feedback: bool = False
-    feedback_db: Path | None = None
+    database_url: str | None = None
 
     @property
     def inat(self) -> bool:
@@ -57,20 +57,21 @@ def folder_fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
-def feedback_db_path(storage: Storage, configured: Path | None) -> Path | None:
-    """The API's feedback database: the configured path, else the local storage's default."""
-    return configured or storage.local_path(DEFAULT_DB_NAME)
-
-
-def feedback_fingerprint(db_path: Path) -> str:
-    """sha256 of every feedback that shared its photo (id, verdict, species, photo key)."""
-    store = FeedbackStore(db_path)
+def open_feedback_store(storage: Storage, database_url: str | None) -> PredictionStore | None:
+    """The API's feedback database, or None (warned) when it does not exist or cannot be read."""
+    store = PredictionStore(resolve_database_url(database_url, storage))
     try:
-        shared = [
-            [r.id, r.correct, r.species, r.photo_key] for r in store.feedback() if r.photo_key
-        ]
-    finally:
+        store.require_schema()
+    except StoreError as exc:
+        logger.warning("no feedback database to read (%s): nothing to import", exc)
         store.close()
+        return None
+    return store
+
+
+def feedback_fingerprint(store: PredictionStore) -> str:
+    """sha256 of every feedback that shared its photo (id, verdict, species, photo key)."""
+    shared = [[r.id, r.correct, r.species, r.photo_key] for r in store.feedback() if r.photo_key]
     return sha256_text(canonical_json(shared))
 
 
@@ -89,10 +90,14 @@ def collect_inputs(storage: Storage, options: CollectOptions) -> dict[str, Any]:
             "max_per_species": options.max_per_species,
         }
     if options.with_feedback:
-        db = feedback_db_path(storage, options.feedback_db)
-        inputs["feedback"] = (
-            feedback_fingerprint(db) if db is not None and db.is_file() else "no-feedback-db"
-        )
+        store = open_feedback_store(storage, options.database_url)
+        if store is None:
+            inputs["feedback"] = "no-feedback-db"
+        else:
+            try:
+                inputs["feedback"] = feedback_fingerprint(store)
+            finally:
+                store.close()
     return inputs
 
 
@@ -130,12 +135,10 @@ def collect(storage: Storage, options: CollectOptions) -> dict[str, Any]:
             args += ["--max-per-species", str(options.max_per_species)]
         outputs["inat"] = run_cli("mushroom_collector.cli", args, "iNaturalist collection").strip()
     if options.with_feedback:
-        db = feedback_db_path(storage, options.feedback_db)
-        if db is None or not db.is_file():
-            logger.warning("no feedback database at %s: nothing to import", db)
+        store = open_feedback_store(storage, options.database_url)
+        if store is None:
             outputs["feedback"] = "no feedback database"
         else:
-            store = FeedbackStore(db)
             try:
                 imported = import_feedback(storage, catalog, store, quiet=True)
             finally:

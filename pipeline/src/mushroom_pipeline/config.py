@@ -53,9 +53,6 @@ class Settings(BaseSettings):
     work_dir: Path = Field(
         Path("runs"), description="local folder for training runs (TRAIN_RUNS_DIR of the steps)"
     )
-    feedback_db_path: Path | None = Field(
-        None, description="the API's SQLite feedback/prediction log; default <storage>/feedback/"
-    )
     # Drift monitoring thresholds (documented in pipeline/README.md).
     drift_window: str = Field("day", pattern="^(hour|day|week)$", description="window length")
     drift_psi_threshold: float = Field(

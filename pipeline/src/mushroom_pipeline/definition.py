@@ -143,12 +143,6 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("with_feedback", "bool", False, "import the API's shared feedback photos first"),
     Param(
-        "feedback_db",
-        "str",
-        "",
-        "the API's feedback database (empty: PIPELINE_FEEDBACK_DB_PATH, else beside local storage)",
-    ),
-    Param(
         "config",
         "str",
         "",
@@ -186,13 +180,13 @@ SECRET_PARAMS = frozenset({"api_token"})
 
 def _collect_options(context: StepContext, inputs: Values) -> CollectOptions:
     species = [str(s) for s in inputs["inat_species"]]
-    feedback_db = str(inputs["feedback_db"])
+    # The database is not a parameter: its URL holds a password, so every step (and every
+    # service) reads MUSHROOM_DATABASE_URL from its environment (a Secret on GKE and Vertex AI).
     return CollectOptions(
         import_folders=[Path(str(p)) for p in inputs["import_folders"]],
         inat_species=species or None,
         max_per_species=int(inputs["max_per_species"]) or None,
         with_feedback=bool(inputs["with_feedback"]),
-        feedback_db=Path(feedback_db) if feedback_db else context.settings.feedback_db_path,
     )
 
 
@@ -347,7 +341,6 @@ STEPS: tuple[Step, ...] = (
                 "inat_species",
                 "max_per_species",
                 "with_feedback",
-                "feedback_db",
             )
         ),
         outputs=(Output("records", "int"), Output("sources", "dict")),

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from mushroom_common.feedback import PredictionRecord
+from mushroom_common.store import PredictionRecord
 
 Window = Literal["hour", "day", "week"]
 VERDICTS = ("dangerous", "edible", "uncertain", "not_a_mushroom")

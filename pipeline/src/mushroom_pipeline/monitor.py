@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from mushroom_common.bundle import METADATA_FILE, bundle_prefix
-from mushroom_common.feedback import FeedbackStore, PredictionRecord
 from mushroom_common.storage import Storage
+from mushroom_common.store import (
+    PredictionRecord,
+    PredictionStore,
+    StoreError,
+    resolve_database_url,
+)
 from mushroom_pipeline.drift import DriftReport, DriftThresholds, Window, analyse, render_markdown
 from mushroom_pipeline.reference import ReferenceError, champion_version, load_reference
 
@@ -28,13 +32,24 @@ class DriftResult:
     markdown_key: str
 
 
-def read_predictions(db_path: Path, since: datetime | None = None) -> list[PredictionRecord]:
-    """Every logged prediction (optionally since a time), oldest first."""
-    if not db_path.is_file():
-        raise ReferenceError(f"no prediction log at {db_path}: is the API logging predictions?")
-    store = FeedbackStore(db_path)
+def read_predictions(
+    storage: Storage, database_url: str | None, since: datetime | None = None
+) -> list[PredictionRecord]:
+    """Every logged prediction (optionally since a time), oldest first.
+
+    Args:
+        storage: the storage root (its local folder holds the default SQLite database).
+        database_url: the database (None: `MUSHROOM_DATABASE_URL`, else the local default).
+        since: ignore answers before this time.
+    """
+    store = PredictionStore(resolve_database_url(database_url, storage))
     try:
+        store.require_schema()
         return store.predictions(since)
+    except StoreError as exc:
+        raise ReferenceError(
+            f"the prediction log cannot be read ({exc}): is the API logging predictions?"
+        ) from exc
     finally:
         store.close()
 
@@ -66,7 +81,7 @@ def served_model(
 
 def monitor_drift(
     storage: Storage,
-    db_path: Path,
+    database_url: str | None,
     thresholds: DriftThresholds,
     *,
     window: Window = "day",
@@ -79,7 +94,7 @@ def monitor_drift(
 
     Args:
         storage: the storage holding the registry and the dataset versions.
-        db_path: the API's SQLite prediction log.
+        database_url: the API's prediction log (None: `MUSHROOM_DATABASE_URL` or the default).
         thresholds: when a window counts as drifted.
         window: hour, day or week.
         model_name: registry name (default: the newest logged answer's model).
@@ -90,7 +105,7 @@ def monitor_drift(
     Returns:
         The report, its Markdown and the storage keys written.
     """
-    predictions = read_predictions(db_path, since)
+    predictions = read_predictions(storage, database_url, since)
     name, version = served_model(storage, predictions, model_name, model_version)
     reference = load_reference(storage, name, version, reference_photos)
     now = datetime.now(UTC)

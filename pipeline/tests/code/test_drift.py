@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mushroom_common.bundle import ChampionPointer
-from mushroom_common.feedback import FeedbackStore, PredictionRecord
 from mushroom_common.storage import LocalStorage
+from mushroom_common.store import PredictionRecord, PredictionStore
 from mushroom_pipeline.cli import app
 from mushroom_pipeline.drift import (
     DriftThresholds,
@@ -107,7 +107,7 @@ def test_only_the_shifted_day_is_flagged() -> None:
 
 
 @pytest.fixture
-def drift_storage(tmp_path: Path) -> tuple[LocalStorage, Path]:
+def drift_storage(tmp_path: Path, database_url: str) -> tuple[LocalStorage, str]:
     rng = np.random.default_rng(2)
     storage = LocalStorage(tmp_path / "store")
     storage.write_text(
@@ -119,20 +119,19 @@ def drift_storage(tmp_path: Path) -> tuple[LocalStorage, Path]:
     storage.write_text(
         f"monitoring/reference/{NAME}/{VERSION}.json", _reference(rng).model_dump_json()
     )
-    db = tmp_path / "store" / "feedback" / "feedback.sqlite3"
-    store = FeedbackStore(db)
-    for record in _log(rng, 0, 150, False) + _log(rng, 1, 150, True):
-        store.add_prediction(record)
+    store = PredictionStore(database_url)
+    store.upgrade()
+    store.add_predictions(_log(rng, 0, 150, False) + _log(rng, 1, 150, True))
     store.close()
-    return storage, db
+    return storage, database_url
 
 
 def test_monitor_drift_command_writes_reports_and_fails_on_drift(
-    drift_storage: tuple[LocalStorage, Path],
+    drift_storage: tuple[LocalStorage, str],
 ) -> None:
-    storage, db = drift_storage
+    storage, url = drift_storage
     runner = CliRunner()
-    args = ["monitor-drift", "--storage", storage.uri, "--db", str(db)]
+    args = ["monitor-drift", "--storage", storage.uri, "--database-url", url]
     calm = runner.invoke(app, args)
     assert calm.exit_code == 0, calm.output
     failing = runner.invoke(app, [*args, "--fail-on-drift"])
@@ -149,6 +148,12 @@ def test_monitor_drift_command_writes_reports_and_fails_on_drift(
 def test_monitor_drift_without_a_log_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["monitor-drift", "--storage", str(tmp_path), "--db", str(tmp_path / "none.sqlite3")],
+        [
+            "monitor-drift",
+            "--storage",
+            str(tmp_path),
+            "--database-url",
+            f"sqlite:///{tmp_path / 'none.sqlite3'}",
+        ],
     )
     assert result.exit_code == 2

@@ -7,7 +7,7 @@ import os
 from fastapi import APIRouter, HTTPException, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
-from mushroom_api.deps import ModelHolderDep
+from mushroom_api.deps import ModelHolderDep, PredictionLogDep, SettingsDep
 from mushroom_api.schemas import ErrorPublic, StatusPublic
 from mushroom_api.services.metrics import REGISTRY
 
@@ -20,13 +20,24 @@ def healthz() -> StatusPublic:
     return StatusPublic(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": ErrorPublic, "description": "Model not loaded"}})
-def readyz(holder: ModelHolderDep) -> StatusPublic:
-    """Ready: a model is loaded and can answer /predict."""
+@router.get(
+    "/readyz",
+    responses={
+        503: {"model": ErrorPublic, "description": "Model not loaded, or predictions not logged"}
+    },
+)
+def readyz(holder: ModelHolderDep, log: PredictionLogDep, settings: SettingsDep) -> StatusPublic:
+    """Ready: a model is loaded and answers /predict, and the prediction log takes writes."""
     if holder.current is None:
         reason = f" ({holder.last_error})" if holder.last_error else ""
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"The model is not loaded yet{reason}."
+        )
+    problem = log.health() if settings.log_predictions else None
+    if problem is not None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{problem}, so answers are not logged for feedback and drift monitoring.",
         )
     return StatusPublic(status="ok")
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
 
-from mushroom_api.deps import CatalogDep, ClassifierDep, FeedbackStoreDep, SettingsDep
+from mushroom_api.deps import CatalogDep, ClassifierDep, PredictionLogDep, SettingsDep
 from mushroom_api.routes.errors import IMAGE_ERRORS
+from mushroom_api.routes.uploads import read_upload
 from mushroom_api.schemas import ErrorPublic, IdentificationPublic
 from mushroom_api.services import identify as service
 
@@ -20,12 +21,13 @@ async def predict(
     classifier: ClassifierDep,
     catalog: CatalogDep,
     settings: SettingsDep,
-    store: FeedbackStoreDep,
+    log: PredictionLogDep,
     top_k: Annotated[int, Query(ge=1, le=10, description="how many species to return")] = 3,
 ) -> IdentificationPublic:
     """Identify the mushroom in a photo and say, safety first, whether it could be poisonous."""
-    log = store if settings.log_predictions else None
-    return await service.identify(file, top_k, classifier, catalog, settings, log)
+    data = await read_upload(file, settings.max_upload_bytes)
+    logged = log if settings.log_predictions else None
+    return await service.identify(data, top_k, classifier, catalog, settings, logged)
 
 
 @router.post(
@@ -47,5 +49,6 @@ async def explain(
     ] = None,
 ) -> Response:
     """Show, as a PNG heat map, which parts of the photo the model relied on (occlusion)."""
-    png = await service.explain(file, species, classifier, catalog, settings)
+    data = await read_upload(file, settings.max_upload_bytes)
+    png = await service.explain(data, species, classifier, catalog, settings)
     return Response(content=png, media_type="image/png")

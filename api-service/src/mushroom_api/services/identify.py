@@ -10,23 +10,22 @@ from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import HTTPException, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from mushroom_api.config import Settings
 from mushroom_api.schemas import DISCLAIMER, IdentificationPublic, ModelRefPublic
 from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
+from mushroom_api.services.errors import ModelUnavailableError, NotFoundError
 from mushroom_api.services.explain import occlusion_heat_map, render_overlay
-from mushroom_api.services.imaging import ImageError, decode_photo
+from mushroom_api.services.imaging import decode_photo
+from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog
-from mushroom_common.feedback import FeedbackStore, PredictionRecord
 from mushroom_common.imaging import resize_for_model
+from mushroom_common.store import PredictionRecord
 from mushroom_common.verdict import VerdictRules, judge, open_set_score
 
 logger = logging.getLogger(__name__)
-
-_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -37,21 +36,6 @@ class PreparedPhoto:
     pixels: npt.NDArray[np.uint8]
 
 
-async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
-    """Read an uploaded file in chunks, refusing more than `max_bytes` with 413."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await upload.read(_READ_CHUNK):
-        size += len(chunk)
-        if size > max_bytes:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                f"The photo is too large: the limit is {max_bytes / (1024 * 1024):.0f} MB.",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> PreparedPhoto:
     photo = decode_photo(data, max_pixels, size)
     return PreparedPhoto(
@@ -59,15 +43,9 @@ def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> PreparedPho
     )
 
 
-async def prepare_photo(
-    upload: UploadFile, settings: Settings, size: tuple[int, int]
-) -> PreparedPhoto:
-    """Read, check and decode an upload off the event loop; HTTP errors for bad photos."""
-    data = await read_upload(upload, settings.max_upload_bytes)
-    try:
-        return await run_in_threadpool(_prepare, data, settings.max_pixels, size)
-    except ImageError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
+async def prepare_photo(data: bytes, settings: Settings, size: tuple[int, int]) -> PreparedPhoto:
+    """Check and decode a photo off the event loop; `ImageError` for bad photos."""
+    return await run_in_threadpool(_prepare, data, settings.max_pixels, size)
 
 
 def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:
@@ -82,22 +60,21 @@ def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:
 
 
 async def identify(
-    upload: UploadFile,
+    data: bytes,
     top_k: int,
     classifier: Classifier,
     catalog: Catalog,
     settings: Settings,
-    store: FeedbackStore | None,
+    log: PredictionLog | None,
 ) -> IdentificationPublic:
-    """Answer one photo."""
-    photo = await prepare_photo(upload, settings, classifier.input_size)
+    """Answer one photo; the answer is queued for the log, never waiting on the database."""
+    photo = await prepare_photo(data, settings, classifier.input_size)
     try:
         output = await classifier.predict(photo.pixels)
     except ModelOutputError as exc:
         logger.error("%s", exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "The model could not answer for this photo; please try again later.",
+        raise ModelUnavailableError(
+            "The model could not answer for this photo; please try again later."
         ) from exc
     rules = verdict_rules(settings, classifier)
     judgement = judge(
@@ -129,7 +106,7 @@ async def identify(
     metrics.observe_prediction(
         answer.verdict.value, top.species, top.probability, output.mushroom_score
     )
-    if store is not None:
+    if log is not None:
         record = PredictionRecord(
             request_id=answer.request_id,
             created_at=datetime.now(UTC),
@@ -141,12 +118,12 @@ async def identify(
             top_probability=top.probability,
             mushroom_score=output.mushroom_score,
         )
-        await run_in_threadpool(store.add_prediction, record)
+        log.submit(record)
     return answer
 
 
 async def explain(
-    upload: UploadFile,
+    data: bytes,
     species: str | None,
     classifier: Classifier,
     catalog: Catalog,
@@ -155,12 +132,11 @@ async def explain(
     """PNG heat map of where covering the photo lowers the species' probability most."""
     if species is not None:
         if species not in catalog:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no species {species!r}.")
+            raise NotFoundError(f"There is no species {species!r}.")
         if species not in classifier.labels:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND,
-                f"The served model cannot recognise {species!r}, so it cannot explain it.",
+            raise NotFoundError(
+                f"The served model cannot recognise {species!r}, so it cannot explain it."
             )
-    photo = await prepare_photo(upload, settings, classifier.input_size)
+    photo = await prepare_photo(data, settings, classifier.input_size)
     heat = await occlusion_heat_map(classifier, photo.pixels, species, settings.explain_grid)
     return await run_in_threadpool(render_overlay, photo.pixels, heat)

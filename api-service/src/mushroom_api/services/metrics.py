@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -44,6 +44,18 @@ MODEL_RELOADS = Counter(
     "mushroom_api_model_reloads_total",
     "Model reload attempts by outcome.",
     ["outcome"],
+    registry=REGISTRY,
+)
+PREDICTION_LOG = Counter(
+    "mushroom_api_prediction_log_total",
+    "Predictions handed to the prediction log by outcome: written, dropped_queue_full, "
+    "dropped_store_error.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+PREDICTION_LOG_QUEUE = Gauge(
+    "mushroom_api_prediction_log_queue",
+    "Predictions waiting to be written to the database.",
     registry=REGISTRY,
 )
 

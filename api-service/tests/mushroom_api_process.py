@@ -1,0 +1,120 @@
+"""A real `mushroom-api` in a subprocess (uvicorn, the repository's demo bundle), for tests that
+need a process of its own: several replicas, a database that goes away, a full disk."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from mushroom_api_testkit import free_port
+from PIL import Image
+
+
+def random_photo(seed: int, size: tuple[int, int] = (160, 128)) -> bytes:
+    """A JPEG of noise: every seed a different photo (and a different sha256)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@dataclass
+class ApiProcess:
+    """One API server process on 127.0.0.1."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace")
+
+    def predict(self, photo: bytes, timeout_s: float = 30.0) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/predict", files={"file": ("p.jpg", photo, "image/jpeg")}, timeout=timeout_s
+        )
+
+    def ready(self) -> httpx.Response:
+        return httpx.get(f"{self.url}/readyz", timeout=10)
+
+    def wait_until(self, ready: bool, timeout_s: float = 30.0) -> httpx.Response:
+        """Poll /readyz until it says ready (200) or not (503); the last answer."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = self.ready()
+            if (answer.status_code == 200) == ready or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.2)
+
+
+def start_api(tmp_path: Path, name: str, database_url: str | None, **settings: str) -> ApiProcess:
+    """Start `mushroom-api` with its own storage folder and the given database; wait for it."""
+    home = tmp_path / name
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("API_", "MUSHROOM_", "STORAGE_EMULATOR_HOST"))
+    }
+    env.update(
+        {
+            "MUSHROOM_STORAGE_URI": str(home / "storage"),
+            "API_MODEL_CACHE_DIR": str(home / "cache"),
+            "API_FRONTEND_DIR": "",
+            "API_RATE_LIMIT_PER_MINUTE": "0",
+            "API_STORE_PROBE_S": "0.5",
+            **settings,
+        }
+    )
+    if database_url is not None:
+        env["MUSHROOM_DATABASE_URL"] = database_url
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mushroom_api.cli",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "info",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ApiProcess(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 300
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"mushroom-api exited with {process.returncode}:\n{server.log}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"mushroom-api did not start:\n{server.log}")
+        time.sleep(0.2)
