@@ -181,8 +181,11 @@ def test_admin_token_comes_from_a_secret_the_deploy_role_creates(rendered: dict[
     ref = env["API_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref["key"] == "API_ADMIN_TOKEN"
     role = (DEPLOYMENT / "ansible/roles/k8s_deploy/tasks/main.yml").read_text(encoding="utf-8")
-    assert f"generic, {ref['name']}" in role
-    assert "--from-literal=API_ADMIN_TOKEN=" in role
+    assert f"name: {ref['name']}" in role
+    assert "API_ADMIN_TOKEN: \"{{ k8s_deploy_admin_token | b64encode }}\"" in role
+    # The token goes through kubectl's stdin: a command line is visible to every local user.
+    assert "--from-literal" not in role
+    assert "k8s_deploy_admin_token" not in role.split("argv:", 1)[1].split("\n", 1)[0]
 
 
 def test_overlays_scale_differently(rendered: dict[str, Docs]) -> None:
@@ -356,3 +359,19 @@ def test_drift_monitor_runs_on_a_schedule_with_the_jobs_account(rendered: dict[s
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["mushroom-pipeline"]
     assert container["args"][0] == "monitor-drift"
+
+
+def test_backend_config_attaches_the_cloud_armor_policy_ansible_creates(
+    rendered: dict[str, Docs],
+) -> None:
+    """The pods' own limiter is off in the cluster: the edge policy must exist and be attached."""
+    backend = one(rendered["base"], "BackendConfig", "mushroom-api")["spec"]
+    defaults = yaml.safe_load(
+        (DEPLOYMENT / "ansible/roles/cloud_armor/defaults/main.yml").read_text(encoding="utf-8")
+    )
+    assert backend["securityPolicy"]["name"] == defaults["cloud_armor_policy"]
+    tasks = (DEPLOYMENT / "ansible/roles/cloud_armor/tasks/main.yml").read_text(encoding="utf-8")
+    assert "--enforce-on-key=IP" in tasks
+    assert "--exceed-action=deny-429" in tasks
+    provision = (DEPLOYMENT / "ansible/playbooks/provision.yml").read_text(encoding="utf-8")
+    assert "- cloud_armor" in provision
