@@ -10,6 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from mushroom_api.main import create_app
+from mushroom_api.server import server_config
 
 logger = logging.getLogger("mushroom_api")
 app = typer.Typer(add_completion=False, help="Serve the Mushroom ID API.")
@@ -30,7 +31,7 @@ def serve(
     except ValidationError as exc:
         logger.error("invalid settings: %s", exc)
         raise typer.Exit(code=2) from exc
-    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.Server(server_config(api, api.state.settings, host, port, log_level)).run()
 
 
 if __name__ == "__main__":

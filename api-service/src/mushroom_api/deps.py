@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from mushroom_api.config import Settings
 from mushroom_api.services.classifier import Classifier
+from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.model_store import ModelHolder
 from mushroom_common.catalog import Catalog, load_catalog
 from mushroom_common.feedback import FeedbackStore
@@ -37,14 +38,45 @@ def get_classifier(holder: Annotated[ModelHolder, Depends(get_model_holder)]) ->
     return classifier
 
 
+async def single_file_part(request: Request) -> None:
+    """Refuse a form with several `file` parts: which one was meant cannot be known."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    form = await request.form()  # parsed once already for the route; Starlette caches it
+    if len(form.getlist("file")) > 1:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "The form has more than one file part; send one photo per request.",
+        )
+
+
+def get_explainers(request: Request) -> ExplainerPool:
+    """The interpreters that only /explain uses."""
+    explainers: ExplainerPool = request.app.state.explainers
+    return explainers
+
+
 def get_catalog() -> Catalog:
     """The species catalog."""
     return load_catalog()
 
 
-def get_feedback_store(request: Request) -> FeedbackStore:
-    """The feedback and prediction log."""
-    store: FeedbackStore = request.app.state.feedback_store
+def get_prediction_log(request: Request) -> FeedbackStore | None:
+    """The prediction log, or None when its database could not be opened."""
+    store: FeedbackStore | None = request.app.state.feedback_store
+    return store
+
+
+def get_feedback_store(
+    store: Annotated[FeedbackStore | None, Depends(get_prediction_log)],
+) -> FeedbackStore:
+    """The feedback and prediction log (503 when its database could not be opened)."""
+    if store is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "Feedback cannot be stored right now; please try again later.",
+            headers={"Retry-After": "60"},
+        )
     return store
 
 
@@ -59,4 +91,6 @@ ModelHolderDep = Annotated[ModelHolder, Depends(get_model_holder)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 FeedbackStoreDep = Annotated[FeedbackStore, Depends(get_feedback_store)]
+PredictionLogDep = Annotated[FeedbackStore | None, Depends(get_prediction_log)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
+ExplainersDep = Annotated[ExplainerPool, Depends(get_explainers)]

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile, status
+from fastapi import APIRouter, Depends, File, UploadFile, status
 
-from mushroom_api.deps import CatalogDep, FeedbackStoreDep, SettingsDep, StorageDep
+from mushroom_api.deps import (
+    CatalogDep,
+    FeedbackStoreDep,
+    SettingsDep,
+    StorageDep,
+    single_file_part,
+)
 from mushroom_api.routes.errors import IMAGE_ERRORS, NOT_FOUND
 from mushroom_api.schemas import ErrorPublic, FeedbackCreate, FeedbackPublic
 from mushroom_api.services import feedback as service
@@ -24,6 +30,7 @@ async def create_feedback(
 
 @router.post(
     "/{feedback_id}/photo",
+    dependencies=[Depends(single_file_part)],
     responses={
         **NOT_FOUND,
         403: {"model": ErrorPublic, "description": "The feedback did not agree to share the photo"},

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
+from starlette.routing import Match
 
 # First path segments that belong to the API: never answered with the frontend.
 API_SEGMENTS = frozenset(
@@ -36,6 +37,21 @@ def _cache_control(relative: str) -> str:
     return "public, max-age=3600"
 
 
+def _refuse_other_methods(request: Request) -> None:
+    """405 for an API address that exists with other methods (`GET /predict`), as without a UI."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.PARTIAL:
+            allowed |= set(getattr(route, "methods", None) or ())
+    if allowed:
+        raise HTTPException(
+            status.HTTP_405_METHOD_NOT_ALLOWED,
+            "This address does not take this kind of request.",
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
+
+
 def frontend_router(dist: Path) -> APIRouter:
     """Routes that serve `dist` (registered after the API routes, so they never shadow them)."""
     root = dist.resolve()
@@ -43,9 +59,10 @@ def frontend_router(dist: Path) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.api_route("/{path:path}", methods=["GET", "HEAD"])
-    def frontend(path: str) -> FileResponse:
+    def frontend(path: str, request: Request) -> FileResponse:
         """Serve a frontend file, or index.html for the app's own routes."""
         segment = path.split("/", 1)[0]
+        _refuse_other_methods(request)
         if segment in API_SEGMENTS:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no page /{path}.")
         candidate = (root / path).resolve()

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 
-from mushroom_api.deps import CatalogDep, ClassifierDep, FeedbackStoreDep, SettingsDep
+from mushroom_api.deps import (
+    CatalogDep,
+    ClassifierDep,
+    ExplainersDep,
+    PredictionLogDep,
+    SettingsDep,
+    single_file_part,
+)
 from mushroom_api.routes.errors import IMAGE_ERRORS
 from mushroom_api.schemas import ErrorPublic, IdentificationPublic
 from mushroom_api.services import identify as service
@@ -14,13 +21,13 @@ from mushroom_api.services import identify as service
 router = APIRouter(tags=["identify"])
 
 
-@router.post("/predict", responses=IMAGE_ERRORS)
+@router.post("/predict", responses=IMAGE_ERRORS, dependencies=[Depends(single_file_part)])
 async def predict(
     file: Annotated[UploadFile, File(description="a JPEG, PNG, WebP or HEIC/HEIF photo")],
     classifier: ClassifierDep,
     catalog: CatalogDep,
     settings: SettingsDep,
-    store: FeedbackStoreDep,
+    store: PredictionLogDep,
     top_k: Annotated[int, Query(ge=1, le=10, description="how many species to return")] = 3,
 ) -> IdentificationPublic:
     """Identify the mushroom in a photo and say, safety first, whether it could be poisonous."""
@@ -31,6 +38,7 @@ async def predict(
 @router.post(
     "/explain",
     response_class=Response,
+    dependencies=[Depends(single_file_part)],
     responses={
         200: {"content": {"image/png": {}}, "description": "heat map over the model-sized photo"},
         **IMAGE_ERRORS,
@@ -42,10 +50,12 @@ async def explain(
     classifier: ClassifierDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    explainers: ExplainersDep,
     species: Annotated[
-        str | None, Query(description="catalog id to explain; the top prediction by default")
+        str | None,
+        Query(max_length=100, description="catalog id to explain; the top prediction by default"),
     ] = None,
 ) -> Response:
     """Show, as a PNG heat map, which parts of the photo the model relied on (occlusion)."""
-    png = await service.explain(file, species, classifier, catalog, settings)
+    png = await service.explain(file, species, classifier, catalog, settings, explainers)
     return Response(content=png, media_type="image/png")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import uuid
 from datetime import UTC, datetime
 
@@ -12,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mushroom_api.config import Settings
 from mushroom_api.schemas import FeedbackCreate, FeedbackPublic
-from mushroom_api.services.identify import read_upload
-from mushroom_api.services.imaging import ImageError, decode_photo
+from mushroom_api.services.identify import image_http_error, read_upload
+from mushroom_api.services.imaging import ImageError, strip_metadata
 from mushroom_common.catalog import Catalog
 from mushroom_common.feedback import FEEDBACK_PHOTOS_PREFIX, FeedbackRecord, FeedbackStore
 from mushroom_common.storage import Storage
@@ -67,13 +66,13 @@ async def create_feedback(
 
 
 def _jpeg_bytes(data: bytes, settings: Settings) -> bytes:
-    """The photo as JPEG: the original bytes when it is one, else re-encoded."""
-    photo = decode_photo(data, settings.max_pixels, (4096, 4096))
-    if photo.source_format == "JPEG":
-        return data
-    buffer = io.BytesIO()
-    photo.image.save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
+    """The photo as a JPEG re-encoded from its pixels: no EXIF GPS, camera or other metadata."""
+    return strip_metadata(
+        data,
+        settings.max_pixels,
+        min_side=settings.min_image_side,
+        budget_bytes=settings.decode_budget_bytes,
+    )
 
 
 def _store_photo(
@@ -90,7 +89,7 @@ def _store_photo(
     try:
         jpeg = _jpeg_bytes(data, settings)
     except ImageError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
+        raise image_http_error(exc) from exc
     prediction = store.get_prediction(record.request_id)
     digest = hashlib.sha256(data).hexdigest()
     if prediction is None or prediction.photo_sha256 != digest:

@@ -17,7 +17,13 @@ from mushroom_api.config import Settings
 from mushroom_api.schemas import DISCLAIMER, IdentificationPublic, ModelRefPublic
 from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
-from mushroom_api.services.explain import occlusion_heat_map, render_overlay
+from mushroom_api.services.explain import (
+    EXPLAIN_BUSY_RETRY_AFTER_S,
+    ExplainerBusyError,
+    ExplainerPool,
+    occlusion_heat_map,
+    render_overlay,
+)
 from mushroom_api.services.imaging import ImageError, decode_photo
 from mushroom_api.services.verdict import VerdictRules, judge
 from mushroom_common.catalog import Catalog
@@ -52,8 +58,21 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> PreparedPhoto:
-    photo = decode_photo(data, max_pixels, size)
+def image_http_error(exc: ImageError) -> HTTPException:
+    """The HTTP error of a photo the API cannot use (503s say when to retry)."""
+    retry_after = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return HTTPException(exc.status_code, str(exc), headers=headers)
+
+
+def _prepare(data: bytes, settings: Settings, size: tuple[int, int]) -> PreparedPhoto:
+    photo = decode_photo(
+        data,
+        settings.max_pixels,
+        size,
+        min_side=settings.min_image_side,
+        budget_bytes=settings.decode_budget_bytes,
+    )
     return PreparedPhoto(
         hashlib.sha256(data).hexdigest(), resize_for_model(photo.image, size[1], size[0])
     )
@@ -65,9 +84,9 @@ async def prepare_photo(
     """Read, check and decode an upload off the event loop; HTTP errors for bad photos."""
     data = await read_upload(upload, settings.max_upload_bytes)
     try:
-        return await run_in_threadpool(_prepare, data, settings.max_pixels, size)
+        return await run_in_threadpool(_prepare, data, settings, size)
     except ImageError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
+        raise image_http_error(exc) from exc
 
 
 def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:
@@ -146,6 +165,7 @@ async def explain(
     classifier: Classifier,
     catalog: Catalog,
     settings: Settings,
+    explainers: ExplainerPool,
 ) -> bytes:
     """PNG heat map of where covering the photo lowers the species' probability most."""
     if species is not None:
@@ -157,5 +177,16 @@ async def explain(
                 f"The served model cannot recognise {species!r}, so it cannot explain it.",
             )
     photo = await prepare_photo(upload, settings, classifier.input_size)
-    heat = await occlusion_heat_map(classifier, photo.pixels, species, settings.explain_grid)
+    try:
+        model = await run_in_threadpool(explainers.enter, classifier)
+    except ExplainerBusyError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            str(exc),
+            headers={"Retry-After": str(EXPLAIN_BUSY_RETRY_AFTER_S)},
+        ) from exc
+    try:
+        heat = await occlusion_heat_map(model, photo.pixels, species, settings.explain_grid)
+    finally:
+        explainers.leave(classifier)
     return await run_in_threadpool(render_overlay, photo.pixels, heat)
