@@ -65,8 +65,8 @@ _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "
 _FULL_SIZE_CONVERSIONS = {"1": ("L", 1), "P": ("RGBA", 4)}
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 DEFAULT_DECODE_BUDGET_BYTES = 96 * 1024 * 1024
-# Rows of a 16-bit image scaled to 8 bits at a time (times the reduction factor).
-_STRIP_BLOCKS = 16
+# Bytes of float32 copy a 16-bit image is scaled to 8 bits through, one strip at a time.
+_STRIP_BYTES = 4 * 1024 * 1024
 
 
 def decode_cost(mode: str, size: tuple[int, int]) -> int:
@@ -176,6 +176,8 @@ def decode_photo(
             small = _reduce(image, max(1, min(image.size) // side))
             del image
             rgb = _to_rgb(_upright(small, orientation))
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, MemoryError) as exc:
         raise TooManyPixelsError(_too_many_pixels_message(max_pixels)) from exc
     except (OSError, ValueError, SyntaxError, EOFError, TypeError) as exc:
@@ -270,7 +272,7 @@ def _sixteen_bit_to_gray(image: Image.Image, factor: int) -> Image.Image:
     peak = 65535.0 if isinstance(high, int | float) and high > 255 else 255.0
     out_width, out_height = max(1, width // factor), max(1, height // factor)
     rows = []
-    step = factor * _STRIP_BLOCKS
+    step = factor * max(1, _STRIP_BYTES // (4 * width * factor))
     for top in range(0, out_height * factor, step):
         bottom = min(top + step, out_height * factor)
         strip = np.asarray(image.crop((0, top, out_width * factor, bottom)), dtype=np.float32)
