@@ -29,7 +29,8 @@ def serve(
     try:
         api = create_app()
     except ValidationError as exc:
-        logger.error("invalid settings: %s", exc)
+        # The messages only: pydantic's full text repeats the input, secrets included.
+        logger.error("invalid settings: %s", "; ".join(e["msg"] for e in exc.errors()))
         raise typer.Exit(code=2) from exc
     uvicorn.Server(server_config(api, api.state.settings, host, port, log_level)).run()
 
