@@ -28,6 +28,8 @@ CONTRACT_KEYS = {
     "message",
     "disclaimer",
     "predictions",
+    "genera",
+    "possibly_unknown_species",
     "lookalikes",
     "mushroom_score",
     "model",
@@ -51,7 +53,8 @@ class FakeClassifier(Classifier):
         )
         self.input_size = (16, 16)
         self.source = "fake"
-        self.output = ModelOutput(np.array(probabilities, dtype=np.float64), score)
+        probs = np.array(probabilities, dtype=np.float64)
+        self.output = ModelOutput(probs, score, np.log(np.clip(probs, 1e-9, 1.0)))
         self.seen: list[npt.NDArray[np.uint8]] = []
 
     async def predict(self, pixels: npt.NDArray[np.uint8]) -> ModelOutput:

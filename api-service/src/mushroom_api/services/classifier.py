@@ -38,6 +38,7 @@ class ModelOutput:
 
     probabilities: npt.NDArray[np.float64]
     mushroom_score: float | None
+    logits: npt.NDArray[np.float64]
 
 
 def softmax(logits: npt.NDArray[np.float64], temperature: float) -> npt.NDArray[np.float64]:
@@ -104,7 +105,7 @@ class Classifier:
             raise ModelOutputError(
                 f"model {self.metadata.name}/{self.metadata.version} returned non-finite outputs"
             )
-        return ModelOutput(softmax(logits, self.metadata.temperature), score)
+        return ModelOutput(softmax(logits, self.metadata.temperature), score, logits)
 
     def submit(self, pixels: npt.NDArray[np.uint8]) -> Future[ModelOutput]:
         """Queue one photo ([height, width, 3] uint8) on the model threads."""
