@@ -90,7 +90,14 @@ def connection_limit(settings: Settings, open_file_limit: int) -> int:
 
 
 def server_config(
-    app: FastAPI, settings: Settings, host: str, port: int, log_level: str
+    app: FastAPI,
+    settings: Settings,
+    host: str,
+    port: int,
+    log_level: str,
+    *,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> uvicorn.Config:
     """The uvicorn configuration every deployment runs with."""
     open_files = raise_open_file_limit()
@@ -119,4 +126,6 @@ def server_config(
         forwarded_allow_ips=trusted or [],
         server_header=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )

@@ -144,6 +144,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/model/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Model Rules
+         * @description What a phone needs to identify offline: the model file, labels, rules and catalog facts.
+         */
+        get: operations["get_model_rules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/file/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Model File
+         * @description The served model's TFLite file; its sha256 in the address makes it cacheable for good.
+         */
+        get: operations["get_model_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/reload": {
         parameters: {
             query?: never;
@@ -257,7 +297,7 @@ export interface components {
          * @description One scale for edibility, from most to least dangerous.
          * @enum {string}
          */
-        Edibility: "deadly" | "poisonous" | "inedible" | "edible_when_cooked" | "edible" | "choice";
+        Edibility: "deadly" | "poisonous" | "unknown" | "inedible" | "edible_when_cooked" | "edible" | "choice";
         /**
          * ErrorPublic
          * @description Every error body.
@@ -308,6 +348,31 @@ export interface components {
             /** Photo Stored */
             photo_stored: boolean;
         };
+        /**
+         * GenusPredictionPublic
+         * @description One candidate genus: the summed probability of the model's species in it.
+         */
+        GenusPredictionPublic: {
+            /** Genus */
+            genus: string;
+            /**
+             * Family
+             * @description the genus' family, where the catalog knows it
+             */
+            family: string | null;
+            /** Probability */
+            probability: number;
+            /**
+             * Holds Deadly
+             * @description the catalog lists a deadly species in this genus
+             */
+            holds_deadly: boolean;
+            /**
+             * Holds Poisonous
+             * @description the catalog lists a poisonous species in it
+             */
+            holds_poisonous: boolean;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -340,6 +405,16 @@ export interface components {
              */
             predictions: components["schemas"]["SpeciesPredictionPublic"][];
             /**
+             * Genera
+             * @description the most likely genera (summed species probabilities), best first
+             */
+            genera: components["schemas"]["GenusPredictionPublic"][];
+            /**
+             * Possibly Unknown Species
+             * @description the photo looks like a species the model never learned
+             */
+            possibly_unknown_species: boolean;
+            /**
              * Lookalikes
              * @description the top species' look-alikes, dangerous ones first
              */
@@ -363,7 +438,10 @@ export interface components {
             /** Common Names */
             common_names: string[];
             edibility: components["schemas"]["Edibility"];
-            /** Distinguishing Feature */
+            /**
+             * Distinguishing Feature
+             * @description '<the predicted species' trait> vs <this look-alike's trait>'
+             */
             distinguishing_feature: string;
         };
         /**
@@ -412,6 +490,152 @@ export interface components {
             version: string;
         };
         /**
+         * OpenSetRulePublic
+         * @description The unknown-species rule (see `mushroom_common.verdict.open_set_score`).
+         */
+        OpenSetRulePublic: {
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "max_logit" | "energy" | "max_probability";
+            /** Threshold */
+            threshold: number;
+        };
+        /**
+         * RulesDocument
+         * @description `rules.json`: the model, its labels, the verdict rules and the catalog facts they use.
+         */
+        RulesDocument: {
+            /**
+             * Schema Version
+             * @default 1
+             * @constant
+             */
+            schema_version: 1;
+            model: components["schemas"]["RulesModelPublic"];
+            /**
+             * Labels
+             * @description catalog ids in the model's output order
+             */
+            labels: string[];
+            rules: components["schemas"]["VerdictRulesPublic"];
+            /**
+             * Edibility Order
+             * @description edibility from most to least dangerous (look-alikes sort by it)
+             */
+            edibility_order: components["schemas"]["Edibility"][];
+            /**
+             * Species
+             * @description every label and every look-alike of a label, by catalog id
+             */
+            species: {
+                [key: string]: components["schemas"]["RulesSpeciesPublic"];
+            };
+            /**
+             * Genera
+             * @description every genus of the labels
+             */
+            genera: {
+                [key: string]: components["schemas"]["RulesGenusPublic"];
+            };
+        };
+        /**
+         * RulesGenusPublic
+         * @description What the whole catalog says about a genus of the model's labels.
+         */
+        RulesGenusPublic: {
+            /** Family */
+            family: string | null;
+            /** Holds Deadly */
+            holds_deadly: boolean;
+            /** Holds Poisonous */
+            holds_poisonous: boolean;
+        };
+        /**
+         * RulesLookalikePublic
+         * @description A look-alike of a species: its id (in `species`) and the feature that tells them apart.
+         */
+        RulesLookalikePublic: {
+            /** Species */
+            species: string;
+            /**
+             * Distinguishing Feature
+             * @description '<this species' trait> vs <the look-alike's trait>'
+             */
+            distinguishing_feature: string;
+        };
+        /**
+         * RulesModelPublic
+         * @description The model file the phone downloads and how to read its outputs.
+         */
+        RulesModelPublic: {
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+            /**
+             * Variant
+             * @description the bundle variant the API serves (and the phone runs)
+             */
+            variant: string;
+            /**
+             * Format
+             * @default tflite
+             * @constant
+             */
+            format: "tflite";
+            /**
+             * Path
+             * @description the variant's file, relative to the bundle folder
+             */
+            path: string;
+            /**
+             * Sha256
+             * @description hex sha256 of the model file: the phone's cache key
+             */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Input Height */
+            input_height: number;
+            /** Input Width */
+            input_width: number;
+            /**
+             * Temperature
+             * @description divide logits by this before softmax
+             */
+            temperature: number;
+            /**
+             * Mushroom Score Output
+             * @description the model has a [1, 1] mushroom_score output
+             */
+            mushroom_score_output: boolean;
+        };
+        /**
+         * RulesSpeciesPublic
+         * @description The catalog facts the rules and the answer need for one species.
+         */
+        RulesSpeciesPublic: {
+            /** Scientific Name */
+            scientific_name: string;
+            /**
+             * Common Names
+             * @description English common names, most used first
+             */
+            common_names: string[];
+            /** Genus */
+            genus: string;
+            /** Family */
+            family: string | null;
+            edibility: components["schemas"]["Edibility"];
+            /**
+             * Lookalikes
+             * @description in the catalog's order; the phone sorts them most dangerous first
+             */
+            lookalikes: components["schemas"]["RulesLookalikePublic"][];
+        };
+        /**
          * SpeciesPredictionPublic
          * @description One candidate species with its calibrated probability.
          */
@@ -430,7 +654,7 @@ export interface components {
             common_names: string[];
             /**
              * Probability
-             * @description calibrated with the bundle's temperature
+             * @description calibrated with the variant's temperature
              */
             probability: number;
             edibility: components["schemas"]["Edibility"];
@@ -492,6 +716,26 @@ export interface components {
          * @enum {string}
          */
         Verdict: "dangerous" | "edible" | "uncertain" | "not_a_mushroom";
+        /**
+         * VerdictRulesPublic
+         * @description The thresholds of the safety rules, as `VerdictRules` holds them.
+         */
+        VerdictRulesPublic: {
+            /** Danger Threshold */
+            danger_threshold: number;
+            /** Edible Threshold */
+            edible_threshold: number;
+            /** Genus Threshold */
+            genus_threshold: number;
+            /**
+             * Detector Threshold
+             * @description mushroom scores below this mean 'not a mushroom'; null: no detector
+             */
+            detector_threshold: number | null;
+            /** Unseen Lookalike Blocks Edible */
+            unseen_lookalike_blocks_edible: boolean;
+            open_set: components["schemas"]["OpenSetRulePublic"] | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -506,16 +750,24 @@ export type Edibility = components['schemas']['Edibility'];
 export type ErrorPublic = components['schemas']['ErrorPublic'];
 export type FeedbackCreate = components['schemas']['FeedbackCreate'];
 export type FeedbackPublic = components['schemas']['FeedbackPublic'];
+export type GenusPredictionPublic = components['schemas']['GenusPredictionPublic'];
 export type HttpValidationError = components['schemas']['HTTPValidationError'];
 export type IdentificationPublic = components['schemas']['IdentificationPublic'];
 export type LookalikePublic = components['schemas']['LookalikePublic'];
 export type ModelInfoPublic = components['schemas']['ModelInfoPublic'];
 export type ModelRefPublic = components['schemas']['ModelRefPublic'];
+export type OpenSetRulePublic = components['schemas']['OpenSetRulePublic'];
+export type RulesDocument = components['schemas']['RulesDocument'];
+export type RulesGenusPublic = components['schemas']['RulesGenusPublic'];
+export type RulesLookalikePublic = components['schemas']['RulesLookalikePublic'];
+export type RulesModelPublic = components['schemas']['RulesModelPublic'];
+export type RulesSpeciesPublic = components['schemas']['RulesSpeciesPublic'];
 export type SpeciesPredictionPublic = components['schemas']['SpeciesPredictionPublic'];
 export type SpeciesPublic = components['schemas']['SpeciesPublic'];
 export type StatusPublic = components['schemas']['StatusPublic'];
 export type ValidationError = components['schemas']['ValidationError'];
 export type Verdict = components['schemas']['Verdict'];
+export type VerdictRulesPublic = components['schemas']['VerdictRulesPublic'];
 export type $defs = Record<string, never>;
 export interface operations {
     predict: {
@@ -860,6 +1112,85 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelInfoPublic"];
+                };
+            };
+            /** @description Model not loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    get_model_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulesDocument"];
+                };
+            };
+            /** @description Model not loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    get_model_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description from GET /model/rules */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The TFLite model */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Not the model served now */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description Model not loaded */

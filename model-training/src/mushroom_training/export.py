@@ -26,6 +26,7 @@ from mushroom_common.bundle import (
     write_metadata,
 )
 from mushroom_common.catalog import load_catalog
+from mushroom_common.rules_export import write_rules_file
 from mushroom_common.storage import Storage, open_storage
 from mushroom_common.verdict import VerdictRules
 from mushroom_training import compress
@@ -390,6 +391,8 @@ def export(
     if serving.startswith("student") and info.student_temperature:
         metadata.temperature = info.student_temperature
     write_metadata(bundle_dir, metadata)
+    # The phone's copy of the rules and catalog facts (frontend on-device identification).
+    write_rules_file(bundle_dir, metadata, catalog)
     prefix = bundle_prefix(name, version)
     storage.upload_tree(bundle_dir, prefix)
     with start_run(storage, settings, config.run_name, run_id=info.run_id) as tracker:
