@@ -119,7 +119,7 @@ def publish_champion(storage_root: Path, bundle_dir: Path, metadata: BundleMetad
 
 def photo_bytes(
     colour: tuple[int, int, int] = GREEN,
-    size: tuple[int, int] = (64, 48),
+    size: tuple[int, int] = (80, 64),
     fmt: str = "JPEG",
     **save_args: Any,
 ) -> bytes:
@@ -127,6 +127,21 @@ def photo_bytes(
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format=fmt, **save_args)
     return buffer.getvalue()
+
+
+def assert_same_pixels_without_metadata(stored: bytes, original: bytes) -> None:
+    """`stored` is a JPEG of the same photo as `original`, carrying no metadata at all."""
+    kept = Image.open(io.BytesIO(stored))
+    source = Image.open(io.BytesIO(original))
+    assert kept.format == "JPEG"
+    assert kept.size == source.size
+    assert not kept.getexif()
+    assert not {"exif", "icc_profile", "xmp", "comment"} & set(kept.info)
+    difference = np.abs(
+        np.asarray(kept.convert("RGB"), dtype=np.int16)
+        - np.asarray(source.convert("RGB"), dtype=np.int16)
+    )
+    assert float(difference.mean()) < 4.0
 
 
 def free_port() -> int:

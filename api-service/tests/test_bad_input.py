@@ -55,8 +55,8 @@ def huge_bilevel_png(width: int, height: int) -> bytes:
 
 
 def exif_rotated_jpeg() -> bytes:
-    """A 64x32 landscape JPEG whose EXIF says 'rotate 90 degrees clockwise to view'."""
-    image = Image.new("RGB", (64, 32), RED)
+    """A 128x64 landscape JPEG whose EXIF says 'rotate 90 degrees clockwise to view'."""
+    image = Image.new("RGB", (128, 64), RED)
     exif = Image.Exif()
     exif[0x0112] = 6
     buffer = io.BytesIO()
@@ -67,13 +67,13 @@ def exif_rotated_jpeg() -> bytes:
 def heic_photo() -> bytes:
     """A HEIC photo written by pillow-heif."""
     buffer = io.BytesIO()
-    pillow_heif.from_pillow(Image.new("RGB", (64, 48), GREEN)).save(buffer, quality=80)
+    pillow_heif.from_pillow(Image.new("RGB", (80, 64), GREEN)).save(buffer, quality=80)
     return buffer.getvalue()
 
 
 def sixteen_bit_png() -> bytes:
     """A 16-bit greyscale PNG."""
-    ramp = np.tile(np.linspace(0, 65535, 64, dtype=np.uint16), (48, 1))
+    ramp = np.tile(np.linspace(0, 65535, 64, dtype=np.uint16), (64, 1))
     buffer = io.BytesIO()
     Image.fromarray(ramp).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -82,7 +82,7 @@ def sixteen_bit_png() -> bytes:
 def cmyk_jpeg() -> bytes:
     """A CMYK JPEG (as print workflows write them)."""
     buffer = io.BytesIO()
-    Image.new("CMYK", (64, 48), (200, 0, 200, 0)).save(buffer, format="JPEG")
+    Image.new("CMYK", (80, 64), (200, 0, 200, 0)).save(buffer, format="JPEG")
     return buffer.getvalue()
 
 
@@ -165,7 +165,7 @@ def test_cmyk_jpeg_is_converted_to_rgb() -> None:
 
 
 def test_sixteen_bit_png_keeps_its_range() -> None:
-    decoded = decode_photo(sixteen_bit_png(), 10**8, (32, 32))
+    decoded = decode_photo(sixteen_bit_png(), 10**8, (64, 64))
     left = decoded.image.getpixel((0, 0))
     right = decoded.image.getpixel((63, 0))
     assert decoded.image.mode == "RGB"
@@ -175,7 +175,7 @@ def test_sixteen_bit_png_keeps_its_range() -> None:
 
 def test_exif_orientation_is_honoured() -> None:
     decoded = decode_photo(exif_rotated_jpeg(), 10**8, (32, 32))
-    assert decoded.source_size == (64, 32)
+    assert decoded.source_size == (128, 64)
     assert decoded.image.size == (32, 64)
 
 

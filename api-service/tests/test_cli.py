@@ -58,7 +58,7 @@ def _api_env(tmp_path: Path, demo_dir: Path) -> dict[str, str]:
             "MUSHROOM_STORAGE_URI": str(tmp_path / "storage"),
             "API_FALLBACK_BUNDLE_DIR": str(demo_dir),
             "API_MODEL_CACHE_DIR": str(tmp_path / "cache"),
-            "API_FEEDBACK_DB_PATH": str(tmp_path / "feedback.sqlite3"),
+            "MUSHROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
             "API_FRONTEND_DIR": "",
             "API_RATE_LIMIT_PER_MINUTE": "0",
         }

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from mushroom_api_testkit import RED, BundleFactory, PhotoFactory
+from mushroom_api_testkit import (
+    RED,
+    BundleFactory,
+    PhotoFactory,
+    assert_same_pixels_without_metadata,
+)
 
 from mushroom_api.config import Settings
 from mushroom_api.main import create_app
@@ -52,4 +57,4 @@ def test_champion_and_feedback_photo_on_gcs(
         )
         assert shared.json()["photo_stored"] is True
     key = f"feedback/photos/{hashlib.sha256(data).hexdigest()}.jpg"
-    assert storage.read_bytes(key) == data
+    assert_same_pixels_without_metadata(storage.read_bytes(key), data)

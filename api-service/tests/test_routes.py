@@ -11,13 +11,14 @@ import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from mushroom_api_testkit import GREEN, PhotoFactory
+from mushroom_api_testkit import GREEN, PhotoFactory, assert_same_pixels_without_metadata
 from pydantic import ValidationError
 
 from mushroom_api.config import Settings
-from mushroom_api.deps import get_classifier, get_storage
+from mushroom_api.deps import get_classifier, get_explainers, get_storage
 from mushroom_api.main import create_app
 from mushroom_api.services.classifier import Classifier, ModelOutput, ModelOutputError
+from mushroom_api.services.explain import ExplainerPool
 from mushroom_common.bundle import BundleMetadata, InputSpec, ModelVariant
 from mushroom_common.storage import LocalStorage, StorageUnavailableError
 
@@ -76,6 +77,8 @@ def use(
 ) -> FakeClassifier:
     fake = FakeClassifier(labels, probs, score)
     app.dependency_overrides[get_classifier] = lambda: fake
+    # The fake has no model file to load a second interpreter pool from: explain on the fake.
+    app.dependency_overrides[get_explainers] = lambda: ExplainerPool(0, 1, 2)
     return fake
 
 
@@ -92,7 +95,7 @@ def test_predict_answers_with_the_contract_shape(
 ) -> None:
     client, app = fake_client
     fake = use(app, ["amanita_phalloides", "agaricus_campestris"], [0.3, 0.7])
-    body = predict(client, photo(GREEN, size=(100, 60)))
+    body = predict(client, photo(GREEN, size=(100, 64)))
     assert set(body) == CONTRACT_KEYS
     assert body["verdict"] == "dangerous"
     assert body["model"] == {"name": "fake", "version": "f1"}
@@ -153,7 +156,7 @@ def test_feedback_round_trip_with_shared_photo(
 ) -> None:
     client, app = fake_client
     use(app, ["suillus_luteus", "boletus_edulis"], [0.6, 0.4])
-    data = photo(GREEN, size=(80, 60))
+    data = photo(GREEN, size=(80, 64))
     request_id = predict(client, data)["request_id"]
 
     created = client.post(
@@ -184,7 +187,7 @@ def test_feedback_round_trip_with_shared_photo(
     assert shared.json()["photo_stored"] is True
     digest = hashlib.sha256(data).hexdigest()
     stored = Path(str(settings.storage_uri)) / "feedback" / "photos" / f"{digest}.jpg"
-    assert stored.read_bytes() == data
+    assert_same_pixels_without_metadata(stored.read_bytes(), data)
 
     store = app.state.prediction_store
     logged = store.get_prediction(request_id)
@@ -263,7 +266,12 @@ def test_admin_reload_needs_the_token(fake_client: tuple[TestClient, FastAPI]) -
 def test_production_refuses_a_placeholder_admin_token() -> None:
     with pytest.raises(ValidationError, match="API_ADMIN_TOKEN"):
         Settings(env="production", admin_token="changeme")
-    assert Settings(env="production", admin_token="a-real-long-secret").admin_enabled
+    with pytest.raises(ValidationError, match="shorter than 32"):
+        Settings(env="production", admin_token="a-real-long-secret")
+    with pytest.raises(ValidationError, match="too few characters"):
+        Settings(env="production", admin_token="password" * 5)
+    token = "Zq8vL3xW0pR7tY2uK9mN4bC6dF1gH5jS"
+    assert Settings(env="production", admin_token=token).admin_enabled
 
 
 def test_empty_token_disables_reload(settings: Settings) -> None:

@@ -181,8 +181,11 @@ def test_admin_token_comes_from_a_secret_the_deploy_role_creates(rendered: dict[
     ref = env["API_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref["key"] == "API_ADMIN_TOKEN"
     role = (DEPLOYMENT / "ansible/roles/k8s_deploy/tasks/main.yml").read_text(encoding="utf-8")
-    assert f"generic, {ref['name']}" in role
-    assert "--from-literal=API_ADMIN_TOKEN=" in role
+    assert f"name: {ref['name']}" in role
+    assert 'API_ADMIN_TOKEN: "{{ k8s_deploy_admin_token | b64encode }}"' in role
+    # The token goes through kubectl's stdin: a command line is visible to every local user.
+    assert "--from-literal" not in role
+    assert "k8s_deploy_admin_token" not in role.split("argv:", 1)[1].split("\n", 1)[0]
 
 
 def test_overlays_scale_differently(rendered: dict[str, Docs]) -> None:
@@ -397,3 +400,19 @@ def test_prune_cronjob_runs_the_retention_command(rendered: dict[str, Docs]) -> 
     assert container["args"] == ["prune"]
     jobs = one(rendered["overlays/prod"], "ConfigMap", "mushroom-jobs-config")["data"]
     assert int(jobs["MUSHROOM_RETENTION_DAYS"]) > 7, "retention outlives the feedback window"
+
+
+def test_backend_config_attaches_the_cloud_armor_policy_ansible_creates(
+    rendered: dict[str, Docs],
+) -> None:
+    """The pods' own limiter is off in the cluster: the edge policy must exist and be attached."""
+    backend = one(rendered["base"], "BackendConfig", "mushroom-api")["spec"]
+    defaults = yaml.safe_load(
+        (DEPLOYMENT / "ansible/roles/cloud_armor/defaults/main.yml").read_text(encoding="utf-8")
+    )
+    assert backend["securityPolicy"]["name"] == defaults["cloud_armor_policy"]
+    tasks = (DEPLOYMENT / "ansible/roles/cloud_armor/tasks/main.yml").read_text(encoding="utf-8")
+    assert "--enforce-on-key=IP" in tasks
+    assert "--exceed-action=deny-429" in tasks
+    provision = (DEPLOYMENT / "ansible/playbooks/provision.yml").read_text(encoding="utf-8")
+    assert "- cloud_armor" in provision

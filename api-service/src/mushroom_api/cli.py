@@ -18,8 +18,10 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.supervisors import Multiprocess
 
 from mushroom_api.config import get_settings
+from mushroom_api.server import server_config
 from mushroom_api.tls import self_signed_certificate
 
 logger = logging.getLogger("mushroom_api")
@@ -141,7 +143,8 @@ def serve(
     try:
         get_settings()
     except ValidationError as exc:
-        logger.error("invalid settings: %s", exc)
+        # The messages only: pydantic's full text repeats the input, secrets included.
+        logger.error("invalid settings: %s", "; ".join(e["msg"] for e in exc.errors()))
         raise typer.Exit(code=2) from exc
     problem = port_problem(host, port)
     if problem is not None:
@@ -171,12 +174,7 @@ def serve(
             port,
             tls.certfile,
         )
-    common: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "log_config": log_config,
-        "access_log": False,
+    tls_files = {
         "ssl_certfile": str(tls.certfile) if tls else None,
         "ssl_keyfile": str(tls.keyfile) if tls else None,
     }
@@ -184,10 +182,27 @@ def serve(
         # One process: no supervisor, and the app is built here (the fastest cold start).
         from mushroom_api.main import create_app
 
-        uvicorn.run(create_app(), **common)
-    else:
-        with _shared_metrics_dir():
-            uvicorn.run("mushroom_api.main:create_app", factory=True, workers=processes, **common)
+        api = create_app()
+        config = server_config(
+            api, api.state.settings, host, port, log_level, log_config=log_config, **tls_files
+        )
+        uvicorn.Server(config).run()
+        return
+    with _shared_metrics_dir():
+        config = server_config(
+            "mushroom_api.main:create_app",
+            settings,
+            host,
+            port,
+            log_level,
+            factory=True,
+            workers=processes,
+            log_config=log_config,
+            **tls_files,
+        )
+        # What uvicorn.run does for workers > 1, with our guarded server configuration: each
+        # worker process runs a Server of this config on the shared socket.
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "secret", "admin", "token", "dev"})
+MIN_ADMIN_TOKEN_LENGTH = 32
+MIN_ADMIN_TOKEN_DISTINCT = 12
 CONTAINER_DEMO_DIR = Path("/app/models/demo")
 CONTAINER_FRONTEND_DIR = Path("/app/frontend-react/dist")
 
@@ -37,6 +39,22 @@ def default_frontend_dir() -> Path | None:
     if found is not None:
         return found
     return CONTAINER_FRONTEND_DIR if CONTAINER_FRONTEND_DIR.is_dir() else None
+
+
+def weak_token_problem(token: str) -> str | None:
+    """Why a production admin token is too weak to guess-proof, or None when it is fine.
+
+    A token is believed random when it is long and uses many different characters: what
+    `openssl rand -hex 32` or `secrets.token_urlsafe(32)` make, and words and repeats are not.
+    """
+    stripped = token.strip()
+    if stripped.lower() in PLACEHOLDER_TOKENS:
+        return "is empty or a placeholder"
+    if len(stripped) < MIN_ADMIN_TOKEN_LENGTH:
+        return f"is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters"
+    if len(set(stripped)) < MIN_ADMIN_TOKEN_DISTINCT:
+        return "repeats too few characters to be random"
+    return None
 
 
 class Settings(BaseSettings):
@@ -129,6 +147,59 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(
         True, description="log every /predict to the database (needed for feedback and drift)"
     )
+    min_image_side: int = Field(
+        64, ge=1, description="smallest accepted shorter side in pixels (the collector's rule)"
+    )
+    decode_budget_bytes: int = Field(
+        96 * 1024 * 1024,
+        ge=1,
+        description="largest decoded image one request may hold in memory; bigger photos of "
+        "formats that cannot be decoded at reduced size (PNG, WebP, HEIC) are refused",
+    )
+    decode_total_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1,
+        description="decoded image memory all requests together may hold; others wait for it",
+    )
+    upload_budget_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1,
+        description="request bodies all uploads together may hold in memory (503 beyond)",
+    )
+    storage_workers: int = Field(
+        4, ge=1, le=64, description="threads for storage calls on the request path"
+    )
+    storage_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="longest a request waits for storage (shorter than the 3 s probe timeout)",
+    )
+    explain_pool_size: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="interpreters of /explain only, so it never queues /predict (0 = share)",
+    )
+    explain_queue: int = Field(
+        2, ge=1, description="/explain requests running or waiting at once (503 beyond)"
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request line plus headers (bigger: 400)"
+    )
+    header_timeout_s: int = Field(
+        5, ge=1, description="seconds to send the headers of a request, and idle keep-alive"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="concurrent connections (503 beyond; capped by open files)"
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed "
+        "(empty: nobody's, so the client address is the socket's)",
+    )
+    rate_limit_clients: int = Field(
+        100_000, ge=1, description="clients the rate limiter remembers (oldest forgotten)"
+    )
 
     @field_validator("frontend_dir", mode="before")
     @classmethod
@@ -136,12 +207,17 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _refuse_placeholder_token(self) -> Settings:
-        if self.env == "production" and self.admin_token.strip().lower() in PLACEHOLDER_TOKENS:
-            raise ValueError(
-                "API_ADMIN_TOKEN is empty or a placeholder: set a real secret in production"
-            )
+    def _refuse_weak_token(self) -> Settings:
+        if self.env == "production":
+            problem = weak_token_problem(self.admin_token)
+            if problem is not None:
+                raise ValueError(f"API_ADMIN_TOKEN {problem}: set a real secret in production")
         return self
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        """The proxies whose forwarded headers say who the client is."""
+        return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
 
     @property
     def admin_enabled(self) -> bool:

@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from mushroom_api.config import Settings
 from mushroom_api.services.classifier import Classifier
+from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.model_store import ModelHolder
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog, load_catalog
@@ -36,6 +37,24 @@ def get_classifier(holder: Annotated[ModelHolder, Depends(get_model_holder)]) ->
             "The identification model is not loaded yet; please try again in a minute.",
         )
     return classifier
+
+
+async def single_file_part(request: Request) -> None:
+    """Refuse a form with several `file` parts: which one was meant cannot be known."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    form = await request.form()  # parsed once already for the route; Starlette caches it
+    if len(form.getlist("file")) > 1:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "The form has more than one file part; send one photo per request.",
+        )
+
+
+def get_explainers(request: Request) -> ExplainerPool:
+    """The interpreters that only /explain uses."""
+    explainers: ExplainerPool = request.app.state.explainers
+    return explainers
 
 
 def get_catalog() -> Catalog:
@@ -68,3 +87,4 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 PredictionStoreDep = Annotated[PredictionStore, Depends(get_prediction_store)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
+ExplainersDep = Annotated[ExplainerPool, Depends(get_explainers)]

@@ -21,23 +21,37 @@ from mushroom_api.config import Settings, get_settings
 from mushroom_api.middleware import (
     MULTIPART_SLACK_BYTES,
     ApiCorsMiddleware,
+    ByteBudget,
     RateLimitMiddleware,
+    SafePathMiddleware,
+    SecurityHeadersMiddleware,
     UploadLimitMiddleware,
+    printable,
 )
 from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
 from mushroom_api.services.classifier import ModelLoadError
+from mushroom_api.services.explain import ExplainerPool
+from mushroom_api.services.imaging import DECODE_MEMORY
 from mushroom_api.services.metrics import MetricsMiddleware
-from mushroom_api.services.model_store import ModelHolder, NoModelError
+from mushroom_api.services.model_store import ModelHolder, NoModelError, champion_key
 from mushroom_api.services.prediction_log import PredictionLog
+from mushroom_api.services.startup import serve_without_registry
+from mushroom_api.services.storage_calls import BoundedStorage
 from mushroom_common.catalog import load_catalog
-from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.storage import (
+    Storage,
+    StorageError,
+    StorageUnavailableError,
+    open_storage,
+)
 from mushroom_common.store import PredictionStore, StoreError, redact, resolve_database_url
 
 logger = logging.getLogger(__name__)
 
 RATE_LIMITED_PREFIXES = ("/predict", "/explain", "/feedback")
+STORAGE_RETRY_AFTER_S = 10
 
 
 def open_prediction_log(settings: Settings, storage: Storage) -> PredictionLog:
@@ -75,12 +89,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     storage = open_storage(settings.storage_uri)
     holder = ModelHolder(settings, storage, load_catalog())
     log = await asyncio.to_thread(open_prediction_log, settings, storage)
-    app.state.storage = storage
     app.state.model_holder = holder
+    app.state.stand_in = None
+    app.state.explainers = ExplainerPool(
+        settings.explain_pool_size, settings.interpreter_threads, settings.explain_queue
+    )
     app.state.prediction_store = log.store
     app.state.prediction_log = log
+    # Request-path storage calls get their own bounded threads and a deadline (health routes
+    # never wait on them).
+    app.state.storage = BoundedStorage(
+        storage, settings.storage_workers, settings.storage_timeout_s
+    )
     try:
+        # Reach the registry first: an unreachable one is not an empty one (no demo fallback).
+        await asyncio.to_thread(storage.exists, champion_key(settings.model_name))
         await asyncio.to_thread(holder.reload)
+    except StorageUnavailableError as exc:
+        # Serve what is at hand and say so in /readyz; the watcher (or an admin reload)
+        # switches to the champion once storage answers.
+        logger.error("the model registry is unreachable at startup: %s", exc)
+        app.state.stand_in = await asyncio.to_thread(serve_without_registry, holder, str(exc))
     except (NoModelError, ModelLoadError, StorageError, ValidationError) as exc:
         logger.error("no model is served yet: %s", exc)
     watcher = (
@@ -97,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await watcher
         await asyncio.to_thread(log.close)
         log.store.close()
+        app.state.storage.close()
 
 
 def _sentence(exc: RequestValidationError) -> str:
@@ -105,11 +135,19 @@ def _sentence(exc: RequestValidationError) -> str:
     if not errors:
         return "The request is not valid."
     first = errors[0]
-    where = " ".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query"))
+    kind = first.get("type")
+    loc = [part for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    if kind == "json_invalid":
+        return "The request body is not valid JSON."
+    if not loc or all(isinstance(part, int) for part in loc):
+        return "The request body does not have the expected fields."
+    where = " ".join(str(part) for part in loc)
+    if kind == "missing":
+        return f"The request is missing {where}."
+    if where == "file":
+        return "The request's file must be a photo sent as a file (multipart/form-data)."
     message = str(first.get("msg", "is not valid")).rstrip(".")
-    if first.get("type") == "missing":
-        return f"The request is missing {where or 'a required field'}."
-    return f"The request's {where or 'input'} is not valid: {message}."
+    return f"The request's {where} is not valid: {message}."
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -120,6 +158,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail = "There is nothing at this address."
         elif exc.status_code == 405:
             detail = "This address does not take this kind of request."
+        elif exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "The request body could not be read as a form."
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -128,18 +168,33 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     install_service_error_handlers(app)
 
-    @app.exception_handler(StorageError)
     @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        # Only feedback reads and writes the database on the request path (predictions are
+        # queued), so the sentence can say what did not happen.
+        logger.error(
+            "database failed on %s %s: %s", request.method, printable(request.url.path), exc
+        )
+        return JSONResponse(
+            {"detail": "Feedback cannot be stored right now; please try again later."},
+            status_code=503,
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("storage failed on %s %s: %s", request.method, request.url.path, exc)
+        logger.error(
+            "storage failed on %s %s: %s", request.method, printable(request.url.path), exc
+        )
         return JSONResponse(
             {"detail": "Storage is unavailable right now; please try again later."},
             status_code=503,
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
         )
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        logger.exception("unexpected error on %s %s", request.method, printable(request.url.path))
         return JSONResponse(
             {"detail": "Something went wrong on our side; please try again."}, status_code=500
         )
@@ -173,15 +228,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(frontend_router(settings.frontend_dir))
         logger.info("serving the frontend from %s", settings.frontend_dir)
     _install_error_handlers(app)
+    # Uploads stay in memory up to the limit (Starlette spools files over 1 MB to /tmp, which is
+    # small in the cluster); the upload budget bounds what all of them hold together.
+    DECODE_MEMORY.resize(settings.decode_total_bytes)
+    MultiPartParser.spool_max_size = settings.max_upload_bytes + MULTIPART_SLACK_BYTES
+    app.state.upload_budget = ByteBudget(settings.upload_budget_bytes)
     app.add_middleware(
         UploadLimitMiddleware,
         max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK_BYTES,
         max_upload_bytes=settings.max_upload_bytes,
+        budget=app.state.upload_budget,
     )
     app.add_middleware(
         RateLimitMiddleware,
         per_minute=settings.rate_limit_per_minute,
         is_limited=lambda path: path.startswith(RATE_LIMITED_PREFIXES),
+        max_clients=settings.rate_limit_clients,
     )
     app.add_middleware(
         ApiCorsMiddleware,
@@ -190,5 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    app.add_middleware(SafePathMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -6,7 +6,7 @@ import json
 import math
 import threading
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from starlette.middleware.cors import CORSMiddleware
@@ -31,20 +31,60 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+class ByteBudget:
+    """Bytes that all requests together may hold; taken and given back by the upload middleware.
+
+    Uploads are kept in memory (never spooled to a size-limited /tmp), so their sum must be
+    bounded: a request that does not fit is answered 503 with Retry-After instead of waiting.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self._lock = threading.Lock()
+
+    def try_take(self, amount: int) -> bool:
+        """Take `amount` bytes when they fit; return whether they were taken."""
+        with self._lock:
+            if self.in_use + amount > self.total:
+                return False
+            self.in_use += amount
+            return True
+
+    def give_back(self, amount: int) -> None:
+        """Return bytes taken earlier."""
+        with self._lock:
+            self.in_use = max(0, self.in_use - amount)
+
+
+UPLOADS_BUSY_RETRY_AFTER_S = 2
+UPLOADS_BUSY_DETAIL = (
+    "The server is busy receiving other photos; please try again in a few seconds."
+)
+
+
 class _BodyTooLargeError(Exception):
     """Raised from `receive` once the body passes the limit."""
 
 
+class _BudgetExhaustedError(Exception):
+    """Raised from `receive` once a streamed body no longer fits in the upload budget."""
+
+
 class UploadLimitMiddleware:
-    """Refuse request bodies over the limit with 413, without reading them whole first.
+    """Refuse request bodies over the limit with 413, and over the shared budget with 503.
 
     A declared Content-Length over the limit is refused before any byte is read; otherwise the
     body is counted as it streams in and the request is cut off at the first byte too many.
+    Every body's bytes count against `budget` until its response is sent.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int, budget: ByteBudget
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.budget = budget
         self.detail = (
             f"The photo is too large: the limit is {max_upload_bytes / (1024 * 1024):.0f} MB."
         )
@@ -53,6 +93,7 @@ class UploadLimitMiddleware:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        declared: int | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -62,24 +103,49 @@ class UploadLimitMiddleware:
                 if declared > self.max_body_bytes:
                     await send_error(send, 413, self.detail)
                     return
+        held = 0
+        if declared is not None:
+            if not self.budget.try_take(declared):
+                await self._busy(send)
+                return
+            held = declared
+        try:
+            await self._forward(scope, receive, send, reserved=declared is not None)
+        finally:
+            self.budget.give_back(held)
+
+    async def _busy(self, send: Send) -> None:
+        await send_error(
+            send, 503, UPLOADS_BUSY_DETAIL, {"retry-after": str(UPLOADS_BUSY_RETRY_AFTER_S)}
+        )
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, *, reserved: bool) -> None:
         received = 0
-        exceeded = False
+        taken = 0
+        refusal: type[Exception] | None = None
         response_started = False
 
         async def counting_receive() -> Message:
-            nonlocal received, exceeded
+            nonlocal received, refusal, taken
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                size = len(message.get("body", b""))
+                received += size
                 if received > self.max_body_bytes:
-                    exceeded = True
+                    refusal = _BodyTooLargeError
                     raise _BodyTooLargeError
+                if not reserved:
+                    # A streamed body (no Content-Length) takes its budget as it arrives.
+                    if not self.budget.try_take(size):
+                        refusal = _BudgetExhaustedError
+                        raise _BudgetExhaustedError
+                    taken += size
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal response_started
-            if exceeded:
-                # The app turned the cut-off body into some other error; the 413 replaces it.
+            if refusal is not None:
+                # The app turned the cut-off body into some other error; ours replaces it.
                 return
             if message["type"] == "http.response.start":
                 response_started = True
@@ -87,49 +153,71 @@ class UploadLimitMiddleware:
 
         try:
             await self.app(scope, counting_receive, guarded_send)
-        except _BodyTooLargeError:
-            exceeded = True
-        if exceeded and not response_started:
-            await send_error(send, 413, self.detail)
+        except (_BodyTooLargeError, _BudgetExhaustedError):
+            pass
+        finally:
+            self.budget.give_back(taken)
+        if refusal is not None and not response_started:
+            if refusal is _BodyTooLargeError:
+                await send_error(send, 413, self.detail)
+            else:
+                await self._busy(send)
 
 
 class RateLimitMiddleware:
-    """At most `per_minute` requests per client IP in any 60 s window on the limited paths."""
+    """At most `per_minute` requests per client IP a minute on the limited paths.
+
+    A token bucket per client (capacity `per_minute`, refilled continuously): admitting a request
+    is O(1) whatever the number of clients, and the table keeps only the `max_clients` most
+    recently seen (an LRU), so a flood of invented addresses cannot grow it. A forgotten client
+    comes back with a full bucket, which only ever errs towards admitting.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         per_minute: int,
         is_limited: Callable[[str], bool],
+        max_clients: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.per_minute = per_minute
         self.is_limited = is_limited
+        self.max_clients = max_clients
         self.clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        self._rate = per_minute / 60.0
+        # client -> (tokens, time of the last update)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def clients(self) -> int:
+        """How many clients the limiter remembers now."""
+        return len(self._buckets)
 
     def _admit(self, client: str) -> float:
         """0 when admitted, else seconds until the client may retry."""
         now = self.clock()
+        capacity = float(self.per_minute)
         with self._lock:
-            hits = self._hits.setdefault(client, deque())
-            while hits and hits[0] <= now - 60.0:
-                hits.popleft()
-            if len(hits) >= self.per_minute:
-                return hits[0] + 60.0 - now
-            hits.append(now)
-            if len(self._hits) > 10_000:
-                # Forget idle clients so the table stays small.
-                for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - 60.0]:
-                    del self._hits[key]
-            return 0.0
+            tokens, updated = self._buckets.pop(client, (capacity, now))
+            tokens = min(capacity, tokens + (now - updated) * self._rate)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / self._rate
+            self._buckets[client] = (tokens, now)
+            if len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+            return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.per_minute <= 0 or not self.is_limited(scope["path"]):
             await self.app(scope, receive, send)
             return
+        # The socket's address: uvicorn replaces it from X-Forwarded-For only for trusted proxies.
         client = scope.get("client")
         wait = self._admit(client[0] if client else "unknown")
         if wait > 0:
@@ -142,6 +230,105 @@ class RateLimitMiddleware:
             )
             return
         await self.app(scope, receive, send)
+
+
+# The web app runs its model in the browser: WebAssembly compiled from its own files
+# ('wasm-unsafe-eval'), a worker that may be started from a blob: URL, and fetches to this origin
+# only. Nothing may frame the app (clickjacking), nothing is sniffed into a script.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "img-src 'self' data: blob:",
+        "style-src 'self' 'unsafe-inline'",
+        "font-src 'self' data:",
+        "manifest-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+# FastAPI's /docs and /redoc load Swagger UI and ReDoc from jsDelivr with an inline bootstrap.
+DOCS_CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
+        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+        "font-src 'self' https://fonts.gstatic.com",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+class SecurityHeadersMiddleware:
+    """Add the browser security headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._policy = CONTENT_SECURITY_POLICY.encode("ascii")
+        self._docs_policy = DOCS_CONTENT_SECURITY_POLICY.encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = self._docs_policy if scope.get("path") in DOCS_PATHS else self._policy
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != b"server"
+                ]
+                headers += [*SECURITY_HEADERS, (b"content-security-policy", policy)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class SafePathMiddleware:
+    """Answer 400 to a path with control characters (`/a%00b`) before anything uses it.
+
+    A NUL in a path makes file-system calls raise and would be written raw into the logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and has_control_characters(scope.get("path", "")):
+            await send_error(
+                send, 400, "The address contains characters that are not allowed in a path."
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether text holds an ASCII control character (NUL, newline, DEL, ...)."""
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text made safe for a log line: control characters escaped, long text cut."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
 
 
 class ApiCorsMiddleware:

@@ -75,7 +75,9 @@ class FeedbackCreate(BaseModel):
 
     request_id: str = Field(min_length=1, max_length=64)
     correct: bool
-    species: str | None = Field(None, description="catalog id of the right species, if known")
+    species: str | None = Field(
+        None, max_length=100, description="catalog id of the right species, if known"
+    )
     comment: str | None = Field(None, max_length=1000)
     share_photo: bool = Field(False, description="the person agrees that the photo may be stored")
 
@@ -124,7 +126,8 @@ class ModelInfoPublic(BaseModel):
 class StatusPublic(BaseModel):
     """A liveness or readiness answer."""
 
-    status: str
+    status: str = Field(description='"ok", or "degraded" when a stand-in model is served')
+    detail: str | None = Field(None, description="why the service is degraded, in a sentence")
 
 
 class ErrorPublic(BaseModel):

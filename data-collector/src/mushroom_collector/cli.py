@@ -279,3 +279,25 @@ def import_feedback_command(
         f"imported {summary.imported}, approved {summary.approved}, "
         f"already imported {summary.already_imported}, skipped: {skipped or 'none'}"
     )
+
+
+# Exit status of a run stopped by storage: unreachable for longer than the retry deadline, or a
+# full disk. Every write is atomic and every step resumable, so nothing half-written is kept.
+STORAGE_FAILED_EXIT = 3
+
+
+def main() -> None:
+    """The `mushroom-collect` entry point: a storage failure ends with one sentence, not a trace."""
+    try:
+        app()
+    except StorageError as exc:
+        logger.error(
+            "stopped: %s. Nothing half-written was kept; run the same command again when the "
+            "storage is back (finished work is not repeated).",
+            exc,
+        )
+        raise SystemExit(STORAGE_FAILED_EXIT) from None
+
+
+if __name__ == "__main__":
+    main()

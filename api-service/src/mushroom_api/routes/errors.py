@@ -17,6 +17,7 @@ from mushroom_api.services.errors import (
     NotPermittedError,
     ServiceError,
 )
+from mushroom_api.services.explain import ExplainerBusyError
 from mushroom_api.services.imaging import ImageError, UnsupportedImageError
 
 IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -39,13 +40,20 @@ SERVICE_ERROR_STATUS: dict[type[Exception], int] = {
     FeedbackWindowClosedError: status.HTTP_410_GONE,
     IdempotencyKeyReusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     ModelUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ExplainerBusyError: status.HTTP_503_SERVICE_UNAVAILABLE,
     UnsupportedImageError: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     ImageError: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 
 def status_for(exc: Exception) -> int:
-    """The status of a domain error: its own class's, else its nearest base class's."""
+    """The status of a domain error: its own class's, else its nearest base class's.
+
+    Photo errors carry their own status (`ImageError.status_code`: 413, 415, 422 or 503).
+    """
+    own = getattr(exc, "status_code", None)
+    if isinstance(exc, ImageError) and isinstance(own, int):
+        return own
     for cls in type(exc).__mro__:
         if cls in SERVICE_ERROR_STATUS:
             return SERVICE_ERROR_STATUS[cls]
@@ -56,7 +64,10 @@ def install_service_error_handlers(app: FastAPI) -> None:
     """Answer every domain error with its status and its sentence."""
 
     async def service_error(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+        # Errors that pass (a busy decoder, a full explanation queue) say when to retry.
+        retry_after = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(ImageError, service_error)

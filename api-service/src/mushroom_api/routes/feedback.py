@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Header, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Header, Response, UploadFile, status
 
 from mushroom_api.deps import (
     CatalogDep,
@@ -12,6 +12,7 @@ from mushroom_api.deps import (
     PredictionStoreDep,
     SettingsDep,
     StorageDep,
+    single_file_part,
 )
 from mushroom_api.routes.errors import IMAGE_ERRORS, NOT_FOUND
 from mushroom_api.routes.uploads import read_upload
@@ -59,6 +60,7 @@ async def create_feedback(
 
 @router.post(
     "/{feedback_id}/photo",
+    dependencies=[Depends(single_file_part)],
     responses={
         **NOT_FOUND,
         403: {"model": ErrorPublic, "description": "The feedback did not agree to share the photo"},

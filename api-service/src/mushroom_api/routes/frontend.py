@@ -6,10 +6,13 @@ address answers 404: a mistyped API path (`/health`) or a missing file must not 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 # First path segments that belong to the API: never answered with the frontend.
 API_SEGMENTS = frozenset(
@@ -46,6 +49,32 @@ def _cache_control(relative: str) -> str:
     return "public, max-age=3600"
 
 
+def _other_methods(routes: Sequence[BaseRoute], scope: Scope) -> tuple[bool, set[str]]:
+    """Whether a route takes this path with another method, and which methods (when known)."""
+    partial, methods = False, set()
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match != Match.PARTIAL:
+            continue
+        partial = True
+        methods |= set(getattr(route, "methods", None) or ())
+        inner = getattr(route, "original_router", None)  # FastAPI's included routers
+        if inner is not None:
+            methods |= _other_methods(inner.routes, scope)[1]
+    return partial, methods
+
+
+def _refuse_other_methods(request: Request) -> None:
+    """405 for an API address that exists with other methods (`GET /predict`), as without a UI."""
+    partial, methods = _other_methods(request.app.router.routes, request.scope)
+    if partial:
+        raise HTTPException(
+            status.HTTP_405_METHOD_NOT_ALLOWED,
+            "This address does not take this kind of request.",
+            headers={"Allow": ", ".join(sorted(methods))} if methods else None,
+        )
+
+
 def frontend_router(dist: Path) -> APIRouter:
     """Routes that serve `dist` (registered after the API routes, so they never shadow them)."""
     root = dist.resolve()
@@ -55,6 +84,7 @@ def frontend_router(dist: Path) -> APIRouter:
     @router.api_route("/{path:path}", methods=["GET", "HEAD"])
     def frontend(path: str, request: Request) -> FileResponse:
         """Serve a frontend file, or index.html at the root."""
+        _refuse_other_methods(request)
         if not is_api_path(path):
             candidate = (root / path).resolve()
             if path and candidate.is_relative_to(root) and candidate.is_file():

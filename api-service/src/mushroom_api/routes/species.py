@@ -27,5 +27,5 @@ def list_species(catalog: CatalogDep, holder: ModelHolderDep) -> list[SpeciesPub
 def get_species(species_id: str, catalog: CatalogDep, holder: ModelHolderDep) -> SpeciesPublic:
     """One species of the catalog."""
     if species_id not in catalog:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no species {species_id!r}.")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no species {species_id[:60]!r}.")
     return service.species_public(catalog.get(species_id), catalog, _model_labels(holder))

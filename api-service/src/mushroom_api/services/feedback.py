@@ -9,7 +9,6 @@ returns the stored feedback instead of adding a row. Answers older than the feed
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from mushroom_api.services.errors import (
     NotFoundError,
     NotPermittedError,
 )
-from mushroom_api.services.imaging import decode_photo
+from mushroom_api.services.imaging import strip_metadata
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog
 from mushroom_common.storage import Storage
@@ -146,13 +145,13 @@ async def create_feedback(
 
 
 def _jpeg_bytes(data: bytes, settings: Settings) -> bytes:
-    """The photo as JPEG: the original bytes when it is one, else re-encoded."""
-    photo = decode_photo(data, settings.max_pixels, (4096, 4096))
-    if photo.source_format == "JPEG":
-        return data
-    buffer = io.BytesIO()
-    photo.image.save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
+    """The photo as a JPEG re-encoded from its pixels: no EXIF GPS, camera or other metadata."""
+    return strip_metadata(
+        data,
+        settings.max_pixels,
+        min_side=settings.min_image_side,
+        budget_bytes=settings.decode_budget_bytes,
+    )
 
 
 def _store_photo(
@@ -165,7 +164,7 @@ def _store_photo(
         raise NotPermittedError(
             "This feedback did not agree to share the photo, so the photo is not stored."
         )
-    jpeg = _jpeg_bytes(data, settings)
+    jpeg = _jpeg_bytes(data, settings)  # ImageError: a domain error the routes map
     prediction = store.get_prediction(record.request_id)
     digest = hashlib.sha256(data).hexdigest()
     if prediction is None or prediction.photo_sha256 != digest:

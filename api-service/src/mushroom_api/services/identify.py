@@ -17,7 +17,7 @@ from mushroom_api.schemas import DISCLAIMER, IdentificationPublic, ModelRefPubli
 from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.errors import ModelUnavailableError, NotFoundError
-from mushroom_api.services.explain import occlusion_heat_map, render_overlay
+from mushroom_api.services.explain import ExplainerPool, occlusion_heat_map, render_overlay
 from mushroom_api.services.imaging import decode_photo
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog
@@ -36,8 +36,14 @@ class PreparedPhoto:
     pixels: npt.NDArray[np.uint8]
 
 
-def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> PreparedPhoto:
-    photo = decode_photo(data, max_pixels, size)
+def _prepare(data: bytes, settings: Settings, size: tuple[int, int]) -> PreparedPhoto:
+    photo = decode_photo(
+        data,
+        settings.max_pixels,
+        size,
+        min_side=settings.min_image_side,
+        budget_bytes=settings.decode_budget_bytes,
+    )
     return PreparedPhoto(
         hashlib.sha256(data).hexdigest(), resize_for_model(photo.image, size[1], size[0])
     )
@@ -45,7 +51,7 @@ def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> PreparedPho
 
 async def prepare_photo(data: bytes, settings: Settings, size: tuple[int, int]) -> PreparedPhoto:
     """Check and decode a photo off the event loop; `ImageError` for bad photos."""
-    return await run_in_threadpool(_prepare, data, settings.max_pixels, size)
+    return await run_in_threadpool(_prepare, data, settings, size)
 
 
 def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:
@@ -128,6 +134,7 @@ async def explain(
     classifier: Classifier,
     catalog: Catalog,
     settings: Settings,
+    explainers: ExplainerPool,
 ) -> bytes:
     """PNG heat map of where covering the photo lowers the species' probability most."""
     if species is not None:
@@ -138,5 +145,11 @@ async def explain(
                 f"The served model cannot recognise {species!r}, so it cannot explain it."
             )
     photo = await prepare_photo(data, settings, classifier.input_size)
-    heat = await occlusion_heat_map(classifier, photo.pixels, species, settings.explain_grid)
+    # A bounded pool of its own: explanations (about 50 model calls each) cannot starve /predict.
+    # ExplainerBusyError (a domain error, 503 with Retry-After) when it is full.
+    model = await run_in_threadpool(explainers.enter, classifier)
+    try:
+        heat = await occlusion_heat_map(model, photo.pixels, species, settings.explain_grid)
+    finally:
+        explainers.leave(classifier)
     return await run_in_threadpool(render_overlay, photo.pixels, heat)

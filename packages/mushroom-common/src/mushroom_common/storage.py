@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -43,6 +44,27 @@ class ObjectNotFoundError(StorageError, KeyError):
 
 class StorageUnavailableError(StorageError):
     """The storage cannot be reached or used: missing bucket, missing credentials, server down."""
+
+
+class StorageFullError(StorageUnavailableError):
+    """The disk under a local storage is full (or read-only): nothing more can be written."""
+
+
+# Errors of the disk itself, not of the caller: retrying later (or elsewhere) may succeed.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def _disk_errors(uri: str) -> Iterator[None]:
+    """Turn a full or read-only disk into StorageFullError (a sentence, no traceback needed)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _DISK_ERRNOS:
+            raise StorageFullError(
+                f"cannot write to {uri}: {os.strerror(exc.errno or 0).lower()}"
+            ) from exc
+        raise
 
 
 def _check_key(key: str) -> str:
@@ -112,7 +134,9 @@ class Storage(ABC):
 
     def download_file(self, key: str, local_path: Path) -> None:
         """Copy one object to a local file (atomically replaced)."""
-        _atomic_write_file(local_path, self.read_bytes(key))
+        data = self.read_bytes(key)
+        with _disk_errors(local_path.parent.as_uri()):
+            _atomic_write_file(local_path, data)
 
     def upload_file(self, local_path: Path, key: str, content_type: str | None = None) -> None:
         """Copy one local file to an object."""
@@ -187,13 +211,15 @@ class LocalStorage(Storage):
             raise ObjectNotFoundError(f"{self.uri_for(key)} does not exist") from exc
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        _atomic_write_file(self._path(key), data)
+        with _disk_errors(self.uri):
+            _atomic_write_file(self._path(key), data)
 
     def write_bytes_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         path = self._path(key)
         if path.exists():
             return False
-        tmp_name = _write_temp(path.parent, data)
+        with _disk_errors(self.uri):
+            tmp_name = _write_temp(path.parent, data)
         try:
             # link() fails when the target exists, so two writers never both "win".
             os.link(tmp_name, path)
@@ -236,6 +262,15 @@ def _retry_deadline() -> float:
     return float(os.environ.get(RETRY_DEADLINE_ENV, "30"))
 
 
+def _attempt_timeout() -> float:
+    """Seconds one GCS request may take: a third of the retry deadline, between 1 and 20 s.
+
+    The client's default (60 s per request, and 120 s of its own retries in `bucket.exists`)
+    would overrun `MUSHROOM_STORAGE_RETRY_DEADLINE_S` many times over when GCS is unreachable.
+    """
+    return min(20.0, max(1.0, _retry_deadline() / 3))
+
+
 class GCSStorage(Storage):
     """A `gs://bucket/prefix` through google-cloud-storage, with retries on transient errors."""
 
@@ -275,7 +310,8 @@ class GCSStorage(Storage):
                 else:
                     client = gcs.Client()
             bucket = client.bucket(self.bucket_name)
-            exists = self._call(bucket.exists)
+            # retry=None: the client's own retry (120 s) would ignore our deadline.
+            exists = self._call(lambda: bucket.exists(retry=None, timeout=_attempt_timeout()))
         except DefaultCredentialsError as exc:
             raise StorageUnavailableError(
                 f"cannot use {self.uri}: no Google Cloud credentials found. Run "
@@ -306,8 +342,10 @@ class GCSStorage(Storage):
             rexc.Timeout,
             ConnectionError,
         )
-        deadline = time.monotonic() + _retry_deadline()
+        budget = _retry_deadline()
+        deadline = time.monotonic() + budget
         delay = 0.1
+        attempt = 1
         while True:
             try:
                 return operation()
@@ -315,22 +353,40 @@ class GCSStorage(Storage):
                 raise StorageUnavailableError(
                     f"access to {self.uri} was refused: {exc.message}"
                 ) from exc
-            except transient as exc:
-                if time.monotonic() + delay > deadline:
+            except (*transient, gexc.RetryError) as exc:
+                left = deadline - time.monotonic()
+                if left < delay:
+                    logger.error(
+                        "GCS %s: attempt %d failed (%s); giving up after %.0f s",
+                        self.uri,
+                        attempt,
+                        type(exc).__name__,
+                        budget,
+                    )
                     raise StorageUnavailableError(
                         f"{self.uri} is unreachable or keeps failing ({type(exc).__name__}); "
-                        f"gave up after {_retry_deadline():.0f} s of retries"
+                        f"gave up after {budget:.0f} s of retries"
                     ) from exc
-                logger.warning("transient GCS error (%s); retrying in %.1f s", exc, delay)
+                logger.warning(
+                    "GCS %s: attempt %d failed (%s); retrying in %.1f s (%.0f s left)",
+                    self.uri,
+                    attempt,
+                    type(exc).__name__,
+                    delay,
+                    left,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                attempt += 1
 
     def read_bytes(self, key: str) -> bytes:
         from google.api_core.exceptions import NotFound
 
         blob = self._get_bucket().blob(self._blob_name(key))
         try:
-            data: bytes = self._call(lambda: blob.download_as_bytes(retry=None))
+            data: bytes = self._call(
+                lambda: blob.download_as_bytes(retry=None, timeout=_attempt_timeout())
+            )
         except NotFound as exc:
             raise ObjectNotFoundError(f"{self.uri_for(key)} does not exist") from exc
         return data
@@ -340,7 +396,10 @@ class GCSStorage(Storage):
         blob = self._get_bucket().blob(self._blob_name(key))
         self._call(
             lambda: blob.upload_from_string(
-                data, content_type=content_type or "application/octet-stream", retry=None
+                data,
+                content_type=content_type or "application/octet-stream",
+                retry=None,
+                timeout=_attempt_timeout(),
             )
         )
 
@@ -348,7 +407,7 @@ class GCSStorage(Storage):
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self._get_bucket().blob(self._blob_name(key))
-        if self._call(lambda: blob.exists(retry=None)):
+        if self._call(lambda: blob.exists(retry=None, timeout=_attempt_timeout())):
             return False
         try:
             self._call(
@@ -357,6 +416,7 @@ class GCSStorage(Storage):
                     content_type=content_type or "application/octet-stream",
                     if_generation_match=0,
                     retry=None,
+                    timeout=_attempt_timeout(),
                 )
             )
         except PreconditionFailed:
@@ -365,14 +425,14 @@ class GCSStorage(Storage):
 
     def exists(self, key: str) -> bool:
         blob = self._get_bucket().blob(self._blob_name(key))
-        return bool(self._call(lambda: blob.exists(retry=None)))
+        return bool(self._call(lambda: blob.exists(retry=None, timeout=_attempt_timeout())))
 
     def delete(self, key: str) -> None:
         from google.api_core.exceptions import NotFound
 
         blob = self._get_bucket().blob(self._blob_name(key))
         with contextlib.suppress(NotFound):
-            self._call(lambda: blob.delete(retry=None))
+            self._call(lambda: blob.delete(retry=None, timeout=_attempt_timeout()))
 
     def list(self, prefix: str = "") -> list[str]:
         bucket = self._get_bucket()
@@ -380,7 +440,9 @@ class GCSStorage(Storage):
         strip = len(self.prefix) + 1 if self.prefix else 0
 
         def collect() -> builtins.list[str]:
-            names: Iterator[Any] = bucket.client.list_blobs(bucket, prefix=full_prefix, retry=None)
+            names: Iterator[Any] = bucket.client.list_blobs(
+                bucket, prefix=full_prefix, retry=None, timeout=_attempt_timeout()
+            )
             return [blob.name[strip:] for blob in names]
 
         return sorted(self._call(collect))
