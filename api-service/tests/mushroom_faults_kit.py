@@ -128,6 +128,10 @@ def start_api(
         str(port),
         "--log-level",
         "info",
+        # One process: memory read from /proc and per-process limits (rate limit, budgets)
+        # are then the server's whole state.
+        "--workers",
+        "1",
     ]
     if wrapper is not None:
         command = [*wrapper, *command]

@@ -7,6 +7,7 @@ thread-safe (SQLAlchemy's connection pool, one short transaction per call) and r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,7 +85,10 @@ def create_store_engine(url: str, *, timeout_s: float = 5.0) -> Engine:
     parsed = make_url(normalised)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # A folder that cannot be made is an unusable database, not a crash: the API still
+            # answers /predict, and the first write reports the problem.
+            with contextlib.suppress(OSError):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             normalised,
             connect_args={"timeout": timeout_s, "check_same_thread": False},
