@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from mushroom_api_testkit import RED, BundleFactory, PhotoFactory
+from mushroom_api_testkit import RED, BundleFactory, PhotoFactory, publish_champion
 
 from mushroom_api.config import Settings
 from mushroom_api.main import create_app
-from mushroom_common.bundle import ChampionPointer, bundle_prefix
 from mushroom_common.storage import open_storage
 
 
@@ -27,11 +25,7 @@ def test_champion_and_feedback_photo_on_gcs(
     storage = open_storage(uri)
     bundle = tmp_path / "build" / "v9"
     metadata = bundle_factory(bundle, version="v9")
-    storage.upload_tree(bundle, bundle_prefix(metadata.name, metadata.version))
-    pointer = ChampionPointer(
-        name="mushroom", version="v9", promoted_at=datetime.now(UTC), reason="test"
-    )
-    storage.write_json("models/mushroom/champion.json", pointer.model_dump(mode="json"))
+    publish_champion(storage, bundle, metadata)
 
     on_gcs = settings.model_copy(
         update={"storage_uri": uri, "feedback_db_path": tmp_path / "feedback.sqlite3"}

@@ -17,8 +17,9 @@ from pydantic import ValidationError
 from mushroom_api.config import Settings
 from mushroom_api.deps import get_classifier, get_storage
 from mushroom_api.main import create_app
-from mushroom_api.services.classifier import Classifier, ModelOutput, ModelOutputError
+from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_common.bundle import BundleMetadata, InputSpec, ModelVariant
+from mushroom_common.runtime import Prediction
 from mushroom_common.storage import LocalStorage, StorageUnavailableError
 
 CONTRACT_KEYS = {
@@ -50,14 +51,15 @@ class FakeClassifier(Classifier):
         )
         self.input_size = (16, 16)
         self.source = "fake"
-        self.output = ModelOutput(np.array(probabilities, dtype=np.float64), score)
+        probs = np.array(probabilities, dtype=np.float64)
+        self.output = Prediction(np.log(np.clip(probs, 1e-12, None)), probs, score)
         self.seen: list[npt.NDArray[np.uint8]] = []
 
-    async def predict(self, pixels: npt.NDArray[np.uint8]) -> ModelOutput:
+    async def predict(self, pixels: npt.NDArray[np.uint8]) -> Prediction:
         self.seen.append(pixels)
         return self.output
 
-    async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[ModelOutput]:
+    async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[Prediction]:
         return [self.output for _ in batch]
 
 
@@ -326,7 +328,7 @@ def test_explain_with_fake_model_returns_png(
 class BrokenClassifier(FakeClassifier):
     """A model whose outputs are not finite."""
 
-    async def predict(self, pixels: npt.NDArray[np.uint8]) -> ModelOutput:
+    async def predict(self, pixels: npt.NDArray[np.uint8]) -> Prediction:
         raise ModelOutputError("non-finite outputs")
 
 

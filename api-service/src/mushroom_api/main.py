@@ -14,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mushroom_api import __version__
@@ -26,11 +25,11 @@ from mushroom_api.middleware import (
 )
 from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.frontend import frontend_router
-from mushroom_api.services.classifier import ModelLoadError
 from mushroom_api.services.metrics import MetricsMiddleware
 from mushroom_api.services.model_store import ModelHolder, NoModelError
 from mushroom_common.catalog import load_catalog
 from mushroom_common.feedback import DEFAULT_DB_NAME, FeedbackStore
+from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import Storage, StorageError, open_storage
 
 logger = logging.getLogger(__name__)
@@ -59,14 +58,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open storage and the feedback store, load the model, start the optional watcher."""
     settings: Settings = app.state.settings
     storage = open_storage(settings.storage_uri)
-    holder = ModelHolder(settings, storage, load_catalog())
+    holder = ModelHolder(settings, ModelRegistry(storage), load_catalog())
     store = FeedbackStore(feedback_db_path(settings, storage))
     app.state.storage = storage
     app.state.model_holder = holder
     app.state.feedback_store = store
     try:
         await asyncio.to_thread(holder.reload)
-    except (NoModelError, ModelLoadError, StorageError, ValidationError) as exc:
+    except NoModelError as exc:
         logger.error("no model is served yet: %s", exc)
     watcher = (
         asyncio.create_task(holder.watch(settings.reload_poll_seconds))

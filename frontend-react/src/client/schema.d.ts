@@ -133,7 +133,7 @@ export interface paths {
         };
         /**
          * Get Model
-         * @description Metadata and test metrics of the model that answers /predict.
+         * @description Metadata and test metrics of the model that answers /predict, and where it came from.
          */
         get: operations["get_model"];
         put?: never;
@@ -193,7 +193,7 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready: a model is loaded and can answer /predict.
+         * @description Ready: a model is loaded and can answer /predict ("degraded" says why it is a fallback).
          */
         get: operations["readyz"];
         put?: never;
@@ -257,7 +257,7 @@ export interface components {
          * @description One scale for edibility, from most to least dangerous.
          * @enum {string}
          */
-        Edibility: "deadly" | "poisonous" | "inedible" | "edible_when_cooked" | "edible" | "choice";
+        Edibility: "deadly" | "poisonous" | "unknown" | "inedible" | "edible_when_cooked" | "edible" | "choice";
         /**
          * ErrorPublic
          * @description Every error body.
@@ -400,6 +400,17 @@ export interface components {
             variant: string;
             /** Data Status */
             data_status: string;
+            /**
+             * Source
+             * @description registry: the champion; cache: the last champion this server had, while the registry cannot be read; demo_fallback: the bundled demo model (the registry has no champion, or none could be served at startup)
+             * @enum {string}
+             */
+            source: "registry" | "cache" | "demo_fallback";
+            /**
+             * Degraded Reason
+             * @description why this is not the registry's champion, when it should be
+             */
+            degraded_reason?: string | null;
         };
         /**
          * ModelRefPublic
@@ -472,6 +483,11 @@ export interface components {
         StatusPublic: {
             /** Status */
             status: string;
+            /**
+             * Reason
+             * @description why the server is degraded or not ready
+             */
+            reason?: string | null;
         };
         /** ValidationError */
         ValidationError: {

@@ -12,20 +12,26 @@ from mushroom_api.services.metrics import REGISTRY
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model_exclude_none=True)
 def healthz() -> StatusPublic:
     """Alive: the process answers."""
     return StatusPublic(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": ErrorPublic, "description": "Model not loaded"}})
+@router.get(
+    "/readyz",
+    response_model_exclude_none=True,
+    responses={503: {"model": ErrorPublic, "description": "Model not loaded"}},
+)
 def readyz(holder: ModelHolderDep) -> StatusPublic:
-    """Ready: a model is loaded and can answer /predict."""
+    """Ready: a model is loaded and can answer /predict ("degraded" says why it is a fallback)."""
     if holder.current is None:
         reason = f" ({holder.last_error})" if holder.last_error else ""
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"The model is not loaded yet{reason}."
         )
+    if holder.degraded_reason is not None:
+        return StatusPublic(status="degraded", reason=f"{holder.degraded_reason}.")
     return StatusPublic(status="ok")
 
 
