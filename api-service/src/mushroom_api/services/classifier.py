@@ -85,11 +85,6 @@ class Classifier:
         """Catalog ids in the model's output order."""
         return self.metadata.labels
 
-    @property
-    def has_detector(self) -> bool:
-        """Whether the model says if the photo shows a mushroom at all."""
-        return self.metadata.mushroom_detector is not None
-
     def _run(self, pixels: npt.NDArray[np.uint8]) -> Prediction:
         runtime = self._runtimes.get()
         try:
@@ -109,7 +104,3 @@ class Classifier:
         """Classify several photos, spread over every interpreter of the pool."""
         futures = [asyncio.wrap_future(self.submit(pixels)) for pixels in batch]
         return list(await asyncio.gather(*futures))
-
-    def close(self) -> None:
-        """Stop the worker threads once queued calls finish."""
-        self._executor.shutdown(wait=False)
