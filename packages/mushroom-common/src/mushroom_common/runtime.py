@@ -193,6 +193,15 @@ class BundleRuntime:
         """Whether this model outputs a mushroom score."""
         return self._score is not None
 
+    @property
+    def output_quantization(self) -> dict[str, tuple[float, int] | None]:
+        """(scale, zero point) of each integer output the runtime dequantizes; None for floats."""
+        tensors = {"logits": self._logits, "mushroom_score": self._score}
+        return {
+            name: (t.scale, t.zero_point) if t is not None and t.quantized else None
+            for name, t in tensors.items()
+        }
+
     # ------------------------------------------------------------------ loading
 
     def _open(self) -> Interpreter:
