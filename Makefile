@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PY_DIRS := packages data-collector model-training api-service pipeline benchmarks deployment conftest.py
 PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
-.PHONY: setup setup-python setup-frontend setup-browser run test lint typecheck test-python test-frontend test-e2e pipeline bench clean
+.PHONY: setup setup-python setup-frontend setup-browser run test lint typecheck check-client test-python test-frontend test-e2e pipeline bench clean
 
 setup: setup-python setup-frontend
 
@@ -29,8 +29,12 @@ lint:
 typecheck:
 	$(UV) run mypy $(PY_SRC)
 
+check-client:
+	bash frontend-react/scripts/check-client.sh
+
 test-python:
-	$(UV) run pytest -q packages data-collector model-training api-service pipeline deployment benchmarks
+	$(UV) run pytest -q --cov --cov-report= packages data-collector model-training api-service pipeline deployment benchmarks
+	$(UV) run python deployment/scripts/coverage_table.py
 
 test-frontend:
 	cd frontend-react && npm run lint && npm test
@@ -38,7 +42,7 @@ test-frontend:
 test-e2e: setup-browser
 	cd frontend-react && npm run test:e2e
 
-test: setup setup-browser lint typecheck test-python test-frontend test-e2e
+test: setup setup-browser lint typecheck check-client test-python test-frontend test-e2e
 
 pipeline: setup-python
 	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field

@@ -62,6 +62,7 @@ def test_openapi_export_writes_the_contract(tmp_path: Path) -> None:
     for name in (
         "IdentificationPublic",
         "SpeciesPredictionPublic",
+        "GenusPredictionPublic",
         "LookalikePublic",
         "ModelRefPublic",
         "FeedbackCreate",
@@ -82,6 +83,8 @@ def test_openapi_export_writes_the_contract(tmp_path: Path) -> None:
         "message",
         "disclaimer",
         "predictions",
+        "genera",
+        "possibly_unknown_species",
         "lookalikes",
         "mushroom_score",
         "model",

@@ -28,6 +28,8 @@ CONTRACT_KEYS = {
     "message",
     "disclaimer",
     "predictions",
+    "genera",
+    "possibly_unknown_species",
     "lookalikes",
     "mushroom_score",
     "model",
@@ -52,7 +54,7 @@ class FakeClassifier(Classifier):
         self.input_size = (16, 16)
         self.source = "fake"
         probs = np.array(probabilities, dtype=np.float64)
-        self.output = Prediction(np.log(np.clip(probs, 1e-12, None)), probs, score)
+        self.output = Prediction(np.log(np.clip(probs, 1e-9, 1.0)), probs, score)
         self.seen: list[npt.NDArray[np.uint8]] = []
 
     async def predict(self, pixels: npt.NDArray[np.uint8]) -> Prediction:

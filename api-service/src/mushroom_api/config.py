@@ -67,16 +67,20 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="LiteRT interpreters (and model worker threads)"
     )
     interpreter_threads: int = Field(1, ge=1, le=64, description="CPU threads per interpreter")
-    danger_threshold: float = Field(
-        0.05, gt=0, le=1, description="a deadly/poisonous candidate at or above this is 'dangerous'"
+    danger_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="override of the bundle's tuned danger threshold (summed deadly/poisonous "
+        "probability that means 'dangerous')",
     )
-    edible_threshold: float = Field(
-        0.90, gt=0, le=1, description="the top species' probability needed for 'edible'"
+    edible_threshold: float | None = Field(
+        None, gt=0, le=1, description="override of the bundle's tuned edible threshold"
     )
-    unseen_lookalike_blocks_edible: bool = Field(
-        True,
+    unseen_lookalike_blocks_edible: bool | None = Field(
+        None,
         description="answer 'uncertain' instead of 'edible' when the top species has a dangerous "
-        "look-alike the model was not trained on",
+        "look-alike the model was not trained on (override of the bundle's rule)",
     )
     detector_threshold: float | None = Field(
         None, ge=0, le=1, description="override of the bundle's mushroom_detector threshold"

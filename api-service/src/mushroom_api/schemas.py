@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mushroom_common.catalog import Edibility
+from mushroom_common.verdict import (
+    GenusPredictionPublic,
+    LookalikePublic,
+    SpeciesPredictionPublic,
+    Verdict,
+)
+
+__all__ = [
+    "DISCLAIMER",
+    "ErrorPublic",
+    "FeedbackCreate",
+    "FeedbackPublic",
+    "GenusPredictionPublic",
+    "IdentificationPublic",
+    "LookalikePublic",
+    "ModelInfoPublic",
+    "ModelRefPublic",
+    "SpeciesPredictionPublic",
+    "SpeciesPublic",
+    "StatusPublic",
+    "Verdict",
+]
 
 DISCLAIMER = (
     "No app can tell whether a mushroom is safe to eat. Never eat a wild mushroom because an "
@@ -16,40 +37,11 @@ DISCLAIMER = (
 )
 
 
-class Verdict(StrEnum):
-    """The one-word answer, safety first."""
-
-    DANGEROUS = "dangerous"
-    EDIBLE = "edible"
-    UNCERTAIN = "uncertain"
-    NOT_A_MUSHROOM = "not_a_mushroom"
-
-
 class ModelRefPublic(BaseModel):
     """Which model answered."""
 
     name: str
     version: str
-
-
-class SpeciesPredictionPublic(BaseModel):
-    """One candidate species with its calibrated probability."""
-
-    species: str = Field(description="catalog id")
-    scientific_name: str
-    common_names: list[str] = Field(description="English common names, most used first")
-    probability: float = Field(ge=0, le=1, description="calibrated with the bundle's temperature")
-    edibility: Edibility
-
-
-class LookalikePublic(BaseModel):
-    """A species that is confused with another, and the feature that tells them apart."""
-
-    species: str
-    scientific_name: str
-    common_names: list[str]
-    edibility: Edibility
-    distinguishing_feature: str
 
 
 class IdentificationPublic(BaseModel):
@@ -60,6 +52,12 @@ class IdentificationPublic(BaseModel):
     message: str = Field(description="one plain sentence for a person")
     disclaimer: str = Field(description="always present: no app can tell if a mushroom is safe")
     predictions: list[SpeciesPredictionPublic] = Field(description="best first, length top_k")
+    genera: list[GenusPredictionPublic] = Field(
+        description="the most likely genera (summed species probabilities), best first"
+    )
+    possibly_unknown_species: bool = Field(
+        description="the photo looks like a species the model never learned"
+    )
     lookalikes: list[LookalikePublic] = Field(
         description="the top species' look-alikes, dangerous ones first"
     )

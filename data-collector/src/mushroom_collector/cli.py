@@ -173,7 +173,7 @@ def list_command(storage_uri: StorageOption = None) -> None:
 def _species_ids(names: str | None) -> list[str]:
     catalog = load_catalog()
     if not names:
-        return catalog.ids
+        return catalog.trained_ids
     ids, unknown = [], []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         species = catalog.resolve(name)
@@ -191,7 +191,7 @@ def _species_ids(names: str | None) -> list[str]:
 def inat_command(
     species: Annotated[
         str | None,
-        typer.Option(help="comma-separated species (ids, scientific or common names); default all"),
+        typer.Option(help="comma-separated species (ids, scientific or common names); default: every species the model learns (the catalog's trained species)"),
     ] = None,
     max_per_species: Annotated[
         int | None,

@@ -40,6 +40,22 @@ class DataConfig(BaseModel):
         False, description="more augmented views of rare species' photos (balanced sampling)"
     )
     max_views: int = Field(12, ge=1, description="cap on views per photo when balancing")
+    min_resolution: int = Field(
+        0,
+        ge=0,
+        description="augmented views are shrunk to a random side between this and image_size "
+        "and enlarged back, so low resolution cannot stand for a species (0: off)",
+    )
+    jpeg_quality_min: int = Field(
+        0,
+        ge=0,
+        le=95,
+        description="augmented views are re-encoded as JPEG at a random quality between this "
+        "and 95, so compression cannot stand for a species (0: off)",
+    )
+    degrade_probability: float = Field(
+        0.5, ge=0, le=1, description="share of augmented views that get the two degradations"
+    )
     max_photos_per_split: int | None = Field(None, ge=1, description="cap, for quick trials")
 
 
@@ -59,6 +75,12 @@ class ModelSettings(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1)
     fine_tune_blocks: int = Field(
         3, ge=0, le=16, description="EfficientNet-Lite0 MBConv blocks trained in phase 2"
+    )
+    genus_loss_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the auxiliary genus-level loss (a second head on the same "
+        "features, dropped at export; 0: off)",
     )
     detector: Literal["frozen_copy", "shared", "none"] = Field(
         "frozen_copy",
@@ -83,6 +105,11 @@ class TrainingSettings(BaseModel):
     mixed_precision: Literal["off", "bfloat16", "float16"] = Field(
         "off", description="Keras dtype policy for phase 2 (bfloat16 on AMX CPUs and TPUs)"
     )
+    ablations: bool = Field(
+        False,
+        description="also train heads without the genus loss and without the resolution/JPEG "
+        "degradation, and report the difference",
+    )
     distribution: Literal["default", "mirrored", "multi_worker"] = Field(
         "default", description="tf.distribute strategy (see README: multi-GPU and multi-node)"
     )
@@ -102,6 +129,54 @@ class StudentSettings(BaseModel):
     alpha: float = Field(0.7, ge=0, le=1, description="weight of the teacher's soft targets")
 
 
+class OpenSetSettings(BaseModel):
+    """The species-level open-set run: species left out entirely, to measure the unknown score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    holdout_fraction: float = Field(
+        0.0, ge=0, lt=0.5, description="share of species left out of the open-set run (0: off)"
+    )
+    min_dangerous: int = Field(
+        3, ge=0, description="at least this many deadly/poisonous species among the left-out"
+    )
+    seed: int = 7
+    known_pass_rate: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="the threshold lets this share of known-species validation photos through",
+    )
+
+
+class SafetySettings(BaseModel):
+    """How the verdict thresholds are tuned on the validation split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    danger_thresholds: list[float] = Field(
+        default_factory=lambda: [0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3],
+        description="candidate summed deadly/poisonous probabilities that mean 'dangerous'",
+    )
+    edible_thresholds: list[float] = Field(
+        default_factory=lambda: [
+            *(round(0.5 + 0.025 * i, 3) for i in range(20)),
+            0.98,
+            0.99,
+            0.995,
+            0.998,
+            0.999,
+        ],
+        description="candidate top-species probabilities needed for 'edible' (ascending)",
+    )
+    margin_steps: int = Field(
+        1,
+        ge=0,
+        description="the shipped edible threshold is this many grid steps above the lowest safe "
+        "one on val (the validation split is small)",
+    )
+
+
 class ExportSettings(BaseModel):
     """What the bundle holds."""
 
@@ -116,6 +191,11 @@ class ExportSettings(BaseModel):
     data_status: str = ""
     flip_tta: bool = Field(
         False, description="exported models average the photo's and its mirror image's logits"
+    )
+    detector_rank: int = Field(
+        0,
+        ge=0,
+        description="factorise the detector's ImageNet layer to this rank at export (0: keep it)",
     )
 
     @model_validator(mode="after")
@@ -135,6 +215,8 @@ class TrainConfig(BaseModel):
     model: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     student: StudentSettings = Field(default_factory=StudentSettings)
+    open_set: OpenSetSettings = Field(default_factory=OpenSetSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
 
     @model_validator(mode="after")

@@ -188,7 +188,7 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
         The augmented uint8 (H, W, 3) photo.
     """
     size = tf.shape(image)[:2]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=7)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=10)
     x = tf.image.stateless_random_flip_left_right(image, seeds[0])
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image),
@@ -211,7 +211,32 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
         limit = config.rotation_degrees * math.pi / 180
         angle = tf.random.stateless_uniform((), seeds[6], -limit, limit)
         x = _rotate(x, angle)
-    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+    x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+    degrade = tf.random.stateless_uniform((), seeds[7]) < config.degrade_probability
+    if config.min_resolution > 0:
+        x = tf.cond(
+            degrade, lambda: _lower_resolution(x, seeds[8], config.min_resolution), lambda: x
+        )
+    if config.jpeg_quality_min > 0:
+        x = tf.cond(
+            degrade,
+            lambda: tf.image.stateless_random_jpeg_quality(
+                x, config.jpeg_quality_min, 95, seeds[9]
+            ),
+            lambda: x,
+        )
+    return x
+
+
+def _lower_resolution(image: tf.Tensor, seed: tf.Tensor, min_side: int) -> tf.Tensor:
+    """Shrink a uint8 photo to a random side in [min_side, its side] and enlarge it back."""
+    size = tf.shape(image)[:2]
+    side = tf.random.stateless_uniform((), seed, min_side, tf.reduce_max(size) + 1, dtype=tf.int32)
+    scale = tf.cast(side, tf.float32) / tf.cast(tf.reduce_max(size), tf.float32)
+    small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 1)
+    shrunk = tf.image.resize(image, small, method="area", antialias=True)
+    restored = tf.image.resize(shrunk, size, method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(restored), 0, 255), tf.uint8)
 
 
 def view_dataset(

@@ -17,9 +17,11 @@ import numpy as np
 
 from mushroom_common.bundle import (
     BundleMetadata,
+    DecisionRulesSpec,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
+    OpenSetSpec,
     hash_bundle_files,
     write_metadata,
 )
@@ -27,14 +29,30 @@ from mushroom_common.catalog import load_catalog
 from mushroom_common.registry import ModelRegistry
 from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage, open_storage
+from mushroom_common.verdict import VerdictRules
 from mushroom_training import compress
+from mushroom_training.analysis import (
+    by_origin,
+    genus_top1,
+    per_genus,
+    plot_coverage_curve,
+    poison_table,
+    worst_confusions,
+)
 from mushroom_training.compress import write_saved_model
 from mushroom_training.config import Settings, TrainConfig, apply_overrides, get_settings
-from mushroom_training.data import LoadedDataset, load_dataset
+from mushroom_training.data import LoadedDataset, SplitData, load_dataset
 from mushroom_training.evaluate import SCORE_OUTPUT, VariantOutputs, metrics_for, run_variant
 from mushroom_training.gradcam import grad_cam
-from mushroom_training.metrics import confusion_matrix, fit_temperature, per_class
-from mushroom_training.model import LOGITS, Network, assemble, load_network
+from mushroom_training.metrics import confusion_matrix, fit_temperature, per_class, softmax
+from mushroom_training.model import (
+    LOGITS,
+    Network,
+    assemble,
+    compress_imagenet_head,
+    load_network,
+    pooled_features,
+)
 from mushroom_training.negatives import describe_sources, negative_set
 from mushroom_training.report import (
     plot_confusion,
@@ -43,11 +61,13 @@ from mushroom_training.report import (
     plot_reliability,
     render_markdown,
 )
+from mushroom_training.safety import SplitOutputs, coverage_curve, judged_outcome, tune_rules
 from mushroom_training.tracking import start_run
 from mushroom_training.train import (
     HISTORY_FILE,
     STUDENT_WEIGHTS_FILE,
     WEIGHTS_FILE,
+    RunInfo,
     assemble_student,
     build_student,
     read_run,
@@ -184,6 +204,15 @@ def export(
     data_config = config.data.model_copy(update={"dataset_version": info.dataset_version})
     dataset: LoadedDataset = load_dataset(storage, data_config, info.labels)
     test, val = dataset.splits["test"], dataset.splits["val"]
+    if config.export.detector_rank:
+        # The factorisation keeps the ImageNet logits that real photos produce: train photos.
+        sample = np.random.default_rng(config.training.seed).permutation(
+            len(dataset.splits["train"])
+        )
+        photos = dataset.splits["train"].images[np.sort(sample[:1024])]
+        compress_imagenet_head(
+            network, config.export.detector_rank, pooled_features(network, photos)
+        )
 
     bundle_dir = run_dir / "bundle"
     shutil.rmtree(bundle_dir, ignore_errors=True)
@@ -285,8 +314,20 @@ def export(
         bundle_dir, by_name, serving, outputs, val.images, size, info.labels
     )
 
-    # Report: plots of the served variant.
     served = outputs[serving]
+    rules_spec, broad = _decision_rules_and_analysis(
+        bundle_dir,
+        by_name[serving],
+        served,
+        val,
+        test,
+        info,
+        config,
+        served.temperature,
+        detector_spec,
+    )
+
+    # Report: plots of the served variant.
     predicted = served.logits.argmax(1)
     plots = {}
     matrix = confusion_matrix(test.labels, predicted, len(info.labels))
@@ -355,8 +396,9 @@ def export(
         "confusion_matrix": matrix.tolist(),
         "labels": info.labels,
         "mushroom_detector": detector_report,
-        "plots": plots,
+        "plots": plots | broad.pop("plots"),
         "counts": info.counts,
+        "broad": broad,
     }
     (bundle_dir / "report.json").write_text(json.dumps(report, indent=2, default=str), "utf-8")
     (bundle_dir / "report.md").write_text(render_markdown(report), "utf-8")
@@ -370,13 +412,14 @@ def export(
         serving_variant=serving,
         variants=variants,
         mushroom_detector=detector_spec,
+        decision_rules=rules_spec,
         backbone=info.backbone,
         dataset_version=info.dataset_version,
         git_revision=info.git_revision,
         tracking_run_id=info.run_id,
         command=command or info.command,
         data_status=config.export.data_status,
-        metrics={k: v for k, v in by_name[serving].metrics.items()},
+        metrics=by_name[serving].metrics | broad["served_metrics"],
         files=hash_bundle_files(bundle_dir),
     )
     write_metadata(bundle_dir, metadata)
@@ -388,6 +431,89 @@ def export(
         tracker.log_artifacts(bundle_dir, "bundle")
     logger.info("bundle %s/%s written to %s", name, version, uri)
     return ExportResult(name, version, bundle_dir, uri, metadata)
+
+
+def _decision_rules_and_analysis(
+    bundle_dir: Path,
+    served_variant: ModelVariant,
+    served: VariantOutputs,
+    val: SplitData,
+    test: SplitData,
+    info: RunInfo,
+    config: TrainConfig,
+    temperature: float,
+    detector_spec: MushroomDetectorSpec | None,
+) -> tuple[DecisionRulesSpec, dict[str, Any]]:
+    """Tune the verdict thresholds on val, then measure verdicts and the broad-model report."""
+    catalog = load_catalog()
+    labels = info.labels
+    studies = info.studies
+    open_set = studies.get("open_set")
+    open_set_spec = (
+        OpenSetSpec(
+            method=open_set["method"],
+            threshold=open_set["threshold"],
+            auroc=open_set["auroc"][open_set["method"]],
+        )
+        if open_set
+        else None
+    )
+    detector_threshold = detector_spec.threshold if detector_spec is not None else None
+    val_run = run_variant(
+        bundle_dir / served_variant.path, labels, info.image_size, temperature, val.images
+    )
+    val_outputs = SplitOutputs(val_run.logits, val_run.scores, val.species)
+    test_outputs = SplitOutputs(served.logits, served.scores, test.species)
+    spec, grid = tune_rules(
+        val_outputs, labels, catalog, temperature, detector_threshold, open_set_spec, config.safety
+    )
+    rules = VerdictRules.from_spec(spec, detector_threshold)
+    judged = {
+        "val": judged_outcome(val_outputs, labels, catalog, temperature, rules),
+        "test": judged_outcome(test_outputs, labels, catalog, temperature, rules),
+    }
+    thresholds = sorted({*config.safety.edible_thresholds, spec.edible_threshold})
+    curves = {
+        split: coverage_curve(
+            out, labels, catalog, temperature, detector_threshold, spec, thresholds
+        )
+        for split, out in (("val", val_outputs), ("test", test_outputs))
+    }
+    plot_coverage_curve(curves, spec.edible_threshold, bundle_dir / "coverage_curve.png")
+    probabilities = softmax(served.logits, temperature)
+    predicted = probabilities.argmax(axis=1)
+    predictions = {"served": predicted}
+    same_order = studies.get("test_labels") == test.labels.tolist()
+    for name in ("no_degradation", "no_genus"):
+        logits = studies.get(f"test_logits_{name}")
+        if logits is not None and same_order:
+            predictions[name] = np.asarray(logits).argmax(axis=1)
+    genus_accuracy = genus_top1(labels, test.labels, probabilities, catalog)
+    served_metrics = {
+        "genus_top1": genus_accuracy,
+        "verdict_dangerous_as_edible": float(judged["test"]["dangerous_as_edible"]),
+        "verdict_edible_coverage": float(judged["test"]["edible_coverage"]),
+        "poison_cost_reranked": float(judged["test"]["poison_cost_reranked"]),
+    }
+    if open_set_spec is not None and open_set_spec.auroc is not None:
+        served_metrics["open_set_auroc"] = open_set_spec.auroc
+    broad: dict[str, Any] = {
+        "decision_rules": spec.model_dump(mode="json"),
+        "verdicts": judged,
+        "tuning_grid_val": grid,
+        "coverage_curve": curves,
+        "genus_top1": genus_accuracy,
+        "per_genus": per_genus(labels, test.labels, probabilities, catalog),
+        "worst_confusions": worst_confusions(labels, test.labels, predicted, catalog),
+        "poison_table": poison_table(labels, test.labels, predicted, catalog),
+        "by_origin": by_origin(test.rows, test.labels, predictions),
+        "open_set": open_set,
+        "genus_loss": studies.get("genus_loss"),
+        "train_seconds": info.train_seconds,
+        "served_metrics": served_metrics,
+        "plots": {"edible coverage against dangerous-as-edible": "coverage_curve.png"},
+    }
+    return spec, broad
 
 
 def _detector(

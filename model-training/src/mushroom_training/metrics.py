@@ -127,7 +127,7 @@ def per_class(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def classification_metrics(
     logits: np.ndarray, labels: np.ndarray, label_ids: list[str], temperature: float = 1.0
 ) -> dict[str, float]:
-    """Top-1, top-3, macro-F1, ECE (raw and temperature-scaled), NLL and poison cost.
+    """Top-1, top-3, top-5, macro-F1, ECE (raw and temperature-scaled), NLL and poison cost.
 
     Args:
         logits: (N, C) model outputs.
@@ -139,8 +139,8 @@ def classification_metrics(
         Flat metric name -> value.
     """
     predicted = logits.argmax(axis=1)
-    k = min(3, logits.shape[1])
-    top3 = np.argsort(-logits, axis=1)[:, :k]
+    ranked = np.argsort(-logits, axis=1)
+    top3, top5 = ranked[:, : min(3, logits.shape[1])], ranked[:, : min(5, logits.shape[1])]
     matrix = confusion_matrix(labels, predicted, len(label_ids))
     present = matrix.sum(axis=1) > 0
     _, _, f1 = per_class(matrix)
@@ -148,6 +148,7 @@ def classification_metrics(
     return {
         "top1": float((predicted == labels).mean()),
         "top3": float((top3 == labels[:, None]).any(axis=1).mean()),
+        "top5": float((top5 == labels[:, None]).any(axis=1).mean()),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "ece": expected_calibration_error(softmax(logits), labels),
         "ece_scaled": expected_calibration_error(softmax(logits, temperature), labels),

@@ -16,7 +16,18 @@ from mushroom_training.metrics import reliability_bins, softmax
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
-    """Confusion matrix with counts (rows: true species)."""
+    """Confusion matrix with counts (rows: true species); a plain heat map past 40 species."""
+    if len(labels) > 40:
+        fig, ax = plt.subplots(figsize=(9, 8))
+        shown = ax.imshow(np.log1p(matrix), cmap="Blues")
+        fig.colorbar(shown, ax=ax, label="log(1 + photos)")
+        ax.set_xlabel(f"predicted ({len(labels)} species, alphabetical)")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return
     size = max(4.0, 0.6 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     ax.imshow(matrix, cmap="Blues")
@@ -167,7 +178,160 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"- false acceptances on other images: {detector['false_acceptance_rate']:.4f} "
             f"({detector['negative_images']} images: {detector['negative_sources']})",
         ]
+    broad = report.get("broad")
+    if broad:
+        lines += _broad_sections(broad)
     lines += ["", "## Plots", ""]
     for title, file in report["plots"].items():
         lines.append(f"### {title}\n\n![{title}]({file})\n")
     return "\n".join(lines) + "\n"
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{100 * value:.1f}%"  # NaN: no photos
+
+
+def _broad_sections(broad: dict[str, Any]) -> list[str]:
+    """Verdicts, open set, ablations, sources, genera, confusions and the poison table."""
+    rules = broad["decision_rules"]
+    test = broad["verdicts"]["test"]
+    val = broad["verdicts"]["val"]
+    lines = [
+        "",
+        "## Verdicts as served (the real `judge`, tuned on val)",
+        "",
+        f"- danger threshold (summed deadly/poisonous probability): {rules['danger_threshold']}; "
+        f"edible threshold: {rules['edible_threshold']:.3f}"
+        + (
+            f"; open set: {rules['open_set']['method']} >= {rules['open_set']['threshold']:.4f}"
+            if rules.get("open_set")
+            else ""
+        ),
+        "",
+        "| split | photos | dangerous | edible | uncertain | not a mushroom | deadly/poisonous "
+        "answered edible | edible photos answered edible, right species | poison cost "
+        "(re-ranked) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in (("val", val), ("test", test)):
+        v = row["verdicts"]
+        lines.append(
+            f"| {name} | {row['photos']} | {v['dangerous']} | {v['edible']} | {v['uncertain']} "
+            f"| {v['not_a_mushroom']} | {row['dangerous_as_edible']} "
+            f"| {_pct(row['edible_coverage'])} of {row['edible_photos']} "
+            f"| {row['poison_cost_reranked']:.4f} |"
+        )
+    lines += [
+        "",
+        "Verdicts by the true species' edibility (test):",
+        "",
+        "| true edibility | dangerous | edible | uncertain | not a mushroom |",
+        "|---|---|---|---|---|",
+    ]
+    for truth, counts in test["verdicts_by_true_edibility"].items():
+        lines.append(
+            f"| {truth} | {counts['dangerous']} | {counts['edible']} | {counts['uncertain']} "
+            f"| {counts['not_a_mushroom']} |"
+        )
+    lines += [
+        "",
+        "Trade-off (test, danger threshold fixed): see the coverage plot below.",
+        "",
+        "| edible threshold | edible coverage | deadly/poisonous answered edible |",
+        "|---|---|---|",
+    ]
+    for row in broad["coverage_curve"]["test"][::2]:
+        lines.append(
+            f"| {row['edible_threshold']:.3f} | {_pct(row['edible_coverage'])} "
+            f"| {row['dangerous_as_edible']} |"
+        )
+    open_set = broad.get("open_set")
+    if open_set:
+        lines += [
+            "",
+            "## Unknown species (open-set run)",
+            "",
+            f"{len(open_set['held_out'])} species left out of training entirely "
+            f"({len(open_set['held_out_dangerous'])} of them deadly or poisonous: "
+            f"{', '.join(open_set['held_out_dangerous'])}); {open_set['known_photos']} test photos "
+            f"of known species against {open_set['unknown_photos']} photos of the left-out ones.",
+            "",
+            "| score | AUROC |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {value:.3f} |" for name, value in open_set["auroc"].items()]
+        lines += [
+            "",
+            f"Served: **{open_set['method']}**, threshold {open_set['threshold']:.4f} (lets "
+            f"{_pct(open_set['known_pass_rate_val'])} of known val photos through): flags "
+            f"{_pct(open_set['unknown_flagged'])} of unknown-species photos and "
+            f"{_pct(open_set['known_flagged_test'])} of known test photos. Left out: "
+            f"{', '.join(open_set['held_out'])}.",
+        ]
+    genus_loss = broad.get("genus_loss")
+    if genus_loss:
+        lines += [
+            "",
+            f"## Genus-level auxiliary loss (weight {genus_loss['weight']})",
+            "",
+            "| head | species top-1 | genus top-1 (argmax genus) |",
+            "|---|---|---|",
+            f"| without | {_pct(genus_loss['without']['top1'])} "
+            f"| {_pct(genus_loss['without']['genus_top1'])} |",
+            f"| with | {_pct(genus_loss['with']['top1'])} "
+            f"| {_pct(genus_loss['with']['genus_top1'])} |",
+        ]
+    origins = broad["by_origin"]
+    models = list(next(iter(origins.values())).keys())
+    lines += [
+        "",
+        "## Generalisation across sources (test top-1)",
+        "",
+        "`no_degradation`: the same head trained without the resolution/JPEG degradation of "
+        "augmented views; `no_genus`: without the genus loss.",
+        "",
+        "| photos | count | " + " | ".join(models) + " |",
+        "|---|---|" + "---|" * len(models),
+    ]
+    for group, results in origins.items():
+        count = next(iter(results.values()))["photos"]
+        lines.append(
+            f"| {group} | {count} | " + " | ".join(_pct(results[m]["top1"]) for m in models) + " |"
+        )
+    lines += [
+        "",
+        f"## Per genus (test; genus top-1 overall {_pct(broad['genus_top1'])})",
+        "",
+        "| genus | family | species | photos | genus top-1 | species top-1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted(broad["per_genus"], key=lambda r: -r["photos"]):
+        lines.append(
+            f"| {row['genus']} | {row['family'] or '-'} | {row['species']} | {row['photos']} "
+            f"| {_pct(row['genus_top1'])} | {_pct(row['species_top1'])} |"
+        )
+    lines += [
+        "",
+        "## The 20 most frequent confusions (test)",
+        "",
+        "| true | edibility | predicted | edibility | photos |",
+        "|---|---|---|---|---|",
+    ]
+    for row in broad["worst_confusions"]:
+        lines.append(
+            f"| {row['true']} | {row['true_edibility']} | {row['predicted']} "
+            f"| {row['predicted_edibility']} | {row['photos']} |"
+        )
+    table = broad["poison_table"]
+    columns = sorted({c for counts in table.values() for c, n in counts.items() if n})
+    lines += [
+        "",
+        "## Poison confusion table (test, top-1 species; rows: true edibility)",
+        "",
+        "| true \\ predicted | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for truth, counts in table.items():
+        lines.append(f"| {truth} | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    lines += ["", f"Training time: {broad['train_seconds'] / 60:.1f} min on this machine."]
+    return lines

@@ -6,6 +6,7 @@ loader does, and through ``load_catalog`` so the shipped file also passes its va
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from importlib import resources
@@ -17,7 +18,15 @@ import yaml
 
 from mushroom_common.catalog import Edibility, load_catalog
 
-EDIBILITY_SCALE = ("deadly", "poisonous", "unknown", "inedible", "edible_when_cooked", "edible", "choice")
+EDIBILITY_SCALE = (
+    "deadly",
+    "poisonous",
+    "unknown",
+    "inedible",
+    "edible_when_cooked",
+    "edible",
+    "choice",
+)
 DANGEROUS = {"deadly", "poisonous"}
 EDIBLE = {"edible_when_cooked", "edible", "choice"}
 
@@ -268,14 +277,55 @@ def test_loader_lists_the_most_dangerous_lookalike_first() -> None:
     )
 
 
-SHARED_DATA = Path("/work/shared/data")
+REPO = Path(__file__).resolve().parents[3]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEMO_METADATA = REPO / "models" / "demo" / "metadata.json"
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="development data /work/shared/data absent")
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="development data ../shared/data absent")
 def test_every_class_folder_of_the_development_data_is_in_the_catalog(
     species: dict[str, dict[str, Any]],
 ) -> None:
     folders = {p.name for p in SHARED_DATA.glob("nordic-field/*") if p.is_dir()}
     folders |= {p.name for p in SHARED_DATA.glob("mushroomvision/*/*") if p.is_dir()}
+    folders |= {p.name for p in SHARED_DATA.glob("web-species/*") if p.is_dir()}
     assert folders
-    assert folders <= set(species), sorted(folders - set(species))
+    catalog = load_catalog()
+    assert [f for f in sorted(folders) if catalog.resolve(f) is None] == []
+
+
+def _demo_labels() -> list[str]:
+    labels: list[str] = json.loads(DEMO_METADATA.read_text("utf-8"))["labels"]
+    return labels
+
+
+def test_every_label_of_the_served_demo_model_has_a_full_entry() -> None:
+    catalog = load_catalog()
+    for label in _demo_labels():
+        entry = catalog.get(label)
+        assert entry.family, label
+        assert entry.english_names, label
+        assert entry.sources, label
+        assert entry.genus == entry.scientific_name.split()[0], label
+        if entry.edibility.is_dangerous:
+            assert entry.toxins, label
+            assert entry.onset, label
+            assert entry.lookalikes, label
+
+
+def test_trained_species_are_the_demo_model_labels() -> None:
+    assert set(load_catalog().trained_ids) == set(_demo_labels())
+
+
+def test_every_lookalike_resolves_to_an_entry() -> None:
+    catalog = load_catalog()
+    for entry in catalog.species:
+        for lookalike in entry.lookalikes:
+            assert lookalike.id in catalog, (entry.id, lookalike.id)
+
+
+def test_unknown_edibility_is_neither_dangerous_nor_edible() -> None:
+    unknown = Edibility.UNKNOWN
+    assert not unknown.is_edible
+    assert not unknown.is_dangerous
+    assert unknown.danger_rank < Edibility.INEDIBLE.danger_rank

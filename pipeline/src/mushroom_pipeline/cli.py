@@ -5,6 +5,7 @@ Standard output carries results (the pipeline summary, the drift table); logs go
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -28,7 +29,10 @@ app = typer.Typer(
 )
 logger = logging.getLogger("mushroom_pipeline")
 
-STOPPABLE = ("collect", "build", "train", "export", "evaluate", "promote")
+# Every step but the last (cli.py imports no step code at start-up: the names are spelled out;
+# tests/code/test_definition.py checks them against definition.STEPS).
+STEPS = ("collect", "build", "train", "export", "evaluate", "promote", "reload")
+STOPPABLE = STEPS[:-1]
 StorageOption = Annotated[
     str | None,
     typer.Option(
@@ -147,7 +151,7 @@ def run_command(
     storage_uri: StorageOption = None,
 ) -> None:
     """Run every step; steps whose inputs were seen before are skipped (content-addressed)."""
-    from mushroom_pipeline.collect import CollectOptions, PipelineError
+    from mushroom_pipeline.collect import PipelineError
     from mushroom_pipeline.runner import RunOptions, run_pipeline
 
     # TensorFlow's C++ start-up chatter is noise in a pipeline log.
@@ -158,30 +162,141 @@ def run_command(
         raise typer.Exit(2)
     settings = get_settings()
     storage = _open(storage_uri)
-    options = RunOptions(
-        collect=CollectOptions(
-            import_folders=list(import_folder or []),
-            inat_species=[s.strip() for s in species.split(",") if s.strip()] if species else None,
-            max_per_species=max_per_species,
-            with_feedback=with_feedback,
-            feedback_db=feedback_db or settings.feedback_db_path,
-        ),
-        config_path=config or settings.train_config,
-        overrides=list(override or []),
-        epochs=epochs,
-        model_name=model_name or settings.model_name,
-        force_promote=force_promote,
-        api_url=api_url or settings.api_url,
-        api_token=api_token if api_token is not None else settings.api_admin_token,
-        stop_after=stop_after,
-        command=_command_line(context),
-    )
+    # The pipeline parameters (definition.PARAMS); empty values take the settings' defaults in
+    # the steps themselves, as they do on Vertex AI.
+    params = {
+        "import_folders": [str(folder) for folder in import_folder or []],
+        "inat_species": [s.strip() for s in species.split(",") if s.strip()] if species else [],
+        "max_per_species": max_per_species or 0,
+        "with_feedback": with_feedback,
+        "feedback_db": str(feedback_db or ""),
+        "config": str(config or ""),
+        "overrides": list(override or []),
+        "epochs": epochs or 0,
+        "model_name": model_name or "",
+        "force_promote": force_promote,
+        "api_url": api_url or "",
+        "api_token": api_token or "",
+    }
+    options = RunOptions(params=params, stop_after=stop_after, command=_command_line(context))
     try:
         result = run_pipeline(storage, options, settings)
     except PipelineError as exc:
         logger.error("%s", exc)
         raise typer.Exit(1) from exc
     typer.echo(result.summary())
+
+
+def _name_value(text: str, option: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        logger.error("%s takes NAME=VALUE, not %r", option, text)
+        raise typer.Exit(2)
+    return name, value
+
+
+@app.command("step")
+def step_command(
+    name: Annotated[str, typer.Argument(help="the step: " + ", ".join(STEPS))],
+    input_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            help="NAME=VALUE of one input (repeatable): text as is, numbers, true/false, JSON "
+            "arrays and objects; parameters left out take their defaults",
+        ),
+    ] = None,
+    output_paths: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            help="NAME=PATH: also write this output to PATH (repeatable; KFP's output files)",
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        str,
+        typer.Option(help="training runs folder (TRAIN_RUNS_DIR); empty: the pipeline's default"),
+    ] = "",
+    pipeline_run_id: Annotated[
+        str, typer.Option(help="the run this step belongs to, kept in its step record")
+    ] = "",
+    storage_uri: StorageOption = None,
+) -> None:
+    """Run one step with typed inputs; print its outputs as JSON (each KFP component runs this)."""
+    from mushroom_pipeline.collect import PipelineError
+    from mushroom_pipeline.definition import (
+        PARAMS_BY_NAME,
+        SECRET_PARAMS,
+        STEPS_BY_NAME,
+        decode,
+        encode,
+        input_kind,
+    )
+    from mushroom_pipeline.runner import run_step
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _setup_logging()
+    step = STEPS_BY_NAME.get(name)
+    if step is None:
+        logger.error("no step %r: the steps are %s", name, ", ".join(STEPS_BY_NAME))
+        raise typer.Exit(2)
+    declared = {item.name: item for item in step.inputs}
+    inputs: dict[str, object] = {}
+    for text in input_values or []:
+        key, value = _name_value(text, "--input")
+        if key not in declared:
+            logger.error("step %s has no input %r (it takes %s)", name, key, ", ".join(declared))
+            raise typer.Exit(2)
+        try:
+            inputs[key] = decode(value, input_kind(step, declared[key]))
+        except ValueError as exc:
+            logger.error("input %s of step %s: %s", key, name, exc)
+            raise typer.Exit(2) from exc
+    for item in step.inputs:
+        if item.name in inputs:
+            continue
+        if item.source != "params":
+            logger.error(
+                "step %s needs --input %s=... (an output of %s)", name, item.name, item.source
+            )
+            raise typer.Exit(2)
+        inputs[item.name] = PARAMS_BY_NAME[item.name].default
+    outputs_to = dict(_name_value(text, "--output") for text in output_paths or [])
+    unknown = sorted(set(outputs_to) - {o.name for o in step.outputs})
+    if unknown:
+        logger.error("step %s has no output %s", name, ", ".join(unknown))
+        raise typer.Exit(2)
+    # The command as the bundle's metadata records it: replayable, secrets left out.
+    shown = [
+        f"--input={k}={encode(v, input_kind(step, declared[k]))}"
+        for k, v in inputs.items()
+        if k not in SECRET_PARAMS
+    ]
+    command = shlex.join(["mushroom-pipeline", "step", name, *shown])
+    storage = _open(storage_uri)
+    try:
+        outcome = run_step(
+            storage,
+            get_settings(),
+            name,
+            inputs,
+            pipeline_run_id or f"step-{name}",
+            command,
+            Path(runs_dir) if runs_dir else None,
+        )
+    except PipelineError as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(1) from exc
+    for output, path in outputs_to.items():
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(encode(outcome.outputs[output], step.output(output).kind), "utf-8")
+    logger.info(
+        "step %s %s",
+        name,
+        "skipped (already done)" if outcome.status == "skipped" else outcome.status,
+    )
+    typer.echo(json.dumps(outcome.outputs, sort_keys=True))
 
 
 @app.command("monitor-drift")
@@ -259,21 +374,17 @@ def monitor_drift_command(
 @app.command("compile-kfp")
 def compile_kfp_command(
     output: Annotated[Path, typer.Argument(help="where to write the pipeline YAML")],
-    collector_image: Annotated[
-        str | None, typer.Option(help="data-collector image (default PIPELINE_COLLECTOR_IMAGE)")
-    ] = None,
-    training_image: Annotated[
-        str | None, typer.Option(help="model-training image (default PIPELINE_TRAINING_IMAGE)")
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="image of every component: the model-training image, which carries "
+            "mushroom-pipeline (default PIPELINE_TRAINING_IMAGE)"
+        ),
     ] = None,
 ) -> None:
     """Compile the Vertex AI Pipelines (KFP v2) spec of the same steps to YAML."""
-    from mushroom_pipeline.kfp_pipeline import ServiceImages, compile_pipeline
+    from mushroom_pipeline.kfp_pipeline import compile_pipeline
 
     _setup_logging()
-    settings = get_settings()
-    images = ServiceImages(
-        collector=collector_image or settings.collector_image,
-        training=training_image or settings.training_image,
-    )
-    compile_pipeline(output, images)
+    compile_pipeline(output, image or get_settings().training_image)
     typer.echo(str(output))

@@ -199,7 +199,10 @@ def check_feedback_splits(storage: Storage, version_id: str) -> dict[str, int]:
 
 
 def build(storage: Storage) -> dict[str, Any]:
-    """Build (or find) the dataset version of everything collected."""
+    """Build (or find) the dataset version of everything collected.
+
+    The pipeline's build step then runs `check_feedback_splits` on it (definition.py).
+    """
     result = build_dataset(storage, load_catalog(), build_params(), quiet=True)
     counts = result.report.get("counts", {})
     return {
@@ -211,7 +214,6 @@ def build(storage: Storage) -> dict[str, Any]:
         "removed": {
             k: v for k, v in result.report.get("removed", {}).items() if isinstance(v, int)
         },
-        "feedback_per_split": check_feedback_splits(storage, result.version_id),
     }
 
 

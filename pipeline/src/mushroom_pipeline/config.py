@@ -79,14 +79,11 @@ class Settings(BaseSettings):
     drift_reference_photos: int = Field(
         500, ge=1, description="most test-split photos run through the model for the reference"
     )
-    # Images of the Vertex AI (KFP v2) pipeline's container components.
-    collector_image: str = Field(
-        "europe-west1-docker.pkg.dev/mushroom-id/mushroom/data-collector:latest",
-        description="image with mushroom-collect",
-    )
+    # The image of the Vertex AI (KFP v2) pipeline's components (`mushroom-pipeline step`).
     training_image: str = Field(
-        "europe-west1-docker.pkg.dev/mushroom-id/mushroom/model-training:latest",
-        description="image with mushroom-train",
+        "europe-west1-docker.pkg.dev/mushroom-id/mushroom/mushroom-trainer:latest",
+        description="image of every Vertex AI pipeline step: the training image, which carries "
+        "mushroom-pipeline",
     )
 
 

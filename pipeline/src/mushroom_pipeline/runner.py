@@ -15,19 +15,18 @@ from typing import Any
 
 from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import Storage
-from mushroom_pipeline.collect import (
-    CollectOptions,
-    PipelineError,
-    build,
-    build_inputs,
-    collect,
-    collect_inputs,
-    dataset_still_there,
-)
+from mushroom_pipeline.collect import PipelineError
 from mushroom_pipeline.config import Settings
-from mushroom_pipeline.reload import reload_api
-from mushroom_pipeline.steps import RUNS_PREFIX, StepCache, StepOutcome, canonical_json, sha256_text
-from mushroom_pipeline.training import TrainingSteps
+from mushroom_pipeline.definition import (
+    PARAMS_BY_NAME,
+    STEPS,
+    STEPS_BY_NAME,
+    StepContext,
+    Values,
+    execute,
+    step_inputs,
+)
+from mushroom_pipeline.steps import RUNS_PREFIX, StepCache, StepOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +38,7 @@ CODE_SUFFIXES = frozenset({".py", ".yaml", ".json"})
 class RunOptions:
     """Everything `mushroom-pipeline run` was asked to do."""
 
-    collect: CollectOptions = field(default_factory=CollectOptions)
-    config_path: Path | None = None
-    overrides: list[str] = field(default_factory=list)
-    epochs: int | None = None
-    model_name: str | None = None
-    force_promote: bool = False
-    api_url: str | None = None
-    api_token: str = ""
+    params: Values = field(default_factory=dict)
     stop_after: str | None = None
     command: str = "mushroom-pipeline run"
 
@@ -80,20 +72,8 @@ class PipelineResult:
 
 
 def _brief(outcome: StepOutcome) -> str:
-    out = outcome.outputs
-    if outcome.step == "collect":
-        return f"{out.get('records')} collected records"
-    if outcome.step == "build":
-        return f"dataset {out.get('dataset_version')} ({out.get('photos')} photos)"
-    if outcome.step == "train":
-        return f"run {out.get('run_id')}"
-    if outcome.step in ("export", "evaluate"):
-        return f"bundle {out.get('name')}/{out.get('version')}"
-    if outcome.step == "promote":
-        return f"champion {out.get('champion')} ({out.get('reason', '')})"
-    if outcome.step == "reload":
-        return f"API serves {out.get('serving')}"
-    return ""
+    step = STEPS_BY_NAME.get(outcome.step)
+    return step.summary(outcome.outputs) if step is not None and outcome.outputs else ""
 
 
 def code_version(settings: Settings) -> str:
@@ -127,12 +107,51 @@ def current_champion(storage: Storage, name: str) -> str | None:
     return pointer.version if pointer is not None else None
 
 
+def step_context(
+    storage: Storage, settings: Settings, command: str, runs_dir: Path | None = None
+) -> StepContext:
+    """The context every step of one run (or one `step` command) runs in."""
+    return StepContext(
+        storage=storage,
+        settings=settings,
+        runs_dir=runs_dir or training_runs_dir(storage, settings),
+        code_version=code_version(settings),
+        command=command,
+    )
+
+
+def run_step(
+    storage: Storage,
+    settings: Settings,
+    name: str,
+    inputs: Values,
+    pipeline_run_id: str,
+    command: str,
+    runs_dir: Path | None = None,
+) -> StepOutcome:
+    """Run one step by itself, as each Vertex AI component does (`mushroom-pipeline step`).
+
+    Raises:
+        PipelineError: the step failed, or its inputs do not match its declaration.
+    """
+    step = STEPS_BY_NAME.get(name)
+    if step is None:
+        raise PipelineError(f"no step {name!r}: the steps are {', '.join(STEPS_BY_NAME)}")
+    context = step_context(storage, settings, command, runs_dir)
+    try:
+        return execute(step, context, inputs, StepCache(storage, pipeline_run_id))
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise PipelineError(f"step {name} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> PipelineResult:
-    """Run collect -> build -> train -> export -> evaluate -> promote -> reload.
+    """Run every step of definition.STEPS in order: collect -> build -> ... -> reload.
 
     Args:
         storage: the storage root every service shares.
-        options: what to collect, how to train, where the API is.
+        options: the pipeline parameters (definition.PARAMS), where to stop.
         settings: the pipeline settings.
 
     Returns:
@@ -141,126 +160,30 @@ def run_pipeline(storage: Storage, options: RunOptions, settings: Settings) -> P
     Raises:
         PipelineError: a step failed (the run report records which).
     """
+    unknown = sorted(set(options.params) - set(PARAMS_BY_NAME))
+    if unknown:
+        raise PipelineError(f"unknown pipeline parameters: {', '.join(unknown)}")
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     cache = StepCache(storage, run_id)
+    context = step_context(storage, settings, options.command)
+    logger.info("pipeline run %s on %s (code %s)", run_id, storage.uri, context.code_version)
     outcomes: list[StepOutcome] = []
-    version = code_version(settings)
-    logger.info("pipeline run %s on %s (code %s)", run_id, storage.uri, version)
-    training: TrainingSteps | None = None
-    current = ["collect"]  # the step being worked on, for the failure record
-
-    def stop(step: str) -> bool:
-        return options.stop_after == step
-
-    def finish(steps: TrainingSteps | None, training_run_id: Any) -> PipelineResult:
-        return _finish(storage, settings, run_id, outcomes, steps, training_run_id)
-
-    try:
-        # 1. collect: folders, iNaturalist, feedback (each collector skips what it has already).
-        if options.collect.import_folders or options.collect.inat or options.collect.with_feedback:
-            outcomes.append(
-                cache.run(
-                    "collect",
-                    collect_inputs(storage, options.collect),
-                    lambda: collect(storage, options.collect),
-                )
-            )
-        if stop("collect"):
-            return finish(None, None)
-        # 2. build: the dataset version of everything collected.
-        current[0] = "build"
-        built = cache.run(
-            "build", build_inputs(storage), lambda: build(storage), dataset_still_there(storage)
-        )
-        outcomes.append(built)
-        dataset_version = str(built.outputs["dataset_version"])
-        if stop("build"):
-            return finish(None, None)
-        # 3-6. train, export, evaluate, promote (model-training's Python API).
-        current[0] = "train"
-        training = TrainingSteps(
-            storage=storage,
-            runs_dir=training_runs_dir(storage, settings),
-            config_path=options.config_path,
-            overrides=options.overrides,
-            epochs=options.epochs,
-            model_name=options.model_name,
-            command=options.command,
-        )
-        config = training.resolved_config(dataset_version)
-        config_hash = sha256_text(canonical_json(config))
-        trained = cache.run(
-            "train",
-            {
-                "dataset_version": dataset_version,
-                "config_sha256": config_hash,
-                "config": config,
-                "code_version": version,
-            },
-            lambda: training.train(config),
-            training.run_still_there,
-        )
-        outcomes.append(trained)
-        if stop("train"):
-            return finish(training, trained.outputs.get("run_id"))
-        current[0] = "export"
-        exported = cache.run(
-            "export",
-            {
-                "train_key": trained.key,
-                "run_id": trained.outputs["run_id"],
-                "code_version": version,
-            },
-            lambda: training.export(trained.outputs),
-            training.bundle_still_there,
-        )
-        outcomes.append(exported)
-        if stop("export"):
-            return finish(training, trained.outputs.get("run_id"))
-        name, bundle_version = str(exported.outputs["name"]), str(exported.outputs["version"])
-        current[0] = "evaluate"
-        evaluated = cache.run(
-            "evaluate",
-            {
-                "bundle": f"{name}/{bundle_version}",
-                "dataset_version": dataset_version,
-                "code_version": version,
-            },
-            lambda: training.evaluate(name, bundle_version),
-        )
-        outcomes.append(evaluated)
-        if stop("evaluate"):
-            return finish(training, trained.outputs.get("run_id"))
-        # The gate compares with the champion on this bundle's test split; a bundle is decided
-        # once (its record is kept); --force-promote asks again.
-        current[0] = "promote"
-        promoted = cache.run(
-            "promote",
-            {"bundle": f"{name}/{bundle_version}", "force": options.force_promote},
-            lambda: training.promote(name, bundle_version, options.force_promote),
-        )
-        outcomes.append(promoted)
-        if stop("promote"):
-            return finish(training, trained.outputs.get("run_id"))
-        # 7. reload: tell a running API to serve the champion (skipped when it already does).
-        if options.api_url:
-            current[0] = "reload"
-            champion = current_champion(storage, name)
-            outcomes.append(
-                reload_api(
-                    options.api_url, options.api_token, name, champion, settings.api_timeout_s
-                )
-            )
-        return finish(training, trained.outputs.get("run_id"))
-    except PipelineError as exc:
-        outcomes.append(StepOutcome(step=current[0], key=None, status="failed", error=str(exc)))
-        finish(training, None)
-        raise
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        outcomes.append(StepOutcome(step=current[0], key=None, status="failed", error=error))
-        finish(training, None)
-        raise PipelineError(f"step {current[0]} failed: {error}") from exc
+    upstream: dict[str, Values] = {}
+    for step in STEPS:
+        try:
+            outcome = execute(step, context, step_inputs(step, options.params, upstream), cache)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+            outcomes.append(StepOutcome(step=step.name, key=None, status="failed", error=error))
+            _finish(storage, settings, run_id, outcomes)
+            if isinstance(exc, PipelineError):
+                raise
+            raise PipelineError(f"step {step.name} failed: {error}") from exc
+        outcomes.append(outcome)
+        upstream[step.name] = outcome.outputs
+        if options.stop_after == step.name:
+            break
+    return _finish(storage, settings, run_id, outcomes)
 
 
 def render_report(run_id: str, storage: Storage, outcomes: list[StepOutcome]) -> str:
@@ -280,14 +203,15 @@ def render_report(run_id: str, storage: Storage, outcomes: list[StepOutcome]) ->
         if o.error:
             outputs = "ERROR: " + _one_line(o.error)
         lines.append(f"| {o.step} | {o.status} | {o.key or '-'} | {o.duration_s:.1f} | {outputs} |")
-    evaluate = next((o for o in outcomes if o.step == "evaluate"), None)
-    if evaluate is not None and evaluate.outputs.get("variants"):
-        variants: dict[str, dict[str, float]] = evaluate.outputs["variants"]
+    by_step = {o.step: o.outputs for o in outcomes}
+    variants: dict[str, dict[str, float]] = by_step.get("evaluate", {}).get("variants", {})
+    if variants:
+        bundle = by_step.get("export", {})
         columns = ("top1", "top3", "macro_f1", "poison_cost", "ece_scaled")
         lines += [
             "",
-            f"## Bundle {evaluate.outputs.get('name')}/{evaluate.outputs.get('version')} on the "
-            f"test split of {evaluate.outputs.get('dataset_version')}",
+            f"## Bundle {bundle.get('name')}/{bundle.get('version')} on the test split of "
+            f"{by_step.get('build', {}).get('dataset_version')}",
             "",
             "| variant | " + " | ".join(columns) + " |",
             "|---|" + "---:|" * len(columns),
@@ -325,8 +249,6 @@ def _finish(
     settings: Settings,
     run_id: str,
     outcomes: list[StepOutcome],
-    training: TrainingSteps | None,
-    training_run_id: Any,
 ) -> PipelineResult:
     """Write the run report (JSON and Markdown) and record the run in MLflow."""
     from mushroom_pipeline.tracking import record_run
@@ -343,7 +265,8 @@ def _finish(
     storage.write_json(f"{prefix}/run.json", document)
     storage.write_text(f"{prefix}/report.md", markdown, "text/markdown")
     mlflow_run = None
-    if training is not None or any(o.status == "done" for o in outcomes):
+    training_run_id = next((o.outputs.get("run_id") for o in outcomes if o.step == "train"), None)
+    if training_run_id is not None or any(o.status == "done" for o in outcomes):
         mlflow_run = record_run(
             storage,
             run_id,

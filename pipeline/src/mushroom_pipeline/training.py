@@ -18,12 +18,18 @@ logger = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 
 
+def phase_epochs(config: TrainConfig) -> dict[str, int]:
+    """The epochs of every training phase, by override key (0: the phase is off)."""
+    return {
+        "training.phase1_epochs": config.training.phase1_epochs,
+        "training.phase2_epochs": config.training.phase2_epochs,
+        "student.epochs": config.student.epochs,
+    }
+
+
 def epoch_overrides(config: TrainConfig, epochs: int) -> list[str]:
-    """Overrides that cap every training phase at `epochs` (phase 2 stays off when it is off)."""
-    overrides = [f"training.phase1_epochs={epochs}", f"student.epochs={epochs}"]
-    if config.training.phase2_epochs > 0:
-        overrides.append(f"training.phase2_epochs={epochs}")
-    return overrides
+    """Overrides that cap every training phase at `epochs` (a phase that is off stays off)."""
+    return [f"{key}={epochs}" for key, current in phase_epochs(config).items() if current > 0]
 
 
 @dataclass

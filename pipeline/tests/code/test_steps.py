@@ -20,6 +20,7 @@ from mushroom_pipeline.collect import (
     collect_inputs,
 )
 from mushroom_pipeline.config import Settings
+from mushroom_pipeline.definition import STEPS_BY_NAME, StepContext
 from mushroom_pipeline.runner import code_version
 from mushroom_pipeline.steps import StepCache, step_key
 
@@ -103,6 +104,11 @@ def test_unreviewed_feedback_in_val_or_test_stops_the_pipeline(tmp_path: Path) -
     _write_version(storage, "ds-bad", [_row("a" * 64, "test", "feedback")])
     with pytest.raises(PipelineError, match="unreviewed feedback"):
         check_feedback_splits(storage, "ds-bad")
+    # The build step declares this check, so `run` and every `step build` (KFP) run it.
+    (check,) = STEPS_BY_NAME["build"].checks
+    context = StepContext(storage, Settings(), tmp_path / "runs", "test-code", "pytest")
+    with pytest.raises(PipelineError, match="unreviewed feedback"):
+        check.run(context, {}, {"dataset_version": "ds-bad"})
 
 
 def test_a_failed_run_resumes_after_the_last_finished_step(

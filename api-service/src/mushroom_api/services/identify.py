@@ -19,10 +19,10 @@ from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.explain import occlusion_heat_map, render_overlay
 from mushroom_api.services.imaging import ImageError, decode_photo
-from mushroom_api.services.verdict import VerdictRules, judge
 from mushroom_common.catalog import Catalog
 from mushroom_common.feedback import FeedbackStore, PredictionRecord
 from mushroom_common.imaging import resize_for_model
+from mushroom_common.verdict import VerdictRules, judge, open_set_score
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,11 @@ async def prepare_photo(
 
 def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:
     """The thresholds for this model: settings, and the bundle's detector threshold."""
-    detector = classifier.metadata.mushroom_detector
-    detector_threshold = settings.detector_threshold
-    if detector_threshold is None and detector is not None:
-        detector_threshold = detector.threshold
-    return VerdictRules(
+    return VerdictRules.from_bundle(
+        classifier.metadata,
         danger_threshold=settings.danger_threshold,
         edible_threshold=settings.edible_threshold,
-        detector_threshold=detector_threshold,
+        detector_threshold=settings.detector_threshold,
         unseen_lookalike_blocks_edible=settings.unseen_lookalike_blocks_edible,
     )
 
@@ -102,13 +99,19 @@ async def identify(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "The model could not answer for this photo; please try again later.",
         ) from exc
+    rules = verdict_rules(settings, classifier)
     judgement = judge(
         output.probabilities,
         classifier.labels,
         output.mushroom_score,
         catalog,
-        verdict_rules(settings, classifier),
+        rules,
         top_k,
+        unknown_score=(
+            open_set_score(output.logits, rules.open_set_method)
+            if rules.open_set_method is not None
+            else None
+        ),
     )
     answer = IdentificationPublic(
         request_id=uuid.uuid4().hex,
@@ -116,6 +119,8 @@ async def identify(
         message=judgement.message,
         disclaimer=DISCLAIMER,
         predictions=judgement.predictions,
+        genera=judgement.genera,
+        possibly_unknown_species=judgement.possibly_unknown_species,
         lookalikes=judgement.lookalikes,
         mushroom_score=output.mushroom_score,
         model=ModelRefPublic(name=classifier.metadata.name, version=classifier.metadata.version),

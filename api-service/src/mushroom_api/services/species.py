@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mushroom_api.schemas import SpeciesPublic
-from mushroom_api.services.verdict import lookalikes_of
 from mushroom_common.catalog import Catalog, Species
+from mushroom_common.verdict import lookalikes_of
 
 
 def species_public(species: Species, catalog: Catalog, model_labels: set[str]) -> SpeciesPublic:

@@ -83,6 +83,37 @@ class MushroomDetectorSpec(BaseModel):
     false_acceptance_rate: float | None = Field(None, description="other photos called a mushroom")
 
 
+class OpenSetSpec(BaseModel):
+    """How the bundle flags photos of species it never learned (see mushroom_common.verdict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["max_logit", "energy", "max_probability"]
+    threshold: float = Field(description="scores at or above this mean 'maybe an unknown species'")
+    auroc: float | None = Field(None, description="known vs left-out species, open-set run")
+
+
+class DecisionRulesSpec(BaseModel):
+    """The verdict thresholds the bundle was tuned with (on its validation split)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    danger_threshold: float = Field(
+        0.05, gt=0, le=1, description="summed deadly/poisonous probability that means 'dangerous'"
+    )
+    edible_threshold: float = Field(
+        0.90,
+        gt=0,
+        le=1.01,
+        description="the top species' probability needed for 'edible' (above 1: never edible)",
+    )
+    genus_threshold: float = Field(
+        0.6, gt=0, le=1, description="a genus this likely is named when the species is not clear"
+    )
+    unseen_lookalike_blocks_edible: bool = True
+    open_set: OpenSetSpec | None = None
+
+
 class ModelVariant(BaseModel):
     """One exported form of the model (a TFLite file or the SavedModel folder)."""
 
@@ -133,6 +164,7 @@ class BundleMetadata(BaseModel):
     serving_variant: str = Field(description="name of the variant the API serves")
     variants: list[ModelVariant]
     mushroom_detector: MushroomDetectorSpec | None = None
+    decision_rules: DecisionRulesSpec = Field(default_factory=DecisionRulesSpec)
     backbone: str
     dataset_version: str
     git_revision: str

@@ -71,6 +71,11 @@ class Species(BaseModel):
     sources: list[str] = Field(min_length=1)
     regions: list[str] = Field(default_factory=list)
     synonyms: list[str] = Field(default_factory=list)
+    trained: bool = Field(
+        True,
+        description="the demo model learns it (false: listed as a look-alike only); the "
+        "collector gathers photos of the trained species by default",
+    )
 
     @field_validator("id")
     @classmethod
@@ -126,6 +131,11 @@ class Catalog(BaseModel):
     def ids(self) -> list[str]:
         """All species ids in file order."""
         return [s.id for s in self.species]
+
+    @property
+    def trained_ids(self) -> list[str]:
+        """Ids of the species the model learns, in file order."""
+        return [s.id for s in self.species if s.trained]
 
     def get(self, species_id: str) -> Species:
         """Return the species with this id; raise KeyError naming the id when unknown."""

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mushroom_api.schemas import Verdict
-from mushroom_api.services.verdict import Judgement, VerdictRules, judge
 from mushroom_common.catalog import load_catalog
+from mushroom_common.verdict import (
+    Judgement,
+    OpenSetMethod,
+    Verdict,
+    VerdictRules,
+    genus_ranking,
+    judge,
+    open_set_score,
+)
 
 RULES = VerdictRules(danger_threshold=0.05, edible_threshold=0.9, detector_threshold=0.5)
 LABELS = ["amanita_phalloides", "suillus_luteus", "boletus_edulis", "craterellus_cornucopioides"]
@@ -22,8 +29,10 @@ def _judge(
 def test_deadly_top_species_is_dangerous() -> None:
     result = _judge([0.97, 0.01, 0.01, 0.01])
     assert result.verdict is Verdict.DANGEROUS
-    assert "Death cap" in result.message
-    assert "do not eat" in result.message
+    assert result.message == (
+        "The model is 97% sure this is the death cap (Amanita phalloides), which is deadly: "
+        "do not eat it."
+    )
 
 
 def test_deadly_candidate_outside_top_k_still_makes_it_dangerous() -> None:
@@ -37,7 +46,7 @@ def test_deadly_candidate_outside_top_k_still_makes_it_dangerous() -> None:
     result = judge(np.array([0.4, 0.3, 0.24, 0.06]), labels, 0.9, load_catalog(), RULES, 1)
     assert result.verdict is Verdict.DANGEROUS
     assert [p.species for p in result.predictions] == ["suillus_luteus"]
-    assert "could be the deadly Death cap" in result.message
+    assert "but it could be the death cap (Amanita phalloides), which is deadly" in result.message
 
 
 def test_deadly_candidate_below_threshold_does_not_block_edible() -> None:
@@ -88,3 +97,51 @@ def test_lookalikes_put_dangerous_ones_first() -> None:
     ranks = [la.edibility.danger_rank for la in result.lookalikes]
     assert ranks == sorted(ranks)
     assert result.lookalikes[0].edibility.is_dangerous
+
+
+def test_many_small_dangerous_candidates_add_up_to_dangerous() -> None:
+    # No single deadly label reaches 5%, but together they do: with hundreds of species the
+    # probability of a dangerous look-alike is spread over its relatives.
+    labels = ["boletus_edulis", "amanita_phalloides", "amanita_virosa", "amanita_pantherina"]
+    result = judge(np.array([0.91, 0.03, 0.03, 0.03]), labels, 0.9, load_catalog(), RULES, 3)
+    assert result.verdict is Verdict.DANGEROUS
+    assert "do not eat it" in result.message
+
+
+def test_possibly_unknown_species_is_never_edible() -> None:
+    rules = VerdictRules(0.05, 0.9, 0.5, open_set_method="max_logit", open_set_threshold=-5.0)
+    known = _judge([0.0, 0.0, 0.0, 1.0], rules=rules)
+    assert known.verdict is Verdict.EDIBLE  # no unknown score given: the rule does not apply
+    result = judge(
+        np.array([0.0, 0.0, 0.0, 1.0]), LABELS, 0.9, load_catalog(), rules, 3, unknown_score=-4.0
+    )
+    assert result.verdict is Verdict.UNCERTAIN
+    assert result.possibly_unknown_species
+    assert "may be a species the model does not know" in result.message
+
+
+def test_clear_genus_without_clear_species_names_the_genus_and_its_danger() -> None:
+    labels = ["amanita_caesarea", "amanita_rubescens", "boletus_edulis", "suillus_luteus"]
+    result = judge(np.array([0.45, 0.45, 0.05, 0.05]), labels, 0.9, load_catalog(), RULES, 3)
+    assert result.verdict is Verdict.UNCERTAIN
+    assert result.genera[0].genus == "Amanita"
+    assert result.genera[0].probability == pytest.approx(0.9)
+    assert result.genera[0].holds_deadly
+    assert "an Amanita: this genus holds deadly mushrooms" in result.message
+
+
+def test_genus_ranking_sums_species_and_sorts() -> None:
+    labels = ["amanita_caesarea", "boletus_edulis", "amanita_rubescens", "suillus_luteus"]
+    genera = genus_ranking([0.2, 0.5, 0.25, 0.05], labels, load_catalog())
+    assert [(g.genus, round(g.probability, 6)) for g in genera] == [
+        ("Boletus", 0.5),
+        ("Amanita", 0.45),
+        ("Suillus", 0.05),
+    ]
+
+
+@pytest.mark.parametrize("method", ["max_logit", "energy", "max_probability"])
+def test_open_set_score_is_higher_for_flat_logits(method: OpenSetMethod) -> None:
+    confident = np.array([9.0, 0.0, 0.0, 0.0])
+    flat = np.array([1.0, 0.9, 0.8, 0.7])
+    assert open_set_score(flat, method) > open_set_score(confident, method)

@@ -1,0 +1,152 @@
+"""The species-level open-set run: some species are left out of training entirely, so the
+unknown-species score can be measured on species the model has truly never seen.
+
+Scores (higher: more likely unknown) come from `mushroom_common.verdict.open_set_score` on the
+raw logits, which is what the API and the phone compute, plus the cosine distance to the nearest
+class mean in embedding space for comparison (it needs the class means, so it is not served).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from mushroom_common.catalog import load_catalog
+from mushroom_common.verdict import OpenSetMethod, open_set_score
+
+logger = logging.getLogger(__name__)
+
+SERVABLE_METHODS: tuple[OpenSetMethod, ...] = ("max_logit", "energy", "max_probability")
+
+
+class OpenSetResult(BaseModel):
+    """What the open-set run measured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    held_out: list[str]
+    held_out_dangerous: list[str]
+    known_photos: int
+    unknown_photos: int
+    auroc: dict[str, float]
+    method: OpenSetMethod
+    threshold: float
+    known_pass_rate_val: float
+    known_flagged_test: float
+    unknown_flagged: float
+    known_top1_test: float
+
+
+def choose_held_out(labels: list[str], fraction: float, min_dangerous: int, seed: int) -> list[str]:
+    """A seeded choice of species to leave out, with at least `min_dangerous` dangerous ones."""
+    catalog = load_catalog()
+    rng = np.random.default_rng(seed)
+    count = max(1, round(fraction * len(labels)))
+    dangerous = sorted(label for label in labels if catalog.get(label).edibility.is_dangerous)
+    picked = [str(x) for x in rng.choice(dangerous, min(min_dangerous, len(dangerous)), False)]
+    rest = sorted(set(labels) - set(picked))
+    picked += [str(x) for x in rng.choice(rest, max(0, count - len(picked)), False)]
+    return sorted(picked)
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """Probability that an unknown photo scores above a known one (ties count half)."""
+    scores = np.concatenate([known, unknown])
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores), np.float64)
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    unknown_ranks = ranks[len(known) :].sum()
+    n_unknown, n_known = len(unknown), len(known)
+    return float((unknown_ranks - n_unknown * (n_unknown + 1) / 2) / (n_unknown * n_known))
+
+
+def scores(logits: np.ndarray, method: OpenSetMethod) -> np.ndarray:
+    """The served open-set score of every row of logits."""
+    return np.array([open_set_score(row, method) for row in logits], np.float64)
+
+
+def class_mean_distance(
+    train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray
+) -> np.ndarray:
+    """Cosine distance of each query embedding to the nearest class mean of the train views."""
+
+    def normalise(x: np.ndarray) -> np.ndarray:
+        normalised: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return normalised
+
+    classes = np.unique(train_labels)
+    means = normalise(np.stack([train[train_labels == c].mean(axis=0) for c in classes]))
+    similarity = normalise(queries.astype(np.float64)) @ means.T
+    distance: np.ndarray = 1.0 - similarity.max(axis=1)
+    return distance
+
+
+def evaluate_open_set(
+    *,
+    held_out: list[str],
+    val_logits: np.ndarray,
+    known_test_logits: np.ndarray,
+    known_test_labels: np.ndarray,
+    unknown_logits: np.ndarray,
+    embeddings: dict[str, np.ndarray],
+    train_labels: np.ndarray,
+    known_pass_rate: float,
+) -> OpenSetResult:
+    """Compare the scores and choose the served method and its threshold.
+
+    Args:
+        held_out: the species left out of the run.
+        val_logits: the open-set model's logits on known-species validation photos.
+        known_test_logits: its logits on known-species test photos.
+        known_test_labels: their labels (in the open-set model's label order).
+        unknown_logits: its logits on every photo of the left-out species.
+        embeddings: pooled features under keys "train", "known_test", "unknown".
+        train_labels: labels of the "train" embeddings.
+        known_pass_rate: the threshold lets this share of known validation photos through.
+
+    Returns:
+        The measured result; the method is the servable one with the best AUROC.
+    """
+    catalog = load_catalog()
+    result: dict[str, float] = {}
+    for method in SERVABLE_METHODS:
+        result[method] = auroc(scores(known_test_logits, method), scores(unknown_logits, method))
+    known_distance = class_mean_distance(
+        embeddings["train"], train_labels, embeddings["known_test"]
+    )
+    unknown_distance = class_mean_distance(embeddings["train"], train_labels, embeddings["unknown"])
+    result["class_mean_cosine"] = auroc(known_distance, unknown_distance)
+    best: OpenSetMethod = max(SERVABLE_METHODS, key=lambda m: result[m])
+    threshold = float(np.quantile(scores(val_logits, best), known_pass_rate))
+    known_test_scores = scores(known_test_logits, best)
+    unknown_scores = scores(unknown_logits, best)
+    open_set = OpenSetResult(
+        held_out=held_out,
+        held_out_dangerous=[s for s in held_out if catalog.get(s).edibility.is_dangerous],
+        known_photos=len(known_test_logits),
+        unknown_photos=len(unknown_logits),
+        auroc=result,
+        method=best,
+        threshold=threshold,
+        known_pass_rate_val=float(np.mean(scores(val_logits, best) < threshold)),
+        known_flagged_test=float(np.mean(known_test_scores >= threshold)),
+        unknown_flagged=float(np.mean(unknown_scores >= threshold)),
+        known_top1_test=float(np.mean(known_test_logits.argmax(axis=1) == known_test_labels)),
+    )
+    logger.info("open set: %s", open_set.model_dump())
+    return open_set
+
+
+def summary(result: OpenSetResult) -> dict[str, Any]:
+    """The open-set result as plain JSON for run.json and the report."""
+    return result.model_dump(mode="json")

@@ -1,0 +1,243 @@
+"""Tuning the verdict thresholds on the validation split, and measuring the verdicts as served.
+
+The search runs a vectorised copy of the rules in `mushroom_common.verdict` over a grid; the
+chosen thresholds are then checked photo by photo with the real `judge`, which is what the API
+and the phone run, and every reported number comes from that check.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mushroom_common.bundle import DecisionRulesSpec, OpenSetSpec
+from mushroom_common.catalog import Catalog
+from mushroom_common.verdict import Verdict, VerdictRules, judge, open_set_score
+from mushroom_training.config import SafetySettings
+from mushroom_training.metrics import poison_cost, softmax
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitOutputs:
+    """A variant's outputs on one split, with the true species of each photo."""
+
+    logits: np.ndarray
+    mushroom_scores: np.ndarray | None
+    true_species: list[str]
+
+
+@dataclass
+class _Prepared:
+    probabilities: np.ndarray
+    top: np.ndarray
+    top_probability: np.ndarray
+    danger_mass: np.ndarray
+    top_edible_clear: np.ndarray
+    possibly_unknown: np.ndarray
+    detector_rejects: np.ndarray
+    true_dangerous: np.ndarray
+    true_edible: np.ndarray
+    top_correct: np.ndarray
+
+
+def _prepare(
+    outputs: SplitOutputs,
+    labels: list[str],
+    catalog: Catalog,
+    temperature: float,
+    detector_threshold: float | None,
+    open_set: OpenSetSpec | None,
+) -> _Prepared:
+    probabilities = softmax(outputs.logits, temperature)
+    top = probabilities.argmax(axis=1)
+    entries = [catalog.get(label) for label in labels]
+    dangerous = np.array([e.edibility.is_dangerous for e in entries])
+    edible = np.array([e.edibility.is_edible for e in entries])
+    known = set(labels)
+    # An edible species with a dangerous look-alike the model never learned cannot be `edible`.
+    clear = np.array(
+        [
+            e.edibility.is_edible
+            and not any(
+                other.edibility.is_dangerous and other.id not in known
+                for other, _ in catalog.lookalikes_of(e.id)
+            )
+            for e in entries
+        ]
+    )
+    unknown = np.zeros(len(top), bool)
+    if open_set is not None:
+        unknown = np.array(
+            [open_set_score(row, open_set.method) >= open_set.threshold for row in outputs.logits]
+        )
+    rejects = np.zeros(len(top), bool)
+    if detector_threshold is not None and outputs.mushroom_scores is not None:
+        rejects = outputs.mushroom_scores.ravel() < detector_threshold
+    true = [catalog.get(s) for s in outputs.true_species]
+    index = {label: i for i, label in enumerate(labels)}
+    true_index = np.array([index.get(s, -1) for s in outputs.true_species])
+    return _Prepared(
+        probabilities=probabilities,
+        top=top,
+        top_probability=probabilities.max(axis=1),
+        danger_mass=probabilities[:, dangerous].sum(axis=1),
+        top_edible_clear=clear[top] & edible[top],
+        possibly_unknown=unknown,
+        detector_rejects=rejects,
+        true_dangerous=np.array([t.edibility.is_dangerous for t in true]),
+        true_edible=np.array([t.edibility.is_edible for t in true]),
+        top_correct=top == true_index,
+    )
+
+
+def _edible_answers(p: _Prepared, danger: float, edible: float) -> np.ndarray:
+    mask: np.ndarray = (
+        ~p.detector_rejects
+        & (p.danger_mass < danger)
+        & ~p.possibly_unknown
+        & p.top_edible_clear
+        & (p.top_probability >= edible)
+    )
+    return mask
+
+
+def _outcome(p: _Prepared, danger: float, edible: float) -> dict[str, float]:
+    answered_edible = _edible_answers(p, danger, edible)
+    edible_photos = max(int(p.true_edible.sum()), 1)
+    return {
+        "danger_threshold": danger,
+        "edible_threshold": edible,
+        "dangerous_as_edible": int((answered_edible & p.true_dangerous).sum()),
+        "edible_coverage": float((answered_edible & p.true_edible & p.top_correct).sum())
+        / edible_photos,
+        "edible_wrong_species": int((answered_edible & ~p.top_correct).sum()),
+        "not_edible_as_edible": int((answered_edible & ~p.true_edible).sum()),
+    }
+
+
+def tune_rules(
+    val: SplitOutputs,
+    labels: list[str],
+    catalog: Catalog,
+    temperature: float,
+    detector_threshold: float | None,
+    open_set: OpenSetSpec | None,
+    settings: SafetySettings,
+) -> tuple[DecisionRulesSpec, list[dict[str, float]]]:
+    """The thresholds with the most edible coverage on val and no dangerous photo called edible.
+
+    The edible threshold is then raised by `settings.margin_steps` grid steps (the validation
+    split is small); when no grid point is safe, the bundle never answers `edible`.
+
+    Returns:
+        The rules to ship in the bundle and the whole validation grid (for the report).
+    """
+    prepared = _prepare(val, labels, catalog, temperature, detector_threshold, open_set)
+    grid = [
+        _outcome(prepared, danger, edible)
+        for danger in settings.danger_thresholds
+        for edible in settings.edible_thresholds
+    ]
+    safe = [row for row in grid if row["dangerous_as_edible"] == 0]
+    if not safe:
+        # Nothing on the grid is safe: never answer `edible` (a threshold above 1).
+        spec = DecisionRulesSpec(
+            danger_threshold=min(settings.danger_thresholds),
+            edible_threshold=1.01,
+            open_set=open_set,
+        )
+        logger.warning("no edible threshold is safe on val: the bundle never answers 'edible'")
+        return spec, grid
+    # Most coverage; then fewer inedible/unknown photos answered edible; then the lower (safer)
+    # danger threshold.
+    best = max(
+        safe,
+        key=lambda r: (r["edible_coverage"], -r["not_edible_as_edible"], -r["danger_threshold"]),
+    )
+    ladder = sorted(settings.edible_thresholds)
+    step = ladder.index(best["edible_threshold"]) + settings.margin_steps
+    spec = DecisionRulesSpec(
+        danger_threshold=best["danger_threshold"],
+        edible_threshold=ladder[min(step, len(ladder) - 1)],
+        open_set=open_set,
+    )
+    logger.info("decision rules tuned on val: %s (val: %s)", spec, best)
+    return spec, grid
+
+
+def coverage_curve(
+    outputs: SplitOutputs,
+    labels: list[str],
+    catalog: Catalog,
+    temperature: float,
+    detector_threshold: float | None,
+    rules: DecisionRulesSpec,
+    edible_thresholds: list[float],
+) -> list[dict[str, float]]:
+    """Edible coverage against dangerous-as-edible as the edible threshold moves."""
+    prepared = _prepare(outputs, labels, catalog, temperature, detector_threshold, rules.open_set)
+    return [_outcome(prepared, rules.danger_threshold, t) for t in edible_thresholds]
+
+
+def judged_outcome(
+    outputs: SplitOutputs,
+    labels: list[str],
+    catalog: Catalog,
+    temperature: float,
+    rules: VerdictRules,
+) -> dict[str, Any]:
+    """Every photo through the real `judge`: verdict counts and the safety numbers."""
+    probabilities = softmax(outputs.logits, temperature)
+    verdicts: dict[str, int] = {v.value: 0 for v in Verdict}
+    by_class: dict[str, dict[str, int]] = {}
+    dangerous_as_edible = edible_right = edible_photos = unknown_flagged = 0
+    dangerous_labels = np.array([catalog.get(label).edibility.is_dangerous for label in labels])
+    decided: list[str] = []
+    for i, true_species in enumerate(outputs.true_species):
+        score = None if outputs.mushroom_scores is None else float(outputs.mushroom_scores[i])
+        unknown_score = (
+            open_set_score(outputs.logits[i], rules.open_set_method)
+            if rules.open_set_method is not None
+            else None
+        )
+        judgement = judge(
+            probabilities[i], labels, score, catalog, rules, 1, unknown_score=unknown_score
+        )
+        verdicts[judgement.verdict.value] += 1
+        # The species the app puts forward: FungiCLEF's poisonous re-ranking, i.e. the most
+        # likely dangerous species whenever the verdict is `dangerous`.
+        if judgement.verdict is Verdict.DANGEROUS:
+            masked = np.where(dangerous_labels, probabilities[i], -1.0)
+            decided.append(labels[int(masked.argmax())])
+        else:
+            decided.append(judgement.predictions[0].species)
+        truth = catalog.get(true_species).edibility
+        row = by_class.setdefault(truth.value, {v.value: 0 for v in Verdict})
+        row[judgement.verdict.value] += 1
+        unknown_flagged += int(judgement.possibly_unknown_species)
+        if truth.is_edible:
+            edible_photos += 1
+            edible_right += int(
+                judgement.verdict is Verdict.EDIBLE
+                and judgement.predictions[0].species == true_species
+            )
+        if truth.is_dangerous and judgement.verdict is Verdict.EDIBLE:
+            dangerous_as_edible += 1
+    cost = poison_cost(outputs.true_species, decided)
+    return {
+        "photos": len(outputs.true_species),
+        "poison_cost_reranked": cost.cost,
+        "psc_reranked": cost.psc,
+        "esc_reranked": cost.esc,
+        "verdicts": verdicts,
+        "verdicts_by_true_edibility": by_class,
+        "dangerous_as_edible": dangerous_as_edible,
+        "edible_photos": edible_photos,
+        "edible_coverage": edible_right / max(edible_photos, 1),
+        "possibly_unknown_flagged": unknown_flagged,
+    }
