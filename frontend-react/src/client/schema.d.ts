@@ -308,6 +308,31 @@ export interface components {
             /** Photo Stored */
             photo_stored: boolean;
         };
+        /**
+         * GenusPredictionPublic
+         * @description One candidate genus: the summed probability of the model's species in it.
+         */
+        GenusPredictionPublic: {
+            /** Genus */
+            genus: string;
+            /**
+             * Family
+             * @description the genus' family, where the catalog knows it
+             */
+            family: string | null;
+            /** Probability */
+            probability: number;
+            /**
+             * Holds Deadly
+             * @description the catalog lists a deadly species in this genus
+             */
+            holds_deadly: boolean;
+            /**
+             * Holds Poisonous
+             * @description the catalog lists a poisonous species in it
+             */
+            holds_poisonous: boolean;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -340,6 +365,16 @@ export interface components {
              */
             predictions: components["schemas"]["SpeciesPredictionPublic"][];
             /**
+             * Genera
+             * @description the most likely genera (summed species probabilities), best first
+             */
+            genera: components["schemas"]["GenusPredictionPublic"][];
+            /**
+             * Possibly Unknown Species
+             * @description the photo looks like a species the model never learned
+             */
+            possibly_unknown_species: boolean;
+            /**
              * Lookalikes
              * @description the top species' look-alikes, dangerous ones first
              */
@@ -363,7 +398,10 @@ export interface components {
             /** Common Names */
             common_names: string[];
             edibility: components["schemas"]["Edibility"];
-            /** Distinguishing Feature */
+            /**
+             * Distinguishing Feature
+             * @description '<the predicted species' trait> vs <this look-alike's trait>'
+             */
             distinguishing_feature: string;
         };
         /**
@@ -441,7 +479,7 @@ export interface components {
             common_names: string[];
             /**
              * Probability
-             * @description calibrated with the bundle's temperature
+             * @description calibrated with the variant's temperature
              */
             probability: number;
             edibility: components["schemas"]["Edibility"];
@@ -522,6 +560,7 @@ export type Edibility = components['schemas']['Edibility'];
 export type ErrorPublic = components['schemas']['ErrorPublic'];
 export type FeedbackCreate = components['schemas']['FeedbackCreate'];
 export type FeedbackPublic = components['schemas']['FeedbackPublic'];
+export type GenusPredictionPublic = components['schemas']['GenusPredictionPublic'];
 export type HttpValidationError = components['schemas']['HTTPValidationError'];
 export type IdentificationPublic = components['schemas']['IdentificationPublic'];
 export type LookalikePublic = components['schemas']['LookalikePublic'];
