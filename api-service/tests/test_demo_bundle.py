@@ -15,17 +15,42 @@ pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO_ROOT / "models" / "demo"
-FIELD_PHOTOS = Path("/work/shared/data/nordic-field")
+FIELD_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "nordic-field"
 DANGEROUS_SPECIES = ("amanita_virosa", "amanita_muscaria")
 
 
 @pytest.fixture
-def demo_client(settings: Settings) -> TestClient:
+def demo_app_client(settings: Settings) -> TestClient:
     if not (DEMO_DIR / "metadata.json").is_file():
         pytest.skip(f"no demo bundle at {DEMO_DIR} yet")
+    return TestClient(create_app(settings.model_copy(update={"fallback_bundle_dir": DEMO_DIR})))
+
+
+@pytest.fixture
+def demo_client(demo_app_client: TestClient) -> TestClient:
     if not FIELD_PHOTOS.is_dir():
         pytest.skip(f"no field photos at {FIELD_PHOTOS}")
-    return TestClient(create_app(settings.model_copy(update={"fallback_bundle_dir": DEMO_DIR})))
+    return demo_app_client
+
+
+def test_every_served_label_resolves_in_the_species_list(demo_app_client: TestClient) -> None:
+    with demo_app_client as client:
+        labels = client.get("/model").json()["labels"]
+        species = {s["id"]: s for s in client.get("/species").json()}
+    assert len(labels) >= 250
+    assert all(label in species and species[label]["in_model"] for label in labels)
+
+
+def test_answers_carry_the_genus_ranking(demo_app_client: TestClient) -> None:
+    photo = DEMO_DIR / "gradcam.png"  # any decodable picture: the ranking is always present
+    with demo_app_client as client:
+        answer = client.post("/predict", files={"file": ("p.png", photo.read_bytes())}).json()
+    genera = answer["genera"]
+    assert 1 <= len(genera) <= 3
+    assert [g["probability"] for g in genera] == sorted(
+        (g["probability"] for g in genera), reverse=True
+    )
+    assert all(g["family"] for g in genera)
 
 
 def test_deadly_and_poisonous_field_photos_are_never_called_edible(
