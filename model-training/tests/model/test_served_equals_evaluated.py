@@ -115,5 +115,5 @@ def test_api_and_evaluation_give_identical_probabilities(
     evaluated = run_bundle_variant(DEMO, metadata, metadata.serving_variant, images)
     for answer, probabilities in zip(served, evaluated.probabilities, strict=True):
         assert answer == {label: float(probabilities[labels.index(label)]) for label in answer}
-    # Top-k covers every label here, so the whole distribution was compared.
-    assert all(len(answer) == len(labels) for answer in served)
+    # The API returns at most 10 species: that many of each distribution were compared.
+    assert all(len(answer) == min(10, len(labels)) for answer in served)
