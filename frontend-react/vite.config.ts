@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vite';
+import { litertPlugin, litertVersion } from './vite-plugins/litert-plugin.ts';
 import { serviceWorkerPlugin } from './vite-plugins/service-worker-plugin.ts';
 
 // Routes the API serves; the dev server forwards them so the app talks to one origin as in production.
@@ -9,9 +10,13 @@ const API_ROUTES = ['/predict', '/explain', '/feedback', '/species', '/model', '
 const devApiTarget = process.env.DEV_API_URL ?? 'http://127.0.0.1:8000';
 
 export default defineConfig({
+  define: { __LITERT_VERSION__: JSON.stringify(litertVersion) },
   plugins: [
     react(),
+    litertPlugin(),
     serviceWorkerPlugin({
+      // The service worker's wait for the network before it answers from its caches.
+      networkTimeoutMs: 4000,
       template: fileURLToPath(new URL('./sw/service-worker.js', import.meta.url)),
       publicShell: [
         '/index.html',

@@ -22,7 +22,7 @@ def _dist(tmp_path: Path) -> Path:
     return dist
 
 
-def test_frontend_is_served_with_spa_fallback(settings: Settings, tmp_path: Path) -> None:
+def test_frontend_is_served_at_the_root(settings: Settings, tmp_path: Path) -> None:
     with_frontend = settings.model_copy(update={"frontend_dir": _dist(tmp_path)})
     with TestClient(create_app(with_frontend)) as client:
         index = client.get("/")
@@ -33,9 +33,12 @@ def test_frontend_is_served_with_spa_fallback(settings: Settings, tmp_path: Path
         assert sw.headers["cache-control"] == "no-cache"
         asset = client.get("/assets/index-abc123.js")
         assert "immutable" in asset.headers["cache-control"]
-        # A client-side route falls back to index.html; a missing file does not.
-        assert "Mushroom ID" in client.get("/history/42").text
-        assert client.get("/assets/missing.js").status_code == 404
+        # The app has no client-side routes: only / is the page; other addresses are 404.
+        for missing in ("/history/42", "/assets/missing.js", "/health", "/api/predict", "/x.png"):
+            answer = client.get(missing)
+            assert answer.status_code == 404, missing
+            assert answer.headers["content-type"] == "application/json", missing
+            assert "Mushroom ID" not in answer.text, missing
         for escape in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd"):
             assert "root:" not in client.get(escape).text
         # API routes keep answering as the API.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import coverage
+import coverage.exceptions
 import typer
 
 # Import name -> package folder name in the table (the order of the table).
@@ -88,7 +89,12 @@ def main(
     if not data_file.is_file():
         typer.echo(f"no coverage data at {data_file}: run `make test-python` first", err=True)
         raise typer.Exit(2)
-    typer.echo(render(per_package(data_file)))
+    try:
+        totals = per_package(data_file)
+    except coverage.exceptions.NoDataError as exc:
+        typer.echo(f"{data_file} holds no coverage of our packages: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(render(totals))
 
 
 if __name__ == "__main__":

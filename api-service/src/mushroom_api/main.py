@@ -12,19 +12,20 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mushroom_api import __version__
 from mushroom_api.config import Settings, get_settings
 from mushroom_api.middleware import (
     MULTIPART_SLACK_BYTES,
+    ApiCorsMiddleware,
     RateLimitMiddleware,
     UploadLimitMiddleware,
 )
 from mushroom_api.routes import feedback, health, identify, model, species
-from mushroom_api.routes.frontend import frontend_router
+from mushroom_api.routes.frontend import frontend_router, is_api_path
 from mushroom_api.services.metrics import MetricsMiddleware
 from mushroom_api.services.model_store import ModelHolder, NoModelError
 from mushroom_common.catalog import load_catalog
@@ -129,7 +130,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app (cheap: the model loads in the lifespan)."""
     settings = settings or get_settings()
-    app = FastAPI(
+    # Swagger UI and ReDoc from files shipped in fastapi-offline: /docs works without a CDN.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="Mushroom ID API",
         version=__version__,
         description=(
@@ -157,7 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         is_limited=lambda path: path.startswith(RATE_LIMITED_PREFIXES),
     )
     app.add_middleware(
-        CORSMiddleware,
+        ApiCorsMiddleware,
+        is_api_path=is_api_path,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],

@@ -7,8 +7,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Multipart framing (boundaries, part headers) on top of the photo's own bytes.
@@ -141,3 +142,36 @@ class RateLimitMiddleware:
             )
             return
         await self.app(scope, receive, send)
+
+
+class ApiCorsMiddleware:
+    """CORS on the API's addresses only.
+
+    Starlette's CORS middleware adds `Vary: Origin` to every response of a request that carries
+    an Origin header, which the app's module script and stylesheet (loaded `crossorigin`) do.
+    A service worker's cache then misses them for a request without that header, and the app
+    opens blank offline. The app's own files are same-origin and need no CORS headers at all.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        is_api_path: Callable[[str], bool],
+        allow_origins: Sequence[str],
+        allow_methods: Sequence[str],
+        allow_headers: Sequence[str],
+    ) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=allow_origins,
+            allow_methods=allow_methods,
+            allow_headers=allow_headers,
+        )
+        self.is_api_path = is_api_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.is_api_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        await self.cors(scope, receive, send)

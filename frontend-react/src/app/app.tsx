@@ -1,15 +1,15 @@
 import { useCallback, useState } from 'react';
-import type { IdentificationPublic } from '@/client/api-client';
 import { Icon } from '@/components/ui/icon';
 import { env } from '@/config/env';
 import { addHistory } from '@/features/history';
-import { identifyPhoto } from '@/features/identify';
+import { identifyPhoto, useOnDeviceModel } from '@/features/identify';
 import { OfflineBanner, useOfflineQueue, useOnlineStatus, type QueuedPhoto } from '@/features/offline';
 import { ApiError } from '@/lib/api-error';
 import { makeThumbnail, type PreparedPhoto } from '@/lib/downscale-image';
+import type { Identification } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { HistoryPage } from './history-page';
-import { IdentifyPage } from './identify-page';
+import { IdentifyPage, type QueuedAnswer } from './identify-page';
 
 type Screen = 'identify' | 'history';
 
@@ -21,8 +21,11 @@ export function App() {
   const isOnline = useOnlineStatus();
   const [screen, setScreen] = useState<Screen>('identify');
   const [historyVersion, setHistoryVersion] = useState(0);
+  const [queuedAnswer, setQueuedAnswer] = useState<QueuedAnswer | null>(null);
+  const [newPhotoRequests, setNewPhotoRequests] = useState(0);
+  const onDevice = useOnDeviceModel(isOnline);
 
-  const saveToHistory = useCallback(async (result: IdentificationPublic, photo: Blob) => {
+  const saveToHistory = useCallback(async (result: Identification, photo: Blob) => {
     const thumbnail = await makeThumbnail(photo);
     await addHistory(result, photo, thumbnail);
     setHistoryVersion((version) => version + 1);
@@ -31,8 +34,9 @@ export function App() {
   const sendQueued = useCallback(
     async (item: QueuedPhoto) => {
       try {
-        const result = await identifyPhoto(item.photo, item.fileName, env.topK);
+        const result: Identification = { ...(await identifyPhoto(item.photo, item.fileName, env.topK)), source: 'server' };
         await saveToHistory(result, item.photo);
+        setQueuedAnswer({ queueId: item.id, result });
         return true;
       } catch (error) {
         // A photo the API refuses for good (not an image, too large) leaves the queue.
@@ -44,13 +48,11 @@ export function App() {
 
   const queue = useOfflineQueue({ isOnline, send: sendQueued });
   const onIdentified = useCallback(
-    (result: IdentificationPublic, photo: PreparedPhoto) => void saveToHistory(result, photo.blob),
+    (result: Identification, photo: PreparedPhoto) => void saveToHistory(result, photo.blob),
     [saveToHistory],
   );
-  const onQueue = useCallback(
-    (photo: PreparedPhoto) => queue.enqueue(photo.blob, photo.fileName),
-    [queue],
-  );
+  const { enqueue } = queue;
+  const onQueue = useCallback((photo: PreparedPhoto) => enqueue(photo.blob, photo.fileName), [enqueue]);
 
   return (
     <>
@@ -66,7 +68,11 @@ export function App() {
                 type="button"
                 className="tab"
                 aria-current={screen === 'identify' ? 'page' : undefined}
-                onClick={() => setScreen('identify')}
+                onClick={() => {
+                  // On the Identify screen already (reading an answer): start a new photo.
+                  if (screen === 'identify') setNewPhotoRequests((count) => count + 1);
+                  setScreen('identify');
+                }}
               >
                 <Icon name="camera" size={20} />
                 {t.app.navIdentify}
@@ -86,11 +92,23 @@ export function App() {
           </ul>
         </nav>
       </header>
-      <OfflineBanner isOnline={isOnline} queued={queue.count} justSent={queue.lastFlushed} />
+      <OfflineBanner
+        isOnline={isOnline}
+        queued={queue.count}
+        justSent={queue.lastFlushed}
+        identifiesOnDevice={onDevice.status.state === 'ready'}
+      />
       <main id="main" className="app-main" tabIndex={-1}>
         {/* Both stay mounted so an identification in flight survives a look at the history. */}
         <div hidden={screen !== 'identify'}>
-          <IdentifyPage isOnline={isOnline} onIdentified={onIdentified} onQueue={onQueue} />
+          <IdentifyPage
+            isOnline={isOnline}
+            onIdentified={onIdentified}
+            onQueue={onQueue}
+            onDevice={onDevice}
+            queuedAnswer={queuedAnswer}
+            newPhotoRequests={newPhotoRequests}
+          />
         </div>
         <div hidden={screen !== 'history'}>
           <HistoryPage version={historyVersion} isOnline={isOnline} />

@@ -25,7 +25,7 @@ export function HistoryPage({ version, isOnline }: HistoryPageProps) {
         isOnline={isOnline}
         focusOnMount
         feedbackSlot={
-          isOnline ? (
+          isOnline && open.result.source === 'server' ? (
             <FeedbackPanel
               key={open.result.request_id}
               requestId={open.result.request_id}

@@ -144,6 +144,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/model/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Model Rules
+         * @description What a phone needs to identify offline: the model file, labels, rules and catalog facts.
+         */
+        get: operations["get_model_rules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/file/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Model File
+         * @description The served model's TFLite file; its sha256 in the address makes it cacheable for good.
+         */
+        get: operations["get_model_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/reload": {
         parameters: {
             query?: never;
@@ -461,6 +501,152 @@ export interface components {
             version: string;
         };
         /**
+         * OpenSetRulePublic
+         * @description The unknown-species rule (see `mushroom_common.verdict.open_set_score`).
+         */
+        OpenSetRulePublic: {
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "max_logit" | "energy" | "max_probability";
+            /** Threshold */
+            threshold: number;
+        };
+        /**
+         * RulesDocument
+         * @description `rules.json`: the model, its labels, the verdict rules and the catalog facts they use.
+         */
+        RulesDocument: {
+            /**
+             * Schema Version
+             * @default 1
+             * @constant
+             */
+            schema_version: 1;
+            model: components["schemas"]["RulesModelPublic"];
+            /**
+             * Labels
+             * @description catalog ids in the model's output order
+             */
+            labels: string[];
+            rules: components["schemas"]["VerdictRulesPublic"];
+            /**
+             * Edibility Order
+             * @description edibility from most to least dangerous (look-alikes sort by it)
+             */
+            edibility_order: components["schemas"]["Edibility"][];
+            /**
+             * Species
+             * @description every label and every look-alike of a label, by catalog id
+             */
+            species: {
+                [key: string]: components["schemas"]["RulesSpeciesPublic"];
+            };
+            /**
+             * Genera
+             * @description every genus of the labels
+             */
+            genera: {
+                [key: string]: components["schemas"]["RulesGenusPublic"];
+            };
+        };
+        /**
+         * RulesGenusPublic
+         * @description What the whole catalog says about a genus of the model's labels.
+         */
+        RulesGenusPublic: {
+            /** Family */
+            family: string | null;
+            /** Holds Deadly */
+            holds_deadly: boolean;
+            /** Holds Poisonous */
+            holds_poisonous: boolean;
+        };
+        /**
+         * RulesLookalikePublic
+         * @description A look-alike of a species: its id (in `species`) and the feature that tells them apart.
+         */
+        RulesLookalikePublic: {
+            /** Species */
+            species: string;
+            /**
+             * Distinguishing Feature
+             * @description '<this species' trait> vs <the look-alike's trait>'
+             */
+            distinguishing_feature: string;
+        };
+        /**
+         * RulesModelPublic
+         * @description The model file the phone downloads and how to read its outputs.
+         */
+        RulesModelPublic: {
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+            /**
+             * Variant
+             * @description the bundle variant the API serves (and the phone runs)
+             */
+            variant: string;
+            /**
+             * Format
+             * @default tflite
+             * @constant
+             */
+            format: "tflite";
+            /**
+             * Path
+             * @description the variant's file, relative to the bundle folder
+             */
+            path: string;
+            /**
+             * Sha256
+             * @description hex sha256 of the model file: the phone's cache key
+             */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Input Height */
+            input_height: number;
+            /** Input Width */
+            input_width: number;
+            /**
+             * Temperature
+             * @description divide logits by this before softmax
+             */
+            temperature: number;
+            /**
+             * Mushroom Score Output
+             * @description the model has a [1, 1] mushroom_score output
+             */
+            mushroom_score_output: boolean;
+        };
+        /**
+         * RulesSpeciesPublic
+         * @description The catalog facts the rules and the answer need for one species.
+         */
+        RulesSpeciesPublic: {
+            /** Scientific Name */
+            scientific_name: string;
+            /**
+             * Common Names
+             * @description English common names, most used first
+             */
+            common_names: string[];
+            /** Genus */
+            genus: string;
+            /** Family */
+            family: string | null;
+            edibility: components["schemas"]["Edibility"];
+            /**
+             * Lookalikes
+             * @description in the catalog's order; the phone sorts them most dangerous first
+             */
+            lookalikes: components["schemas"]["RulesLookalikePublic"][];
+        };
+        /**
          * SpeciesPredictionPublic
          * @description One candidate species with its calibrated probability.
          */
@@ -546,6 +732,26 @@ export interface components {
          * @enum {string}
          */
         Verdict: "dangerous" | "edible" | "uncertain" | "not_a_mushroom";
+        /**
+         * VerdictRulesPublic
+         * @description The thresholds of the safety rules, as `VerdictRules` holds them.
+         */
+        VerdictRulesPublic: {
+            /** Danger Threshold */
+            danger_threshold: number;
+            /** Edible Threshold */
+            edible_threshold: number;
+            /** Genus Threshold */
+            genus_threshold: number;
+            /**
+             * Detector Threshold
+             * @description mushroom scores below this mean 'not a mushroom'; null: no detector
+             */
+            detector_threshold: number | null;
+            /** Unseen Lookalike Blocks Edible */
+            unseen_lookalike_blocks_edible: boolean;
+            open_set: components["schemas"]["OpenSetRulePublic"] | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -566,11 +772,18 @@ export type IdentificationPublic = components['schemas']['IdentificationPublic']
 export type LookalikePublic = components['schemas']['LookalikePublic'];
 export type ModelInfoPublic = components['schemas']['ModelInfoPublic'];
 export type ModelRefPublic = components['schemas']['ModelRefPublic'];
+export type OpenSetRulePublic = components['schemas']['OpenSetRulePublic'];
+export type RulesDocument = components['schemas']['RulesDocument'];
+export type RulesGenusPublic = components['schemas']['RulesGenusPublic'];
+export type RulesLookalikePublic = components['schemas']['RulesLookalikePublic'];
+export type RulesModelPublic = components['schemas']['RulesModelPublic'];
+export type RulesSpeciesPublic = components['schemas']['RulesSpeciesPublic'];
 export type SpeciesPredictionPublic = components['schemas']['SpeciesPredictionPublic'];
 export type SpeciesPublic = components['schemas']['SpeciesPublic'];
 export type StatusPublic = components['schemas']['StatusPublic'];
 export type ValidationError = components['schemas']['ValidationError'];
 export type Verdict = components['schemas']['Verdict'];
+export type VerdictRulesPublic = components['schemas']['VerdictRulesPublic'];
 export type $defs = Record<string, never>;
 export interface operations {
     predict: {
@@ -915,6 +1128,85 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelInfoPublic"];
+                };
+            };
+            /** @description Model not loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    get_model_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulesDocument"];
+                };
+            };
+            /** @description Model not loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    get_model_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description from GET /model/rules */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The TFLite model */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Not the model served now */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description Model not loaded */

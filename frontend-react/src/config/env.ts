@@ -7,6 +7,8 @@ const envSchema = z.object({
   VITE_TOP_K: z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(10)), 3),
   /** Longest side, in pixels, of the photo sent to the API. */
   VITE_UPLOAD_MAX_SIDE: z._default(z.coerce.number().check(z.int(), z.minimum(224), z.maximum(4096)), 1024),
+  /** How long the API gets to answer before the model on this phone answers instead. */
+  VITE_API_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.minimum(1000), z.maximum(120_000)), 8000),
   /** JPEG quality of the downscaled photo. */
   VITE_UPLOAD_JPEG_QUALITY: z._default(z.coerce.number().check(z.minimum(0.5), z.maximum(1)), 0.85),
 });
@@ -16,6 +18,7 @@ export type Env = {
   topK: number;
   uploadMaxSide: number;
   uploadJpegQuality: number;
+  apiTimeoutMs: number;
 };
 
 /** Validates raw environment values; throws with every problem listed when one is wrong. */
@@ -30,6 +33,7 @@ export function parseEnv(raw: Record<string, unknown>): Env {
     topK: values.VITE_TOP_K,
     uploadMaxSide: values.VITE_UPLOAD_MAX_SIDE,
     uploadJpegQuality: values.VITE_UPLOAD_JPEG_QUALITY,
+    apiTimeoutMs: values.VITE_API_TIMEOUT_MS,
   };
 }
 

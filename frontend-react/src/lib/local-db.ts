@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import type { IdentificationPublic } from '@/client/schema';
+import { withSource, type Identification } from './identification';
 
 /** Bytes and type of a Blob: stored instead of the Blob, which some Safari versions cannot keep in IndexedDB. */
 export type StoredBlob = { bytes: ArrayBuffer; type: string };
@@ -15,7 +15,7 @@ export function fromStoredBlob(stored: StoredBlob): Blob {
 export type HistoryRecord = {
   id: string;
   createdAt: number;
-  result: IdentificationPublic;
+  result: Identification;
   /** The photo as uploaded (already downscaled), kept for the heat map and for feedback. */
   photo: Blob;
   thumbnail: Blob | null;
@@ -42,6 +42,7 @@ export async function storeHistoryRecord(record: HistoryRecord): Promise<StoredH
 export function loadHistoryRecord(stored: StoredHistoryRecord): HistoryRecord {
   return {
     ...stored,
+    result: withSource(stored.result),
     photo: fromStoredBlob(stored.photo),
     thumbnail: stored.thumbnail ? fromStoredBlob(stored.thumbnail) : null,
   };

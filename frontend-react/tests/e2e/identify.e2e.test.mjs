@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startApi } from './support/api-server.mjs';
-import { launchChromium, newPhoneContext } from './support/browser.mjs';
+import { launchChromium, newPhoneContext, tellPageOffline } from './support/browser.mjs';
 import { ensureResultsDir, findFlyAgaricPhoto } from './support/paths.mjs';
 
 const resultsDir = ensureResultsDir();
@@ -144,6 +144,9 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
   });
 
   test('installable PWA: manifest, icons, a service worker; offline the shell opens and photos wait', async () => {
+    // Without the model kit (its rules file refused) the phone cannot answer offline, so photos
+    // wait in the queue; on-device answers have their own test (on-device.e2e.test.mjs).
+    await context.route('**/model/rules', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"detail":"refused by the test"}' }));
     const page = await context.newPage();
     await page.goto(api.baseUrl);
     const manifestHref = await page.locator('link[rel="manifest"]').getAttribute('href');
@@ -172,9 +175,15 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
     assert.deepEqual(manifestErrors, [], 'Chromium found manifest errors');
     await cdp.detach();
 
+    // Forget a model kit stored by the earlier pages (the route keeps a new one from being stored).
+    await page.evaluate(async () => {
+      for (const name of await caches.keys()) if (name.startsWith('mushroom-id-model-')) await caches.delete(name);
+    });
     await context.setOffline(true);
+    let backOnline = async () => undefined;
     try {
       await page.reload();
+      backOnline = await tellPageOffline(context, page);
       await page.getByTestId('offline-banner').waitFor();
       assert.match(await page.getByTestId('offline-banner').innerText(), /You are offline/);
       // Past answers (the fly agaric above) stay readable offline, thumbnails included.
@@ -190,9 +199,20 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
       await shot(page, '07-offline-queued.png');
     } finally {
       await context.setOffline(false);
+      await backOnline();
     }
-    await page.getByText('A saved photo was identified. See History.').waitFor({ timeout: 60_000 });
+    await page
+      .getByText('A saved photo was identified. See History.')
+      .waitFor({ timeout: 60_000 })
+      .catch(async (error) => {
+        await shot(page, '08-reconnect-failed.png');
+        throw error;
+      });
     assert.equal(await page.getByTestId('offline-banner').count(), 0);
+    // The answer, possibly DANGEROUS, replaces the "your photo is saved" card where the person looks.
+    await page.getByTestId('verdict-banner').waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByTestId('queued-card').count(), 0);
+    await context.unroute('**/model/rules');
     await page.close();
   });
 });

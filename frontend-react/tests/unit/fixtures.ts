@@ -1,4 +1,5 @@
-import type { IdentificationPublic, Verdict } from '@/client/schema';
+import type { Verdict } from '@/client/schema';
+import type { Identification } from '@/lib/identification';
 
 const DISCLAIMER = 'No app can tell whether a mushroom is safe to eat. Never eat a wild mushroom on the word of an app.';
 
@@ -9,8 +10,8 @@ const MESSAGES: Record<Verdict, string> = {
   not_a_mushroom: 'This photo does not seem to show a mushroom.',
 };
 
-/** A /predict answer for a verdict, shaped exactly like the API's IdentificationPublic. */
-export function identification(verdict: Verdict, overrides: Partial<IdentificationPublic> = {}): IdentificationPublic {
+/** A /predict answer for a verdict, shaped exactly like the API's IdentificationPublic, from the server. */
+export function identification(verdict: Verdict, overrides: Partial<Identification> = {}): Identification {
   return {
     request_id: `req${verdict.replace(/_/g, '')}0123456789abcdef`,
     verdict,
@@ -45,18 +46,21 @@ export function identification(verdict: Verdict, overrides: Partial<Identificati
         scientific_name: 'Amanita caesarea',
         common_names: ["Caesar's mushroom"],
         edibility: 'choice',
-        distinguishing_feature: 'Yellow gills and stem, and no white warts on the cap.',
+        distinguishing_feature: 'white gills and warts on the cap vs yellow gills and no warts',
       },
       {
         species: 'amanita_pantherina',
         scientific_name: 'Amanita pantherina',
         common_names: ['Panther cap'],
         edibility: 'deadly',
-        distinguishing_feature: 'Brown cap with white warts and a rimmed volva at the base.',
+        distinguishing_feature: 'scarlet cap vs brown cap with a rimmed volva at the base',
       },
     ],
+    genera: [{ genus: 'Amanita', family: 'Amanitaceae', probability: 0.94, holds_deadly: true, holds_poisonous: true }],
+    possibly_unknown_species: false,
     mushroom_score: verdict === 'not_a_mushroom' ? 0.05 : 0.97,
     model: { name: 'demo', version: '1' },
+    source: 'server',
     ...overrides,
   };
 }

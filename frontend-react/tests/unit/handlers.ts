@@ -33,6 +33,8 @@ export const catalog: SpeciesPublic[] = [
 export const defaultHandlers = [
   http.post('*/predict', () => HttpResponse.json(identification('dangerous'))),
   http.get('*/species', () => HttpResponse.json(catalog)),
+  // jsdom runs no WASM: the on-device model is never ready in these tests (Playwright runs it).
+  http.get('*/model/rules', () => HttpResponse.json({ detail: 'not in unit tests' }, { status: 503 })),
   http.post('*/feedback', async ({ request }) => {
     const body = (await request.json()) as FeedbackCreate;
     const feedback: FeedbackPublic = {

@@ -65,8 +65,24 @@ describe('identifying a photo', () => {
   it('goes back to the photo buttons from the answer', async () => {
     const user = await choosePhoto();
     await screen.findByRole('alert');
-    await user.click(screen.getByRole('button', { name: 'Identify another mushroom' }));
+    // At the top of the answer, not only after it.
+    const [top] = screen.getAllByRole('button', { name: 'New photo' });
+    expect(top?.compareDocumentPosition(screen.getByTestId('verdict-banner'))).toBe(Node.DOCUMENT_POSITION_FOLLOWING);
+    await user.click(top!);
     expect(screen.getByLabelText('Take a photo')).toHaveAttribute('capture', 'environment');
+  });
+
+  it('the Identify tab starts a new photo while an answer is shown', async () => {
+    const user = await choosePhoto();
+    await screen.findByRole('alert');
+    await user.click(screen.getByRole('button', { name: 'Identify' }));
+    expect(screen.getByLabelText('Take a photo')).toBeInTheDocument();
+    expect(screen.queryByTestId('verdict-banner')).not.toBeInTheDocument();
+  });
+
+  it('shows the disclaimer on the home screen', async () => {
+    render(<App />);
+    expect(await screen.findByRole('complementary', { name: 'Important' })).toHaveTextContent(/no app can tell/i);
   });
 });
 
@@ -120,15 +136,17 @@ describe('identification errors', () => {
       http.post('*/predict', () => (down ? HttpResponse.error() : HttpResponse.json(identification('edible')))),
     );
     const user = await choosePhoto();
-    const error = await screen.findByTestId('identify-error');
-    expect(within(error).getByRole('heading')).toHaveTextContent('No connection');
-    expect(error).toHaveTextContent(/your photo is saved/i);
+    const card = await screen.findByTestId('queued-card');
+    expect(card).toHaveTextContent(/your photo is saved/i);
     expect(await screen.findByText('1 photo is waiting to be identified.')).toBeInTheDocument();
-    expect(within(error).queryByRole('button', { name: 'Try again' })).not.toBeInTheDocument();
+    expect(within(card).queryByRole('button', { name: 'Try again' })).not.toBeInTheDocument();
 
     down = false;
     window.dispatchEvent(new Event('online'));
     expect(await screen.findByText('A saved photo was identified. See History.')).toBeInTheDocument();
+    // The answer replaces the waiting card where the person is looking.
+    expect(await screen.findByTestId('verdict-banner')).toHaveAttribute('data-verdict', 'edible');
+    expect(screen.queryByTestId('queued-card')).not.toBeInTheDocument();
     await user.click(screen.getByRole('button', { name: 'History' }));
     const list = await screen.findByTestId('history-list');
     expect(list).toHaveTextContent('Likely an edible species');

@@ -5,7 +5,7 @@ import { fitWithin, preparePhoto } from '@/lib/downscale-image';
 
 describe('parseEnv', () => {
   it('fills defaults: same-origin API, top 3, 1024 px JPEG at 0.85', () => {
-    expect(parseEnv({})).toEqual({ apiBaseUrl: '', topK: 3, uploadMaxSide: 1024, uploadJpegQuality: 0.85 });
+    expect(parseEnv({})).toEqual({ apiBaseUrl: '', topK: 3, uploadMaxSide: 1024, uploadJpegQuality: 0.85, apiTimeoutMs: 8000 });
   });
 
   it('reads and coerces values, dropping a trailing slash', () => {

@@ -36,14 +36,41 @@ describe('IdentificationResult', () => {
     const items = within(screen.getByTestId('lookalike-list')).getAllByRole('listitem');
     expect(items.map((item) => item.dataset.species)).toEqual(['amanita_pantherina', 'amanita_caesarea']);
     expect(items[0]).toHaveTextContent('Deadly');
-    expect(items[0]).toHaveTextContent('How to tell them apart: Brown cap with white warts');
-    expect(items[1]).toHaveTextContent('Yellow gills and stem');
+    // Each side of the feature is named: the predicted species' trait, then the look-alike's.
+    expect(items[0]).toHaveTextContent('How to tell Fly agaric from Panther cap:');
+    expect(items[0]).toHaveTextContent('Fly agaric:scarlet cap');
+    expect(items[0]).toHaveTextContent('Panther cap:brown cap with a rimmed volva at the base');
+    expect(items[1]).toHaveTextContent("Caesar's mushroom:yellow gills and no warts");
+  });
+
+  it('no mushroom found: only the advice to take another photo', () => {
+    render(<IdentificationResult result={identification('not_a_mushroom')} photo={new Blob(['x'], { type: 'image/jpeg' })} isOnline feedbackSlot={<p>feedback form</p>} />);
+    expect(screen.getByTestId('verdict-banner')).toHaveAttribute('data-verdict', 'not_a_mushroom');
+    expect(screen.queryByTestId('prediction-list')).not.toBeInTheDocument();
+    expect(screen.queryByTestId('lookalike-list')).not.toBeInTheDocument();
+    expect(screen.queryByText(/poisonous|choice edible/i)).not.toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Show where the model looked' })).not.toBeInTheDocument();
+    expect(screen.queryByText('feedback form')).not.toBeInTheDocument();
+    expect(screen.getByText(/fill the photo with one mushroom/i)).toBeInTheDocument();
+    // The judged photo itself stays visible.
+    expect(screen.getByTestId('judged-photo')).toBeInTheDocument();
+  });
+
+  it('shows the judged photo, with the heat map toggle by it', () => {
+    render(<IdentificationResult result={identification('dangerous')} photo={new Blob(['x'], { type: 'image/jpeg' })} isOnline />);
+    expect(screen.getByRole('img', { name: 'The photo that was identified' })).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Show where the model looked' })).toBeEnabled();
+  });
+
+  it('says which one answered: this phone or the server', () => {
+    render(<IdentificationResult result={identification('dangerous', { source: 'device' })} photo={null} isOnline={false} />);
+    expect(screen.getByTestId('answered-by')).toHaveTextContent('Answered on this phone by model demo 1.');
   });
 
   it('shows the disclaimer and the model that answered', () => {
     render(<IdentificationResult result={identification('edible')} photo={null} isOnline />);
     expect(screen.getByRole('complementary', { name: 'Important' })).toHaveTextContent(/no app can tell/i);
-    expect(screen.getByText('Model demo 1')).toBeInTheDocument();
+    expect(screen.getByText('Answered by the server, model demo 1.')).toBeInTheDocument();
   });
 
   it('says so when the top species has no listed look-alikes', () => {

@@ -27,6 +27,7 @@ from mushroom_common.bundle import (
 )
 from mushroom_common.catalog import load_catalog
 from mushroom_common.registry import ModelRegistry
+from mushroom_common.rules_export import write_rules_file
 from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage, open_storage
 from mushroom_common.verdict import VerdictRules
@@ -423,6 +424,8 @@ def export(
         files=hash_bundle_files(bundle_dir),
     )
     write_metadata(bundle_dir, metadata)
+    # The phone's copy of the rules and catalog facts (frontend on-device identification).
+    write_rules_file(bundle_dir, metadata, catalog)
     uri = ModelRegistry(storage).publish(bundle_dir)
     with start_run(storage, settings, config.run_name, run_id=info.run_id) as tracker:
         for v in variants:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mushroom_common.bundle import read_metadata, verify_bundle
 from mushroom_common.catalog import load_catalog
 from mushroom_common.registry import ModelRegistry
+from mushroom_common.rules_export import RULES_FILE, RulesDocument
 from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage
 from mushroom_training.cli import app
@@ -103,6 +104,12 @@ def test_bundle_metadata_follows_the_contract(
     for plot in report["plots"].values():
         assert (tmp_path / plot).stat().st_size > 1000
     assert "## Variants (test split)" in (tmp_path / "report.md").read_text()
+    # The phone's rules file names the served model by its hash and uses the bundle's thresholds.
+    rules = RulesDocument.model_validate_json((tmp_path / RULES_FILE).read_text())
+    assert rules.labels == metadata.labels
+    served = next(f for f in metadata.files if f.path == metadata.variant().path)
+    assert (rules.model.sha256, rules.model.size_bytes) == (served.sha256, served.size_bytes)
+    assert rules.rules.danger_threshold == metadata.decision_rules.danger_threshold
 
 
 def _test_images(storage: Storage, good: Trained) -> tuple[np.ndarray, np.ndarray]:

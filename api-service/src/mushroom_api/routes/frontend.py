@@ -1,10 +1,14 @@
-"""The built frontend at `/`: static files with a fallback to index.html for client routes."""
+"""The built frontend at `/`: its files, and index.html at the root.
+
+The app has no client-side routes (its screens are state, not addresses), so every other
+address answers 404: a mistyped API path (`/health`) or a missing file must not look like a page.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
 
 # First path segments that belong to the API: never answered with the frontend.
@@ -20,11 +24,17 @@ API_SEGMENTS = frozenset(
         "readyz",
         "metrics",
         "docs",
+        "docs-assets",
         "redoc",
         "openapi.json",
     }
 )
 NO_CACHE_FILES = frozenset({"sw.js", "index.html", "manifest.webmanifest"})
+
+
+def is_api_path(path: str) -> bool:
+    """Whether an address (with or without its leading '/') belongs to the API."""
+    return path.lstrip("/").split("/", 1)[0] in API_SEGMENTS
 
 
 def _cache_control(relative: str) -> str:
@@ -43,17 +53,25 @@ def frontend_router(dist: Path) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.api_route("/{path:path}", methods=["GET", "HEAD"])
-    def frontend(path: str) -> FileResponse:
-        """Serve a frontend file, or index.html for the app's own routes."""
-        segment = path.split("/", 1)[0]
-        if segment in API_SEGMENTS:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no page /{path}.")
-        candidate = (root / path).resolve()
-        if path and candidate.is_relative_to(root) and candidate.is_file():
-            relative = candidate.relative_to(root).as_posix()
-            return FileResponse(candidate, headers={"Cache-Control": _cache_control(relative)})
-        if "." in path.rsplit("/", 1)[-1] or not index.is_file():
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no file /{path}.")
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+    def frontend(path: str, request: Request) -> FileResponse:
+        """Serve a frontend file, or index.html at the root."""
+        if not is_api_path(path):
+            candidate = (root / path).resolve()
+            if path and candidate.is_relative_to(root) and candidate.is_file():
+                relative = candidate.relative_to(root).as_posix()
+                headers = {"Cache-Control": _cache_control(relative)}
+                packed = candidate.with_name(candidate.name + ".gz")
+                if (
+                    candidate.suffix == ".wasm"
+                    and packed.is_file()
+                    and "gzip" in request.headers.get("accept-encoding", "")
+                ):
+                    # The build stores the large WASM runtime gzipped too: a third of the bytes.
+                    headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+                    return FileResponse(packed, media_type="application/wasm", headers=headers)
+                return FileResponse(candidate, headers=headers)
+            if not path and index.is_file():
+                return FileResponse(index, headers={"Cache-Control": "no-cache"})
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is nothing at /{path}.")
 
     return router

@@ -18,6 +18,7 @@ export const en = {
   progress: {
     preparing: 'Preparing your photo…',
     uploading: 'Identifying your mushroom…',
+    onDevice: 'Identifying on this phone…',
     cancel: 'Cancel',
   },
   verdict: {
@@ -42,20 +43,38 @@ export const en = {
     probabilityAboveMax: 'Over 99% likely',
     lookalikes: 'Look-alikes',
     lookalikesIntro: 'These species look similar. Check the feature that tells them apart.',
-    howToTell: 'How to tell them apart:',
+    howToTell: (species: string, lookalike: string) => `How to tell ${species} from ${lookalike}:`,
+    traitOf: (name: string) => `${name}:`,
     noLookalikes: 'No look-alikes are listed for this species.',
     edibilityLabel: 'Edibility:',
-    newPhoto: 'Identify another mushroom',
-    model: (name: string, version: string) => `Model ${name} ${version}`,
+    newPhoto: 'New photo',
+    photoAlt: 'The photo that was identified',
+    notAMushroomTips: [
+      'Fill the photo with one mushroom.',
+      'Show the cap and the stem; turn it to show the underside if you can.',
+      'Use good light and hold the phone still.',
+    ],
+    answeredBy: {
+      device: (name: string, version: string) => `Answered on this phone by model ${name} ${version}.`,
+      server: (name: string, version: string) => `Answered by the server, model ${name} ${version}.`,
+    },
+    feedbackNeedsServer: 'Feedback is for answers from the server; this one came from the model on this phone.',
   },
   edibility: {
     deadly: 'Deadly',
     poisonous: 'Poisonous',
+    unknown: 'Edibility unknown',
     inedible: 'Not edible',
     edible_when_cooked: 'Edible only when cooked',
     edible: 'Edible',
     choice: 'Choice edible',
   } satisfies Record<Edibility, string>,
+  onDevice: {
+    loading: 'Getting the model ready for offline use…',
+    ready: (megabytes: string) => `Ready to identify offline (${megabytes} MB downloaded).`,
+    loadedNotStored: 'This phone can identify photos itself, but the model is not stored for offline use yet.',
+    unavailable: 'Identifying without a connection is not available on this device; photos taken offline wait until you are back online.',
+  },
   heatmap: {
     show: 'Show where the model looked',
     hide: 'Hide heat map',
@@ -63,6 +82,7 @@ export const en = {
     alt: (name: string) => `Heat map over your photo: warm areas most influenced the ${name} prediction.`,
     failed: 'The heat map could not be made.',
     offline: 'The heat map needs a connection.',
+    onDevice: 'The heat map comes from the server; it is not available for answers made on this phone.',
   },
   feedback: {
     heading: 'Was this right?',
@@ -90,6 +110,7 @@ export const en = {
   },
   offline: {
     banner: 'You are offline. Past identifications still work. New photos are kept and identified when you are back online.',
+    bannerOnDevice: 'You are offline. This phone identifies new photos itself.',
     queued: (count: number) =>
       count === 1 ? '1 photo is waiting to be identified.' : `${count} photos are waiting to be identified.`,
     queuedNow: 'You are offline. Your photo is saved and will be identified when the connection returns.',
@@ -114,6 +135,8 @@ export const en = {
     dismiss: 'Choose another photo',
   },
   disclaimerHeading: 'Important',
+  disclaimer:
+    'No app can tell whether a mushroom is safe to eat. Never eat a wild mushroom because an app named it: have it checked in person by an expert.',
 } as const;
 
 export type Strings = typeof en;

@@ -32,3 +32,22 @@ export function newPhoneContext(browser) {
     serviceWorkers: 'allow',
   });
 }
+
+/**
+ * After `context.setOffline(true)`, makes sure a page that navigated since knows it is offline.
+ * Chromium quirk: a navigation that lands in a new renderer process escapes Playwright's offline
+ * emulation of `navigator.onLine` (no request gets out, but the page believes it is online).
+ * DevTools' own network emulation tells the page, as a phone's radio would.
+ */
+export async function tellPageOffline(context, page) {
+  if (!(await page.evaluate(() => navigator.onLine))) return async () => undefined;
+  const cdp = await context.newCDPSession(page);
+  const conditions = { latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: true, ...conditions });
+  // Call with the context back online.
+  return async () => {
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, ...conditions });
+    await cdp.detach();
+  };
+}

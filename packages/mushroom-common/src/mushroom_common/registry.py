@@ -210,10 +210,10 @@ class ModelRegistry:
             name: model name.
             version: bundle version.
             target: local folder (created; files already there are overwritten).
-            paths: bundle files to copy besides metadata.json (default: every file).
+            paths: bundle files to copy besides metadata.json (default: the whole folder).
 
         Returns:
-            The bundle's metadata (also written to `target/metadata.json`).
+            The bundle's metadata (`target/metadata.json` is written too).
 
         Raises:
             InvalidBundleError: a file is missing or does not match its recorded hash.
@@ -223,19 +223,22 @@ class ModelRegistry:
         wanted = [f.path for f in metadata.files] if paths is None else paths
         target.mkdir(parents=True, exist_ok=True)
         try:
-            if paths is None and not metadata.files:
-                # Bundles without recorded hashes (hand-made ones): copy the whole folder.
+            if paths is None:
+                # The whole folder, files written after the hashes (rules.json) included.
                 self.storage.download_tree(prefix, target)
-            for rel in wanted:
-                check_relative_path(rel)
-                self.storage.download_file(f"{prefix}/{rel}", target / rel)
+            else:
+                for rel in wanted:
+                    check_relative_path(rel)
+                    self.storage.download_file(f"{prefix}/{rel}", target / rel)
+                (target / METADATA_FILE).write_text(
+                    metadata.model_dump_json(indent=2) + "\n", "utf-8"
+                )
         except ObjectNotFoundError as exc:
             raise InvalidBundleError(f"bundle {name}/{version} lacks a file: {exc}") from exc
         except StorageError as exc:
             raise RegistryUnavailableError(
                 f"bundle {name}/{version} cannot be downloaded: {exc}"
             ) from exc
-        (target / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n", "utf-8")
         if metadata.files:
             try:
                 verify_bundle(target, metadata, wanted)

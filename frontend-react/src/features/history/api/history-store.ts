@@ -1,10 +1,10 @@
-import type { IdentificationPublic } from '@/client/api-client';
+import type { Identification } from '@/lib/identification';
 import { getLocalDb, monotonicNow, loadHistoryRecord, newId, storeHistoryRecord, trackWrite, type HistoryRecord } from '@/lib/local-db';
 
 export type { HistoryRecord };
 
 /** Keeps one identification on this device. */
-export function addHistory(result: IdentificationPublic, photo: Blob, thumbnail: Blob | null): Promise<HistoryRecord> {
+export function addHistory(result: Identification, photo: Blob, thumbnail: Blob | null): Promise<HistoryRecord> {
   return trackWrite(async () => {
     const record: HistoryRecord = { id: newId(), createdAt: monotonicNow(), result, photo, thumbnail };
     const stored = await storeHistoryRecord(record);

@@ -35,7 +35,8 @@ export function HistoryList({ version, onOpen }: HistoryListProps) {
         <>
           <ul className="history__list" data-testid="history-list">
             {records.map((record) => {
-              const top = record.result.predictions[0];
+              // "No mushroom found" names no species: the model's guess for such a photo means nothing.
+              const top = record.result.verdict === 'not_a_mushroom' ? undefined : record.result.predictions[0];
               const name = top ? top.scientific_name : t.verdict.titles[record.result.verdict];
               const danger = record.result.verdict === 'dangerous' || (top ? isDangerousEdibility(top.edibility) : false);
               return (
@@ -47,9 +48,11 @@ export function HistoryList({ version, onOpen }: HistoryListProps) {
                         {danger ? <span aria-hidden="true">⚠ </span> : null}
                         {t.verdict.titles[record.result.verdict]}
                       </span>
-                      <span className="prediction__scientific" lang="la">
-                        {name}
-                      </span>
+                      {top ? (
+                        <span className="prediction__scientific" lang="la">
+                          {name}
+                        </span>
+                      ) : null}
                       <span className="muted small">{dateFormat.format(record.createdAt)}</span>
                     </span>
                   </button>

@@ -1,13 +1,13 @@
 import { t } from '@/lib/i18n';
 
 type IdentifyProgressProps = {
-  stage: 'preparing' | 'uploading';
+  stage: 'preparing' | 'uploading' | 'on-device';
   onCancel: () => void;
 };
 
 /** An indeterminate progress state announced to screen readers. */
 export function IdentifyProgress({ stage, onCancel }: IdentifyProgressProps) {
-  const label = stage === 'preparing' ? t.progress.preparing : t.progress.uploading;
+  const label = { preparing: t.progress.preparing, uploading: t.progress.uploading, 'on-device': t.progress.onDevice }[stage];
   return (
     <section className="progress" aria-busy="true">
       <div className="progress__spinner" aria-hidden="true" />

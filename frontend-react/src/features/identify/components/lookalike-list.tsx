@@ -13,8 +13,39 @@ export function sortLookalikes(lookalikes: LookalikePublic[]): LookalikePublic[]
     .map(({ lookalike }) => lookalike);
 }
 
-/** The top species' look-alikes with the feature that tells each apart. */
-export function LookalikeList({ lookalikes }: { lookalikes: LookalikePublic[] }) {
+/** The catalog writes each feature as '<the predicted species' trait> vs <the look-alike's trait>'. */
+export function splitFeature(feature: string): { species: string; lookalike: string } | null {
+  const parts = feature.split(/\s+vs\.?\s+/);
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return null;
+  return { species: parts[0], lookalike: parts[1] };
+}
+
+function TellApart({ feature, speciesName, lookalikeName }: { feature: string; speciesName: string; lookalikeName: string }) {
+  const sides = splitFeature(feature);
+  return (
+    <div className="lookalike__feature">
+      <p>
+        <strong>{t.result.howToTell(speciesName, lookalikeName)}</strong>
+        {sides ? null : ` ${feature}`}
+      </p>
+      {sides ? (
+        <dl className="tell-apart">
+          <div>
+            <dt>{t.result.traitOf(speciesName)}</dt>
+            <dd>{sides.species}</dd>
+          </div>
+          <div>
+            <dt>{t.result.traitOf(lookalikeName)}</dt>
+            <dd>{sides.lookalike}</dd>
+          </div>
+        </dl>
+      ) : null}
+    </div>
+  );
+}
+
+/** The top species' look-alikes with the feature that tells each apart, each side named. */
+export function LookalikeList({ lookalikes, speciesName }: { lookalikes: LookalikePublic[]; speciesName: string }) {
   return (
     <section className="card" aria-labelledby="lookalikes-heading">
       <h3 id="lookalikes-heading">{t.result.lookalikes}</h3>
@@ -37,9 +68,11 @@ export function LookalikeList({ lookalikes }: { lookalikes: LookalikePublic[] })
                   <EdibilityBadge edibility={lookalike.edibility} />
                 </div>
                 {lookalike.common_names[0] ? <span className="prediction__common">{lookalike.common_names[0]}</span> : null}
-                <p className="lookalike__feature">
-                  <strong>{t.result.howToTell}</strong> {lookalike.distinguishing_feature}
-                </p>
+                <TellApart
+                  feature={lookalike.distinguishing_feature}
+                  speciesName={speciesName}
+                  lookalikeName={lookalike.common_names[0] ?? lookalike.scientific_name}
+                />
               </li>
             ))}
           </ul>

@@ -34,9 +34,10 @@ export function useOfflineQueue({ isOnline, send, retryMs = 30_000 }: UseOffline
   }, [refresh]);
 
   const enqueue = useCallback(
-    async (photo: Blob, fileName: string) => {
-      await enqueuePhoto(photo, fileName);
+    async (photo: Blob, fileName: string): Promise<string> => {
+      const item = await enqueuePhoto(photo, fileName);
       await refresh();
+      return item.id;
     },
     [refresh],
   );

@@ -1,0 +1,18 @@
+import { render, screen, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { addHistory, HistoryList } from '@/features/history';
+import { identification } from './fixtures';
+
+describe('history', () => {
+  it('a "no mushroom found" answer names no species', async () => {
+    await addHistory(identification('not_a_mushroom'), new Blob(['x'], { type: 'image/jpeg' }), null);
+    await addHistory(identification('dangerous'), new Blob(['y'], { type: 'image/jpeg' }), null);
+    render(<HistoryList version={1} onOpen={() => undefined} />);
+    const items = within(await screen.findByTestId('history-list')).getAllByRole('listitem');
+    expect(items).toHaveLength(2);
+    // Newest first: the fly agaric, then the photo without a mushroom.
+    expect(items[0]).toHaveTextContent('Amanita muscaria');
+    expect(items[1]).toHaveTextContent('No mushroom found');
+    expect(items[1]).not.toHaveTextContent('Amanita muscaria');
+  });
+});
