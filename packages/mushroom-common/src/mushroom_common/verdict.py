@@ -305,17 +305,18 @@ def judge(
             )
         else:
             message = (
-                f"This looks most like {display_name(top)} (the model is {percent(top_prob)} "
-                f"sure), but it could be {display_name(entry)}, which is {kind}: do not eat it."
+                f"This looks most like {display_name(top)}, but it could be "
+                f"{display_name(entry)}, which is {kind}: the model gives deadly and poisonous "
+                f"species a {percent(dangerous_mass)} chance together, so do not eat it."
             )
         return answer(Verdict.DANGEROUS, message)
 
     if possibly_unknown:
         return answer(
             Verdict.UNCERTAIN,
-            "This may be a species the model does not know: the closest match is "
-            f"{display_name(top)} (the model is {percent(top_prob)} sure), so do not eat it "
-            "without an expert's check.",
+            "This may be a species the model does not know: it is only "
+            f"{percent(top_prob)} sure of its closest match, {display_name(top)}, so do not eat "
+            "it without an expert's check.",
         )
 
     if top.edibility.is_edible and top_prob >= rules.edible_threshold:
@@ -345,8 +346,8 @@ def judge(
 
     return answer(
         Verdict.UNCERTAIN,
-        f"The model is not sure: the closest match is {display_name(top)} (the model is "
-        f"{percent(top_prob)} sure), so do not eat it without an expert's check.",
+        f"The model is not sure: it is {percent(top_prob)} sure of its closest match, "
+        f"{display_name(top)}, so do not eat it without an expert's check.",
     )
 
 

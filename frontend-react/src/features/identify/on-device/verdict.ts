@@ -197,16 +197,16 @@ export function judge(rules: RulesDocument, input: JudgeInput): Judgement {
     const message =
       worst.id === top.id
         ? `The model is ${percent(worst.prob)} sure this is ${displayName(worst.entry)}, which is ${kind}: do not eat it.`
-        : `This looks most like ${displayName(top.entry)} (the model is ${percent(topProb)} sure), but it could be ` +
-          `${displayName(worst.entry)}, which is ${kind}: do not eat it.`;
+        : `This looks most like ${displayName(top.entry)}, but it could be ${displayName(worst.entry)}, which is ` +
+          `${kind}: the model gives deadly and poisonous species a ${percent(dangerousMass)} chance together, so do not eat it.`;
     return answer('dangerous', message);
   }
 
   if (possiblyUnknown) {
     return answer(
       'uncertain',
-      'This may be a species the model does not know: the closest match is ' +
-        `${displayName(top.entry)} (the model is ${percent(topProb)} sure), so do not eat it without an expert's check.`,
+      `This may be a species the model does not know: it is only ${percent(topProb)} sure of its closest match, ` +
+        `${displayName(top.entry)}, so do not eat it without an expert's check.`,
     );
   }
 
@@ -240,7 +240,7 @@ export function judge(rules: RulesDocument, input: JudgeInput): Judgement {
 
   return answer(
     'uncertain',
-    `The model is not sure: the closest match is ${displayName(top.entry)} (the model is ${percent(topProb)} sure), ` +
+    `The model is not sure: it is ${percent(topProb)} sure of its closest match, ${displayName(top.entry)}, ` +
       "so do not eat it without an expert's check.",
   );
 }
