@@ -1,26 +1,69 @@
 # Thin targets; CI calls the same ones. `make run` and `make test` are the README's two commands.
+# `make run` installs only what serving needs (the API, the contract package, the built web app);
+# `make test` and `make dev` install the whole workspace (TensorFlow, MLflow, KFP, linters).
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv from PATH, else the copy the bootstrap puts in .tools/ (never `pip --user` into the system).
+TOOLS_DIR := $(CURDIR)/.tools
+export PATH := $(TOOLS_DIR)/bin:$(PATH)
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(TOOLS_DIR)/bin/uv")
+HOST ?= 127.0.0.1
+PORT ?= 8000
+FRONTEND := frontend-react
+NPM_STAMP := $(FRONTEND)/node_modules/.package-lock.sha256
 PY_DIRS := packages data-collector model-training api-service pipeline benchmarks deployment conftest.py
 PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
-.PHONY: setup setup-python setup-frontend setup-browser run test lint typecheck check-client test-python test-frontend test-e2e pipeline bench clean
+.PHONY: setup setup-uv setup-api setup-python setup-frontend setup-browser check-python check-node \
+	frontend-deps run dev test lint typecheck check-client test-python test-frontend test-e2e pipeline \
+	bench clean
 
 setup: setup-python setup-frontend
 
-setup-python:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv>=0.5,<1" || python3 -m pip install --quiet "uv>=0.5,<1"
+setup-uv:
+	@test -x "$(UV)" || { python3 -m venv "$(TOOLS_DIR)" >/dev/null 2>&1 && "$(TOOLS_DIR)/bin/pip" install --quiet "uv>=0.5,<1"; } \
+	  || { echo "Cannot install uv: install it (https://docs.astral.sh/uv/) or Debian's python3-venv (apt-get install python3-venv), then run make again." >&2; exit 1; }
+
+check-python: setup-uv
+	@UV_PYTHON_DOWNLOADS=never $(UV) python find 3.11 >/dev/null 2>&1 \
+	  || { echo "Python 3.11 is missing: install it (Debian 12: apt-get install python3; others: uv python install 3.11), then run make again." >&2; exit 1; }
+
+check-node:
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null && command -v npm >/dev/null \
+	  || { echo "Node.js 20.19 or newer with npm is missing (Debian 12's own nodejs is 18): install Node.js 20 (nodejs.org, NodeSource or nvm), then run make again." >&2; exit 1; }
+
+setup-api: check-python
+	$(UV) sync --frozen --inexact --no-dev --package mushroom-api
+
+setup-python: check-python
 	$(UV) sync --frozen --all-packages --all-extras
 
-setup-frontend:
-	cd frontend-react && npm ci --no-audit --no-fund && npm run build
+# npm ci only when node_modules was installed from a different package-lock.json, or without the
+# dev packages that tests need. `make run` needs only what builds the app (NPM_OMIT=dev: no test
+# tools, about a tenth of the packages); a full install serves both.
+NPM_OMIT ?=
+frontend-deps: check-node
+	@want="$$(sha256sum $(FRONTEND)/package-lock.json | cut -d' ' -f1)"; have="$$(cat $(NPM_STAMP) 2>/dev/null || true)"; \
+	if [ "$$have" = "$$want all" ] || [ -n "$(NPM_OMIT)" -a "$$have" = "$$want omit-$(NPM_OMIT)" ]; then echo "node_modules matches package-lock.json: npm ci skipped"; \
+	else (cd $(FRONTEND) && npm ci --no-audit --no-fund $(if $(NPM_OMIT),--omit=$(NPM_OMIT))) && echo "$$want $(if $(NPM_OMIT),omit-$(NPM_OMIT),all)" > $(NPM_STAMP); fi
+
+# The web app, rebuilt only when a source file is newer than the last build (type checks: make lint).
+FRONTEND_INPUTS := $(shell find $(FRONTEND)/src $(FRONTEND)/public $(FRONTEND)/sw $(FRONTEND)/vite-plugins -type f 2>/dev/null) \
+	$(wildcard $(FRONTEND)/index.html $(FRONTEND)/vite.config.ts $(FRONTEND)/package-lock.json)
+$(FRONTEND)/dist/index.html: $(FRONTEND_INPUTS) | frontend-deps
+	cd $(FRONTEND) && npx vite build --logLevel warn
+
+setup-frontend: frontend-deps $(FRONTEND)/dist/index.html
 
 setup-browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-run: setup
-	$(UV) run mushroom-api
+# Python packages and npm packages download side by side; then the server starts.
+run:
+	$(MAKE) --no-print-directory -j2 setup-api setup-frontend NPM_OMIT=dev
+	$(UV) run --no-sync mushroom-api --host $(HOST) --port $(PORT)
+
+dev: setup
 
 lint:
 	$(UV) run ruff check $(PY_DIRS)
@@ -36,21 +79,22 @@ test-python:
 	$(UV) run pytest -q --cov --cov-report= packages data-collector model-training api-service pipeline deployment benchmarks
 	$(UV) run python deployment/scripts/coverage_table.py
 
-test-frontend:
-	cd frontend-react && npm run lint && npm test
+test-frontend: setup-frontend
+	cd $(FRONTEND) && npm run lint && npm test
 
-test-e2e: setup-browser
-	cd frontend-react && npm run test:e2e
+test-e2e: setup-browser setup-frontend
+	cd $(FRONTEND) && npm run test:e2e:built
 
 test: setup setup-browser lint typecheck check-client test-python test-frontend test-e2e
 
 pipeline: setup-python
-	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field
+	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field --import-folder ../shared/data/web-species
 
 bench: setup-python
 	$(UV) run python benchmarks/inference.py
 	$(UV) run python benchmarks/api_load.py
+	$(UV) run python benchmarks/hot_path.py
 	$(UV) run python benchmarks/train.py
 
 clean:
-	rm -rf .venv frontend-react/node_modules frontend-react/dist mushroom-data
+	rm -rf .venv .tools $(FRONTEND)/node_modules $(FRONTEND)/dist mushroom-data

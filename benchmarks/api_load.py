@@ -1,12 +1,17 @@
-"""POST /predict under load: the real API against the course-style baseline, in one run.
+"""POST /predict under load: API variants against the course-style baseline, in one run.
 
 Starts `mushroom-api` on 127.0.0.1 (a free port, an empty storage root, so it serves the bundle
-given as its fallback), records cold start to a ready /readyz, then drives /predict with a bounded
-load generator (httpx, asyncio, a fixed number of requests per level) at each concurrency, with a
-1 MB camera JPEG and with the frontend's ~1024 px upload. Then the same load against
+given as its fallback) once per variant (`--variant NAME:ARGS`: other options or environment, e.g.
+`--workers 1` against `--workers 2`, or older code through PYTHONPATH), records each one's cold
+start to a ready /readyz, then drives /predict with a bounded load generator (httpx, asyncio, a
+fixed number of requests per level) at each concurrency, the variants taking turns at every level,
+with a 1 MB camera JPEG and with the frontend's ~1024 px upload. Then the same load against
 benchmarks/baseline_server.py (Keras `model.predict` per request, tf.io.decode_jpeg, resize, /255)
-serving the same model, and the ratio. Targets are printed next to the numbers; `--profile` samples
-the API process with py-spy under load and prints where its time goes.
+serving the same model, and the ratio. Next to req/s it reports the server's own CPU per request
+(every process of the server, from /proc/<pid>/stat), the peak RSS of each worker, and a capacity
+table: requests per second per vCPU, per pod at the HPA target of deployment/k8s, and the cost of
+a million predictions on GKE Autopilot. Targets are printed next to the numbers; `--profile`
+samples the API with py-spy under load and prints where its time goes.
 
 The load generator runs on the same machine as the server, so it takes some of the CPU too.
 
@@ -20,6 +25,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -103,7 +109,7 @@ class LevelResult:
     wall_s: float
     requests_per_s: float
     latency: LatencySummary | None
-    server_cpu_ms_per_request: float | None = None  # all the server's threads, user + system
+    server_cpu_ms_per_request: float | None = None  # every server process and thread, user + system
     client_cpu_ms_per_request: float | None = None  # the load generator's own CPU
 
 
@@ -197,6 +203,56 @@ def process_cpu_seconds(pid: int) -> float | None:
     return parse_proc_stat_cpu(text, os.sysconf("SC_CLK_TCK"))
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and all its living descendants (uvicorn's workers are children of the parent).
+
+    Args:
+        pid: the root process.
+
+    Returns:
+        The pids, the root first; empty when the root is gone.
+    """
+    if not Path(f"/proc/{pid}").exists():
+        return []
+    found = [pid]
+    for parent in found:
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in children.read_text().split()]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds used by a process and its living descendants, or None where /proc cannot tell."""
+    pids = process_tree(pid)
+    seconds = [process_cpu_seconds(p) for p in pids]
+    known = [s for s in seconds if s is not None]
+    return sum(known) if known else None
+
+
+def parse_peak_rss_kib(status_text: str) -> int | None:
+    """`VmHWM` (the peak resident set size, KiB) from the text of `/proc/<pid>/status`."""
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status_text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def serving_peak_rss_mib(pid: int) -> list[float]:
+    """Peak RSS (MiB) of each process that serves requests: the workers, else the process itself.
+
+    With `--workers N` the root is uvicorn's supervisor, which only forks and watches; its
+    children are the ones that load the model and answer.
+    """
+    pids = process_tree(pid)
+    serving = pids[1:] or pids
+    peaks = []
+    for p in serving:
+        with contextlib.suppress(OSError):
+            kib = parse_peak_rss_kib(Path(f"/proc/{p}/status").read_text())
+            if kib is not None:
+                peaks.append(kib / 1024)
+    return peaks
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -257,13 +313,22 @@ def stop_server_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def api_command(port: int) -> list[str]:
-    """`mushroom-api --host 127.0.0.1 --port N` from this environment."""
+def api_command(port: int, extra_args: Sequence[str] = ()) -> list[str]:
+    """`mushroom-api --host 127.0.0.1 --port N [extra args]` from this environment."""
     script = Path(sys.executable).with_name("mushroom-api")
     executable = [str(script)] if script.exists() else [shutil.which("mushroom-api") or ""]
     if not executable[0]:
         executable = [sys.executable, "-m", "mushroom_api.cli"]
-    return [*executable, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    return [
+        *executable,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "info",
+        *extra_args,
+    ]
 
 
 def model_load_seconds(log_text: str) -> float | None:
@@ -480,6 +545,8 @@ def profile_api(
             "--output",
             str(out_path),
             "--nonblocking",
+            # With --workers N the pid is uvicorn's supervisor: sample its workers too.
+            "--subprocesses",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -533,18 +600,30 @@ def _rps(levels: Sequence[LevelResult], server: str, photo: str, concurrency: in
     return None
 
 
-def evaluate_targets(levels: Sequence[LevelResult], api_cold_start_s: float | None) -> list[Target]:
-    """The issue's targets against this run's numbers (None where the run did not measure it)."""
-    one_mb, upload = LOAD_PHOTOS
-    p50_1mb = _p50(levels, "api", one_mb, 1)
-    p50_upload = _p50(levels, "api", upload, 1)
-    saturated = max(
-        (lvl.requests_per_s for lvl in levels if lvl.server == "api" and lvl.photo == one_mb),
+def _cpu(levels: Sequence[LevelResult], server: str, photo: str) -> float | None:
+    """Server CPU ms per request at the most loaded level measured (the capacity figure)."""
+    mine = [lvl for lvl in levels if (lvl.server, lvl.photo) == (server, photo)]
+    loaded = max(mine, key=lambda lvl: lvl.concurrency, default=None)
+    return loaded.server_cpu_ms_per_request if loaded else None
+
+
+def _saturated(levels: Sequence[LevelResult], server: str, photo: str) -> float | None:
+    return max(
+        (lvl.requests_per_s for lvl in levels if (lvl.server, lvl.photo) == (server, photo)),
         default=None,
     )
-    api_c8 = _rps(levels, "api", one_mb, 8)
-    base_c8 = _rps(levels, "baseline", one_mb, 8)
-    ratio = api_c8 / base_c8 if api_c8 is not None and base_c8 else None
+
+
+def evaluate_targets(
+    levels: Sequence[LevelResult], api_cold_start_s: float | None, server: str = "api"
+) -> list[Target]:
+    """Issue 16's targets against this run's numbers for one API variant (None: not measured)."""
+    one_mb, upload = LOAD_PHOTOS
+
+    def ratio(photo: str) -> float | None:
+        api_c8 = _rps(levels, server, photo, 8)
+        base_c8 = _rps(levels, "baseline", photo, 8)
+        return api_c8 / base_c8 if api_c8 is not None and base_c8 else None
 
     def at_most(value: float | None, limit: float) -> bool | None:
         return None if value is None else value <= limit
@@ -552,87 +631,249 @@ def evaluate_targets(levels: Sequence[LevelResult], api_cold_start_s: float | No
     def at_least(value: float | None, limit: float) -> bool | None:
         return None if value is None else value >= limit
 
+    rows: list[tuple[str, str, float | None, str, float, bool]] = [
+        (
+            "/predict p50, 1 MB JPEG, concurrency 1",
+            "<=",
+            _p50(levels, server, one_mb, 1),
+            "ms",
+            14,
+            False,
+        ),
+        (
+            "/predict p50, 1024 px upload, concurrency 1",
+            "<=",
+            _p50(levels, server, upload, 1),
+            "ms",
+            6,
+            False,
+        ),
+        (
+            "saturated throughput, 1 MB JPEG (best level)",
+            ">=",
+            _saturated(levels, server, one_mb),
+            "req/s",
+            120,
+            True,
+        ),
+        (
+            "saturated throughput, 1024 px upload (best level)",
+            ">=",
+            _saturated(levels, server, upload),
+            "req/s",
+            250,
+            True,
+        ),
+        ("API / baseline req/s, 1 MB JPEG, concurrency 8", ">=", ratio(one_mb), "x", 10, True),
+        ("API / baseline req/s, 1024 px upload, concurrency 8", ">=", ratio(upload), "x", 10, True),
+        (
+            "server CPU per 1 MB request (most loaded level)",
+            "<=",
+            _cpu(levels, server, one_mb),
+            "ms",
+            12,
+            False,
+        ),
+        ("API cold start to ready (median)", "<=", api_cold_start_s, "s", 0.6, False),
+    ]
     return [
         Target(
-            "/predict p50, 1 MB JPEG, concurrency 1",
-            "<= 20 ms",
-            p50_1mb,
-            "ms",
-            at_most(p50_1mb, 20),
-        ),
-        Target(
-            "/predict p50, 1024 px upload, concurrency 1",
-            "<= 10 ms",
-            p50_upload,
-            "ms",
-            at_most(p50_upload, 10),
-        ),
-        Target(
-            "saturated throughput, 1 MB JPEG (best level)",
-            ">= 100 req/s",
-            saturated,
-            "req/s",
-            at_least(saturated, 100),
-        ),
-        Target(
-            "API / baseline req/s, 1 MB JPEG, concurrency 8",
-            ">= 10x",
-            ratio,
-            "x",
-            at_least(ratio, 10),
-        ),
-        Target(
-            "API cold start to ready (median)",
-            "<= 1 s",
-            api_cold_start_s,
-            "s",
-            at_most(api_cold_start_s, 1.0),
-        ),
+            name,
+            f"{op} {limit:g}{'x' if unit == 'x' else ' ' + unit}",
+            value,
+            unit,
+            at_least(value, limit) if higher_is_better else at_most(value, limit),
+        )
+        for name, op, value, unit, limit, higher_is_better in rows
     ]
+
+
+# ----------------------------------------------------------------------------- capacity
+
+# GKE Autopilot list prices, general-purpose Pods, us-central1 (Iowa), USD, as published on
+# https://cloud.google.com/kubernetes-engine/pricing (read 2026-12-01 from a copy quoted in 2025;
+# regional prices differ, committed-use and Spot discounts are not applied).
+AUTOPILOT_VCPU_HOUR_USD = 0.0445
+AUTOPILOT_GIB_HOUR_USD = 0.0049225
+AUTOPILOT_PRICE_NOTE = (
+    "GKE Autopilot general-purpose Pod list prices, us-central1: $0.0445 per vCPU-hour and "
+    "$0.0049225 per GiB-hour (cloud.google.com/kubernetes-engine/pricing as quoted in 2025, "
+    "used on 2026-12-01; no discounts)"
+)
+K8S_BASE = REPO_ROOT / "deployment" / "k8s" / "base"
+
+
+@dataclass(frozen=True)
+class PodShape:
+    """What one API pod requests and the CPU utilization its HorizontalPodAutoscaler aims at."""
+
+    cpu_request: float  # vCPU
+    memory_request_gib: float
+    hpa_cpu_utilization: float  # 0..1
+
+
+def parse_quantity(text: str) -> float:
+    """A Kubernetes quantity (`500m`, `2`, `768Mi`, `1Gi`, `1G`) as a plain number."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)
+
+
+def read_pod_shape(base: Path = K8S_BASE) -> PodShape:
+    """The API pod's requests and HPA target from deployment/k8s/base (the manifests we ship)."""
+    import yaml
+
+    deployment = yaml.safe_load((base / "api-deployment.yaml").read_text())
+    container = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "api"
+    )
+    requests = container["resources"]["requests"]
+    hpa = yaml.safe_load((base / "api-hpa.yaml").read_text())
+    cpu_metric = next(
+        m["resource"] for m in hpa["spec"]["metrics"] if m.get("resource", {}).get("name") == "cpu"
+    )
+    return PodShape(
+        cpu_request=parse_quantity(str(requests["cpu"])),
+        memory_request_gib=parse_quantity(str(requests["memory"])) / 2**30,
+        hpa_cpu_utilization=float(cpu_metric["target"]["averageUtilization"]) / 100,
+    )
+
+
+@dataclass
+class Capacity:
+    """What one vCPU, one pod and one million predictions come to for one server and photo."""
+
+    server: str
+    photo: str
+    server_cpu_ms_per_request: float
+    requests_per_s_per_vcpu: float  # at 100 % of one vCPU
+    requests_per_s_per_pod_at_hpa_target: float
+    usd_per_million: float  # pods billed by their requests, run at the HPA target
+
+
+def capacity(levels: Sequence[LevelResult], shape: PodShape) -> list[Capacity]:
+    """The capacity table from the server CPU per request at each server's most loaded level.
+
+    A pod is billed for what it requests (Autopilot), and the HPA keeps it near the target
+    utilization, so a million requests cost their CPU time divided by that utilization, plus the
+    memory requested alongside each vCPU.
+    """
+    rows = []
+    for server, photo in dict.fromkeys((lvl.server, lvl.photo) for lvl in levels):
+        cpu_ms = _cpu(levels, server, photo)
+        if not cpu_ms:
+            continue
+        per_vcpu = 1000.0 / cpu_ms
+        vcpu_hours = 1e6 * cpu_ms / 1000.0 / 3600.0 / shape.hpa_cpu_utilization
+        gib_per_vcpu = shape.memory_request_gib / shape.cpu_request
+        usd = vcpu_hours * (AUTOPILOT_VCPU_HOUR_USD + gib_per_vcpu * AUTOPILOT_GIB_HOUR_USD)
+        rows.append(
+            Capacity(
+                server,
+                photo,
+                cpu_ms,
+                per_vcpu,
+                per_vcpu * shape.cpu_request * shape.hpa_cpu_utilization,
+                usd,
+            )
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------- the command
 
 
+def measure_level(
+    server: Server, photo: TestPhoto, concurrency: int, requests: int, timeout_s: float
+) -> LevelResult:
+    """One load level, with the server's CPU (all its processes) and the client's own CPU."""
+    body, content_type = multipart_body("file", "photo.jpg", "image/jpeg", photo.data)
+    server_cpu = tree_cpu_seconds(server.process.pid)
+    client_cpu = time.process_time()
+    latencies, errors, wall = asyncio.run(
+        drive(f"{server.base_url}/predict", body, content_type, concurrency, requests, timeout_s)
+    )
+    client_cpu = time.process_time() - client_cpu
+    server_after = tree_cpu_seconds(server.process.pid)
+    result = level_result(server.name, photo.name, concurrency, latencies, errors, wall)
+    sent = max(result.requests, 1)
+    if server_cpu is not None and server_after is not None:
+        result.server_cpu_ms_per_request = (server_after - server_cpu) * 1000 / sent
+    result.client_cpu_ms_per_request = client_cpu * 1000 / sent
+    logger.info(
+        "%s %s c=%d: %.1f req/s, p50 %s ms, server CPU %s ms/req, errors %s",
+        server.name,
+        photo.name,
+        concurrency,
+        result.requests_per_s,
+        f"{result.latency.p50_ms:.1f}" if result.latency else "-",
+        f"{result.server_cpu_ms_per_request:.1f}" if result.server_cpu_ms_per_request else "-",
+        result.errors or 0,
+    )
+    return result
+
+
 def run_levels(
-    server: Server,
+    servers: Sequence[Server],
     photos: Sequence[TestPhoto],
     concurrencies: Sequence[int],
     requests: int,
     warmup: int,
     timeout_s: float,
 ) -> list[LevelResult]:
-    """Every photo at every concurrency against one server."""
+    """Every photo at every concurrency, the servers taking turns at each level.
+
+    Interleaving puts every variant under the same background load of this shared machine, so
+    rows of one level compare; a slow minute hurts all variants alike instead of one.
+    """
     results = []
     for photo in photos:
         body, content_type = multipart_body("file", "photo.jpg", "image/jpeg", photo.data)
-        url = f"{server.base_url}/predict"
-        if warmup:
-            asyncio.run(drive(url, body, content_type, 1, warmup, timeout_s))
+        for server in servers:
+            if warmup:
+                url = f"{server.base_url}/predict"
+                asyncio.run(drive(url, body, content_type, 1, warmup, timeout_s))
         for concurrency in concurrencies:
-            server_cpu = process_cpu_seconds(server.process.pid)
-            client_cpu = time.process_time()
-            latencies, errors, wall = asyncio.run(
-                drive(url, body, content_type, concurrency, requests, timeout_s)
-            )
-            client_cpu = time.process_time() - client_cpu
-            server_after = process_cpu_seconds(server.process.pid)
-            result = level_result(server.name, photo.name, concurrency, latencies, errors, wall)
-            sent = max(result.requests, 1)
-            if server_cpu is not None and server_after is not None:
-                result.server_cpu_ms_per_request = (server_after - server_cpu) * 1000 / sent
-            result.client_cpu_ms_per_request = client_cpu * 1000 / sent
-            results.append(result)
-            logger.info(
-                "%s %s c=%d: %.1f req/s, p50 %s ms, errors %s",
-                server.name,
-                photo.name,
-                concurrency,
-                result.requests_per_s,
-                f"{result.latency.p50_ms:.1f}" if result.latency else "-",
-                result.errors or 0,
-            )
+            for server in servers:
+                results.append(measure_level(server, photo, concurrency, requests, timeout_s))
     return results
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the API: extra `mushroom-api` arguments and environment."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def parse_variant(text: str) -> Variant:
+    """`NAME:[KEY=VALUE ...] [--option value ...]` -> Variant.
+
+    Upper-case `KEY=VALUE` words set environment variables (PYTHONPATH=<old checkout>/... runs
+    older code from the same environment); everything else is passed to `mushroom-api`.
+
+    Args:
+        text: e.g. `"1-worker:--workers 1"` or `"no-log:API_LOG_PREDICTIONS=false"`.
+
+    Returns:
+        The variant.
+    """
+    name, sep, rest = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"{text!r} is not NAME:ARGS (for example '1-worker:--workers 1')")
+    env: list[tuple[str, str]] = []
+    args: list[str] = []
+    for word in shlex.split(rest):
+        key, eq, value = word.partition("=")
+        if eq and not key.startswith("-") and re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            env.append((key, value))
+        else:
+            args.append(word)
+    return Variant(name.strip(), tuple(args), tuple(env))
 
 
 @app.command()
@@ -681,6 +922,15 @@ def main(
             help="extra KEY=VALUE for the API (repeatable), e.g. API_INTERPRETER_POOL_SIZE=2",
         ),
     ] = None,
+    variant_text: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help="an API variant, NAME:[KEY=VALUE ...] [mushroom-api options] (repeatable; "
+            "default one variant 'api' with the defaults); the variants take turns at every "
+            "level, e.g. --variant '1-worker:--workers 1' --variant '2-workers:--workers 2'",
+        ),
+    ] = None,
     results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
 ) -> None:
     """Load the API and the baseline with the same requests; print the table and the targets."""
@@ -691,50 +941,70 @@ def main(
     bundle_dir = bundle_dir.resolve()
     levels_wanted = parse_int_list(concurrency)
     extra = dict(item.split("=", 1) for item in (api_env_var or []))
+    try:
+        variants = (
+            [parse_variant(text) for text in variant_text] if variant_text else [Variant("api")]
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if len({v.name for v in variants}) != len(variants) or "baseline" in {v.name for v in variants}:
+        raise typer.BadParameter("variant names must be unique and not 'baseline'")
     machine = machine_info()
     photos = [p for name, p in standard_photos().items() if name in LOAD_PHOTOS]
     levels: list[LevelResult] = []
     cold: dict[str, list[float]] = {}
     model_load: list[float] = []
     imports: list[tuple[str, float]] = []
+    peak_rss: dict[str, list[float]] = {}
     profiles: list[Profile] = []
     notes: list[str] = []
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         work = Path(tmp)
         env = api_env(bundle_dir, work, extra)
-        server: Server | None = None
+        servers: dict[str, Server] = {}
         try:
+            # Cold starts alternate between the variants, like the load levels below.
             for attempt in range(cold_starts):
-                if server is not None:
-                    stop_server_process(server.process)
-                server = start_server(
-                    "api",
-                    api_command(port := free_port()),
-                    port,
-                    env,
-                    work / f"api-{attempt}.log",
-                    120,
-                )
-                cold.setdefault("api", []).append(server.ready_s)
-                loaded = model_load_seconds(server.log_path.read_text(errors="replace"))
-                if loaded is not None:
-                    model_load.append(loaded)
-                logger.info("api ready in %.2f s", server.ready_s)
-            assert server is not None
-            levels += run_levels(server, photos, levels_wanted, requests, warmup, timeout_s)
+                for variant in variants:
+                    if variant.name in servers:
+                        stop_server_process(servers.pop(variant.name).process)
+                    port = free_port()
+                    server = start_server(
+                        variant.name,
+                        api_command(port, variant.args),
+                        port,
+                        {**env, **dict(variant.env)},
+                        work / f"{variant.name}-{attempt}.log",
+                        120,
+                    )
+                    servers[variant.name] = server
+                    cold.setdefault(variant.name, []).append(server.ready_s)
+                    loaded = model_load_seconds(server.log_path.read_text(errors="replace"))
+                    if loaded is not None:
+                        model_load.append(loaded)
+                    logger.info("%s ready in %.2f s", variant.name, server.ready_s)
+            running = [servers[v.name] for v in variants]
+            levels += run_levels(running, photos, levels_wanted, requests, warmup, timeout_s)
+            for server in running:
+                peak_rss[server.name] = serving_peak_rss_mib(server.process.pid)
             if profile:
                 imports = import_profile()
-                for photo in photos:
-                    out = results_dir / "profiles" / f"api-pyspy-{photo.name}-{timestamp()}.txt"
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    profiles.append(
-                        profile_api(
-                            server, photo, profile_concurrency, profile_requests, timeout_s, out
+                for server in running:
+                    for photo in photos:
+                        out = (
+                            results_dir
+                            / "profiles"
+                            / f"{server.name}-pyspy-{photo.name}-{timestamp()}.txt"
                         )
-                    )
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        profiles.append(
+                            profile_api(
+                                server, photo, profile_concurrency, profile_requests, timeout_s, out
+                            )
+                        )
         finally:
-            if server is not None:
+            for server in servers.values():
                 stop_server_process(server.process)
 
         baseline_model: list[str] = []
@@ -782,7 +1052,7 @@ def main(
                 cold["baseline"] = [base.ready_s]
                 try:
                     levels += run_levels(
-                        base, photos, levels_wanted, baseline_requests, min(warmup, 3), timeout_s
+                        [base], photos, levels_wanted, baseline_requests, min(warmup, 3), timeout_s
                     )
                     if profile:
                         one_mb = next(p for p in photos if p.name == LOAD_PHOTOS[0])
@@ -795,17 +1065,35 @@ def main(
                 finally:
                     stop_server_process(base.process)
 
-    api_cold = percentile(cold["api"], 50) if cold.get("api") else None
-    targets = evaluate_targets(levels, api_cold)
-    startup = {"model_load_s": model_load, "imports_ms": imports}
-    _report(levels, cold, startup, targets, profiles, notes, machine, bundle_dir, results_dir)
+    targets = {
+        v.name: evaluate_targets(
+            levels, percentile(cold[v.name], 50) if cold.get(v.name) else None, v.name
+        )
+        for v in variants
+    }
+    startup = {"model_load_s": model_load, "imports_ms": imports, "peak_rss_mib": peak_rss}
+    shape = read_pod_shape()
+    capacities = capacity(levels, shape)
+    _report(
+        levels,
+        cold,
+        startup,
+        targets,
+        (shape, capacities),
+        profiles,
+        notes,
+        machine,
+        bundle_dir,
+        results_dir,
+    )
 
 
 def _report(
     levels: list[LevelResult],
     cold: dict[str, list[float]],
     startup: dict[str, Any],
-    targets: list[Target],
+    targets: dict[str, list[Target]],
+    capacity_table: tuple[PodShape, list[Capacity]],
     profiles: list[Profile],
     notes: list[str],
     machine: Any,
@@ -816,11 +1104,22 @@ def _report(
     echo(f"\nBundle: {bundle_dir}")
     echo(f"Machine: {describe_machine(machine)}")
     echo("Load generator: httpx asyncio on the same machine (it shares the CPU with the server)")
-    echo("\nCold start to ready /readyz (s)")
+    echo("\nCold start to ready /readyz (s) and peak RSS of each serving process (MiB)")
+    peaks = startup["peak_rss_mib"]
     echo(
         format_table(
-            ["server", "starts", "median s", "min s", "max s"],
-            [[name, len(v), percentile(v, 50), min(v), max(v)] for name, v in cold.items()],
+            ["server", "starts", "median s", "min s", "max s", "peak RSS MiB per worker"],
+            [
+                [
+                    name,
+                    len(v),
+                    percentile(v, 50),
+                    min(v),
+                    max(v),
+                    " / ".join(f"{p:.0f}" for p in peaks.get(name, [])) or None,
+                ]
+                for name, v in cold.items()
+            ],
         )
     )
     if startup["model_load_s"]:
@@ -834,7 +1133,7 @@ def _report(
     for lvl in levels:
         ratio = None
         base = by_key.get(("baseline", lvl.photo, lvl.concurrency))
-        if lvl.server == "api" and base is not None and base.requests_per_s:
+        if lvl.server != "baseline" and base is not None and base.requests_per_s:
             ratio = lvl.requests_per_s / base.requests_per_s
         lat = lvl.latency
         rows.append(
@@ -873,21 +1172,52 @@ def _report(
             rows,
         )
     )
-    echo("\nTargets")
+    for server, server_targets in targets.items():
+        echo(f"\nTargets ({server})")
+        echo(
+            format_table(
+                ["target", "limit", "measured", "met"],
+                [
+                    [
+                        t.name,
+                        t.limit,
+                        None if t.measured is None else f"{t.measured:.2f} {t.unit}",
+                        t.met,
+                    ]
+                    for t in server_targets
+                ],
+            )
+        )
+    shape, capacities = capacity_table
+    echo(
+        f"\nCapacity (server CPU at the most loaded level; a pod requests {shape.cpu_request:g} "
+        f"vCPU and {shape.memory_request_gib:.2f} GiB, its HPA targets "
+        f"{shape.hpa_cpu_utilization:.0%} CPU: deployment/k8s/base)"
+    )
     echo(
         format_table(
-            ["target", "limit", "measured", "met"],
+            [
+                "server",
+                "photo",
+                "server CPU ms/req",
+                "req/s per vCPU",
+                "req/s per pod at the HPA target",
+                "USD per 1M predictions",
+            ],
             [
                 [
-                    t.name,
-                    t.limit,
-                    None if t.measured is None else f"{t.measured:.2f} {t.unit}",
-                    t.met,
+                    c.server,
+                    c.photo,
+                    c.server_cpu_ms_per_request,
+                    c.requests_per_s_per_vcpu,
+                    c.requests_per_s_per_pod_at_hpa_target,
+                    c.usd_per_million,
                 ]
-                for t in targets
+                for c in capacities
             ],
         )
     )
+    echo(f"Prices: {AUTOPILOT_PRICE_NOTE}.")
     for prof in profiles:
         echo(
             f"\nProfile of the {prof.server} ({prof.tool}, {prof.photo}, concurrency "
@@ -923,7 +1253,11 @@ def _report(
             "bundle_dir": bundle_dir,
             "cold_start_s": cold,
             "levels": [asdict(lvl) for lvl in levels],
-            "targets": [asdict(t) for t in targets],
+            "targets": {name: [asdict(t) for t in ts] for name, ts in targets.items()},
+            "peak_rss_mib": startup["peak_rss_mib"],
+            "pod_shape": asdict(shape),
+            "capacity": [asdict(c) for c in capacities],
+            "prices": AUTOPILOT_PRICE_NOTE,
             "profiles": [asdict(p) for p in profiles],
             "notes": notes,
         },

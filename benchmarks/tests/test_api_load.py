@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,6 +20,9 @@ import uvicorn
 from api_load import (
     LOAD_PHOTOS,
     LevelResult,
+    PodShape,
+    Variant,
+    capacity,
     categorize_collapsed,
     drive,
     evaluate_targets,
@@ -24,9 +30,16 @@ from api_load import (
     model_load_seconds,
     multipart_body,
     parse_importtime,
+    parse_peak_rss_kib,
     parse_proc_stat_cpu,
+    parse_quantity,
+    parse_variant,
     process_cpu_seconds,
+    process_tree,
+    read_pod_shape,
+    serving_peak_rss_mib,
     summarize_collapsed,
+    tree_cpu_seconds,
 )
 from fastapi import FastAPI, File, Response
 
@@ -177,26 +190,105 @@ def _level(server: str, photo: str, concurrency: int, rps: float, p50_s: float) 
 def test_evaluate_targets() -> None:
     one_mb, upload = LOAD_PHOTOS
     levels = [
-        _level("api", one_mb, 1, 60, 0.015),
-        _level("api", one_mb, 8, 120, 0.060),
-        _level("api", upload, 1, 100, 0.012),
+        _level("api", one_mb, 1, 60, 0.013),
+        _level("api", one_mb, 8, 130, 0.060),
+        _level("api", upload, 1, 100, 0.007),
+        _level("api", upload, 8, 200, 0.040),
         _level("baseline", one_mb, 8, 10, 0.800),
+        _level("baseline", upload, 8, 25, 0.300),
     ]
-    targets = {t.name: t for t in evaluate_targets(levels, api_cold_start_s=1.5)}
+    levels[1].server_cpu_ms_per_request = 11.0
+    targets = {t.name: t for t in evaluate_targets(levels, api_cold_start_s=0.7)}
     assert targets["/predict p50, 1 MB JPEG, concurrency 1"].met is True
     assert targets["/predict p50, 1024 px upload, concurrency 1"].met is False
     saturated = targets["saturated throughput, 1 MB JPEG (best level)"]
-    assert saturated.measured == pytest.approx(120)
+    assert saturated.measured == pytest.approx(130)
     assert saturated.met is True
+    assert targets["saturated throughput, 1024 px upload (best level)"].met is False
     ratio = targets["API / baseline req/s, 1 MB JPEG, concurrency 8"]
-    assert ratio.measured == pytest.approx(12)
+    assert ratio.measured == pytest.approx(13)
     assert ratio.met is True
+    assert targets["API / baseline req/s, 1024 px upload, concurrency 8"].met is False
+    cpu = targets["server CPU per 1 MB request (most loaded level)"]
+    assert (cpu.measured, cpu.met) == (11.0, True)
     assert targets["API cold start to ready (median)"].met is False
+
+
+def test_evaluate_targets_of_a_named_variant() -> None:
+    one_mb = LOAD_PHOTOS[0]
+    levels = [_level("api", one_mb, 1, 60, 0.030), _level("2-workers", one_mb, 1, 90, 0.012)]
+    assert evaluate_targets(levels, None, "2-workers")[0].met is True
+    assert evaluate_targets(levels, None, "api")[0].met is False
 
 
 def test_evaluate_targets_without_a_baseline_leaves_the_ratio_open() -> None:
     targets = {t.name: t for t in evaluate_targets([], None)}
     assert all(t.met is None and t.measured is None for t in targets.values())
+
+
+def test_parse_variant_splits_environment_from_options() -> None:
+    variant = parse_variant("old:PYTHONPATH=/tmp/old/src:/x API_LOG_PREDICTIONS=false --workers 1")
+    assert variant == Variant(
+        "old",
+        ("--workers", "1"),
+        (("PYTHONPATH", "/tmp/old/src:/x"), ("API_LOG_PREDICTIONS", "false")),
+    )
+    assert parse_variant("plain:") == Variant("plain")
+    with pytest.raises(ValueError, match="NAME:ARGS"):
+        parse_variant("--workers 2")
+
+
+def test_parse_quantity() -> None:
+    assert parse_quantity("500m") == pytest.approx(0.5)
+    assert parse_quantity("2") == 2
+    assert parse_quantity("768Mi") == 768 * 2**20
+    assert parse_quantity("1G") == 1e9
+
+
+def test_read_pod_shape_from_the_shipped_manifests() -> None:
+    shape = read_pod_shape()
+    assert 0 < shape.cpu_request <= 8
+    assert shape.memory_request_gib > 0
+    assert 0 < shape.hpa_cpu_utilization <= 1
+
+
+def test_capacity_prices_cpu_time_at_the_hpa_target() -> None:
+    levels = [_level("api", LOAD_PHOTOS[0], 1, 50, 0.02), _level("api", LOAD_PHOTOS[0], 8, 90, 0.1)]
+    levels[0].server_cpu_ms_per_request = 30.0
+    levels[1].server_cpu_ms_per_request = 10.0  # the most loaded level counts
+    shape = PodShape(cpu_request=0.5, memory_request_gib=1.0, hpa_cpu_utilization=0.5)
+    (row,) = capacity(levels, shape)
+    assert row.requests_per_s_per_vcpu == pytest.approx(100)
+    assert row.requests_per_s_per_pod_at_hpa_target == pytest.approx(25)
+    # 1e6 requests x 10 ms = 2.78 vCPU-hours of work, billed at 50 % use: 5.56 vCPU-hours,
+    # each with 2 GiB requested alongside.
+    hours = 1e6 * 0.010 / 3600 / 0.5
+    assert row.usd_per_million == pytest.approx(hours * (0.0445 + 2 * 0.0049225))
+
+
+def test_parse_peak_rss_kib() -> None:
+    assert parse_peak_rss_kib("Name:\tpython\nVmHWM:\t  123456 kB\nVmRSS:\t1 kB\n") == 123456
+    assert parse_peak_rss_kib("Name:\tpython\n") is None
+
+
+def test_process_tree_cpu_and_rss_count_the_children() -> None:
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    child = subprocess.Popen(
+        [sys.executable, "-c", burn + "import time; time.sleep(30)"], stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while (tree_cpu_seconds(os.getpid()) or 0) - (process_cpu_seconds(os.getpid()) or 0) < 0.25:
+            assert time.monotonic() < deadline, "the child's CPU never showed in the tree"
+            time.sleep(0.05)
+        assert child.pid in process_tree(os.getpid())
+        peaks = serving_peak_rss_mib(os.getpid())
+        assert peaks
+        assert all(p > 1 for p in peaks)
+    finally:
+        child.kill()
+        child.wait()
+    assert process_tree(2**22 + 12345) == []
 
 
 def test_parse_proc_stat_cpu_handles_names_with_spaces() -> None:

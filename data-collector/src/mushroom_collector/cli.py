@@ -191,7 +191,10 @@ def _species_ids(names: str | None) -> list[str]:
 def inat_command(
     species: Annotated[
         str | None,
-        typer.Option(help="comma-separated species (ids, scientific or common names); default: every species the model learns (the catalog's trained species)"),
+        typer.Option(
+            help="comma-separated species (ids, scientific or common names); default: every "
+            "species the model learns (the catalog's trained species)"
+        ),
     ] = None,
     max_per_species: Annotated[
         int | None,

@@ -92,7 +92,9 @@ def _start_api(storage_root: Path, cache: Path, log: Path) -> tuple[subprocess.P
     )
     handle = log.open("wb")
     process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        # One worker: the pipeline's POST /admin/reload reaches one process, and /model must
+        # then answer from that one.
+        [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,

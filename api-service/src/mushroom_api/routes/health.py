@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, HTTPException, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from mushroom_api.deps import ModelHolderDep
 from mushroom_api.schemas import ErrorPublic, StatusPublic
@@ -42,4 +44,9 @@ def readyz(holder: ModelHolderDep) -> StatusPublic:
 )
 def prometheus_metrics() -> Response:
     """Prometheus metrics: requests, latency, verdicts, species, confidence."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several worker processes (mushroom-api --workers N): add up every worker's counters.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

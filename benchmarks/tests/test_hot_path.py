@@ -1,0 +1,29 @@
+"""hot_path.py: interleaved timing, and the multipart lever parses the same upload either way."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hot_path import multipart_request, parse_form, summarize, time_alternatives
+
+
+def test_time_alternatives_interleaves_and_counts_every_call() -> None:
+    order: list[str] = []
+    timings = time_alternatives(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        rounds=3,
+        calls_per_round=2,
+    )
+    assert [len(v) for v in timings.values()] == [6, 6]
+    # One warm-up call each, then the alternatives take turns, two calls at a time.
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    (first, second) = summarize("lever", "photo", timings, {"b": "note"})
+    assert (first.alternative, first.calls, second.note) == ("a", 6, "note")
+
+
+@pytest.mark.parametrize("spool", [1024, 16 << 20])
+def test_parse_form_reads_the_whole_file_whether_it_spills_or_not(spool: int) -> None:
+    data = bytes(range(256)) * 400  # 100 KiB: over the small spool, under the large one
+    body, content_type = multipart_request(data)
+    assert asyncio.run(parse_form(body, content_type, spool)) == len(data)
