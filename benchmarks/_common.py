@@ -294,22 +294,23 @@ def registry_copy(
     Returns:
         The local folder (or None) and its URI, or why there is none.
     """
-    from mushroom_common.bundle import METADATA_FILE, bundle_prefix
+    from mushroom_common.bundle import METADATA_FILE
+    from mushroom_common.registry import ModelRegistry, RegistryError
     from mushroom_common.storage import StorageError, open_storage
 
     try:
-        storage = open_storage(storage_uri)
-        prefix = bundle_prefix(name, version)
-        if not storage.exists(f"{prefix}/{METADATA_FILE}"):
-            return None, f"no registry copy at {storage.uri_for(prefix)}"
-        local = storage.local_path(prefix)
+        registry = ModelRegistry(open_storage(storage_uri))
+        uri = registry.bundle_uri(name, version)
+        if not registry.has_version(name, version):
+            return None, f"no registry copy at {uri}"
+        local = registry.storage.local_path(registry.bundle_prefix(name, version))
         if local is None:
             local = cache_dir / name / version
             if not (local / METADATA_FILE).is_file():
-                storage.download_tree(prefix, local)
-        return local, storage.uri_for(prefix)
-    except StorageError as exc:
-        return None, f"storage unavailable ({exc})"
+                registry.download(name, version, local)
+        return local, uri
+    except (StorageError, RegistryError) as exc:
+        return None, f"registry unavailable ({exc})"
 
 
 def locate_saved_model(

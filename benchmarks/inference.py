@@ -51,6 +51,7 @@ from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.catalog import load_catalog
 from mushroom_common.dataset import read_manifest
 from mushroom_common.imaging import resize_for_model
+from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import StorageError, open_storage
 
 logger = logging.getLogger("benchmarks.inference")
@@ -163,71 +164,26 @@ def _logits_index(outputs: Sequence[dict[str, Any]], num_labels: int) -> int:
     return 0
 
 
-def dequantize(values: npt.NDArray[Any], scale: float, zero_point: int) -> npt.NDArray[np.float32]:
-    """Quantized integers -> floats (identity for float tensors, where scale is 0)."""
-    if not scale:
-        return values.astype(np.float32)
-    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-
 class LiteRTRunner:
-    """A LiteRT interpreter, resized to the batch when the model allows it."""
+    """The served runtime (mushroom_common.runtime), resized to the batch when the model allows."""
 
-    def __init__(self, path: Path, threads: int, batch: int, num_labels: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        details = self.interpreter.get_input_details()[0]
-        self.input_index = int(details["index"])
-        self.input_dtype = details["dtype"]
-        shape = [int(d) for d in details["shape"]]
-        self.input_size = (shape[1], shape[2])
-        self.batch = batch
-        self.batched = False
-        if batch > 1 and shape[0] != batch:
-            try:
-                self.interpreter.resize_tensor_input(self.input_index, [batch, *shape[1:]])
-                self.interpreter.allocate_tensors()
-                self._find_output(num_labels)
-                self._invoke(np.zeros((batch, *shape[1:]), np.uint8))
-                self.batched = True
-            except (RuntimeError, ValueError) as exc:
-                logger.info("%s cannot take batch %d (%s): photo by photo", path.name, batch, exc)
-                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        if not self.batched:
-            self.interpreter.allocate_tensors()
-            self._find_output(num_labels)
-
-    def _find_output(self, num_labels: int) -> None:
-        outputs = self.interpreter.get_output_details()
-        chosen = outputs[_logits_index(outputs, num_labels)]
-        self.output_index = int(chosen["index"])
-        scale, zero_point = chosen.get("quantization", (0.0, 0))
-        self.scale, self.zero_point = float(scale), int(zero_point)
-
-    def _invoke(self, pixels: Pixels) -> npt.NDArray[np.float32]:
-        self.interpreter.set_tensor(self.input_index, pixels.astype(self.input_dtype, copy=False))
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self.output_index)
-        return dequantize(np.asarray(raw), self.scale, self.zero_point)
+    def __init__(
+        self, bundle_dir: Path, metadata: BundleMetadata, variant: str, threads: int, batch: int
+    ) -> None:
+        self.runtime = BundleRuntime.for_variant(
+            bundle_dir, metadata, variant, num_threads=threads, batch_size=batch
+        )
+        self.input_size = self.runtime.input_size
+        self.batched = self.runtime.batch_size > 1
 
     def __call__(self, pixels: Pixels) -> npt.NDArray[np.float32]:
-        if self.batched:
-            # The resized interpreter takes exactly `batch` photos: pad a short last batch.
-            return self._invoke(pad_batch(pixels, self.batch))[: len(pixels)]
-        return np.concatenate([self._invoke(pixels[i : i + 1]) for i in range(len(pixels))])
+        return self.runtime.run_batch(pixels).logits.astype(np.float32)
 
 
-def pad_batch(pixels: Pixels, batch: int) -> Pixels:
-    """Photos padded with black ones up to `batch` (unchanged when there are enough)."""
-    if len(pixels) >= batch:
-        return pixels
-    padding = np.zeros((batch - len(pixels), *pixels.shape[1:]), pixels.dtype)
-    return np.concatenate([pixels, padding])
-
-
-def _litert_for_batch(path: Path, threads: int, num_labels: int, batch: int) -> Runner:
-    return LiteRTRunner(path, threads, batch, num_labels)
+def _litert_for_batch(
+    bundle_dir: Path, metadata: BundleMetadata, variant: str, threads: int, batch: int
+) -> Runner:
+    return LiteRTRunner(bundle_dir, metadata, variant, threads, batch)
 
 
 def _same_runner(runner: Runner, _batch: int) -> Runner:
@@ -739,12 +695,14 @@ def main(
                 tf_decode += out["decode"]
         else:
             result.runtime = "litert"
+            # The variant's own folder and metadata (the repository's bundle or the registry copy).
+            base_metadata = read_metadata(base_dir)
             started = time.perf_counter()
-            LiteRTRunner(path, 1, 1, num_labels)
+            LiteRTRunner(base_dir, base_metadata, variant.name, 1, 1)
             result.load_s = time.perf_counter() - started
             for count in thread_counts:
                 result.cases += measure_runner(
-                    partial(_litert_for_batch, path, count, num_labels),
+                    partial(_litert_for_batch, base_dir, base_metadata, variant.name, count),
                     variant.name,
                     "litert",
                     count,
@@ -754,7 +712,10 @@ def main(
                     runs,
                 )
             if eval_set is not None:
-                result.top1 = top1(LiteRTRunner(path, max(thread_counts), 16, num_labels), eval_set)
+                result.top1 = top1(
+                    LiteRTRunner(base_dir, base_metadata, variant.name, max(thread_counts), 16),
+                    eval_set,
+                )
                 result.evaluated = len(eval_set.labels)
         results.append(result)
 

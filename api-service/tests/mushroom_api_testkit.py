@@ -9,7 +9,6 @@ import io
 import shutil
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,14 @@ from PIL import Image
 
 from mushroom_common.bundle import (
     BundleMetadata,
-    ChampionPointer,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
-    bundle_prefix,
     hash_bundle_files,
     write_metadata,
 )
-from mushroom_common.storage import LocalStorage
+from mushroom_common.registry import ModelRegistry
+from mushroom_common.storage import LocalStorage, Storage
 
 # The tiny model's behaviour, by photo colour (see build_tiny_tflite):
 #   red -> amanita_phalloides (deadly), green -> suillus_luteus (edible, no look-alikes),
@@ -104,17 +102,14 @@ def make_bundle(
     return metadata
 
 
-def publish_champion(storage_root: Path, bundle_dir: Path, metadata: BundleMetadata) -> None:
+def publish_champion(
+    storage_root: Path | Storage, bundle_dir: Path, metadata: BundleMetadata
+) -> None:
     """Upload a bundle to the registry and point the champion at it."""
-    storage = LocalStorage(storage_root)
-    storage.upload_tree(bundle_dir, bundle_prefix(metadata.name, metadata.version))
-    pointer = ChampionPointer(
-        name=metadata.name,
-        version=metadata.version,
-        promoted_at=datetime.now(UTC),
-        reason="test",
-    )
-    storage.write_json(f"models/{metadata.name}/champion.json", pointer.model_dump(mode="json"))
+    storage = storage_root if isinstance(storage_root, Storage) else LocalStorage(storage_root)
+    registry = ModelRegistry(storage)
+    registry.publish(bundle_dir)
+    registry.set_champion(metadata.name, metadata.version, "test")
 
 
 def photo_bytes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,11 @@ from mushroom_api_testkit import (
     BundleFactory,
     PhotoFactory,
     assert_same_pixels_without_metadata,
+    publish_champion,
 )
 
 from mushroom_api.config import Settings
 from mushroom_api.main import create_app
-from mushroom_common.bundle import ChampionPointer, bundle_prefix
 from mushroom_common.storage import open_storage
 
 
@@ -34,11 +33,7 @@ def test_champion_and_feedback_photo_on_gcs(
     storage = open_storage(uri)
     bundle = tmp_path / "build" / "v9"
     metadata = bundle_factory(bundle, version="v9")
-    storage.upload_tree(bundle, bundle_prefix(metadata.name, metadata.version))
-    pointer = ChampionPointer(
-        name="mushroom", version="v9", promoted_at=datetime.now(UTC), reason="test"
-    )
-    storage.write_json("models/mushroom/champion.json", pointer.model_dump(mode="json"))
+    publish_champion(storage, bundle, metadata)
 
     # Remote storage has no local folder for the default SQLite file: name the database.
     monkeypatch.setenv("MUSHROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'mushroom.sqlite3'}")

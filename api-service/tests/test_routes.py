@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from mushroom_api.config import Settings
 from mushroom_api.deps import get_classifier, get_explainers, get_storage
 from mushroom_api.main import create_app
-from mushroom_api.services.classifier import Classifier, ModelOutput, ModelOutputError
+from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_common.bundle import BundleMetadata, InputSpec, ModelVariant
+from mushroom_common.runtime import Prediction
 from mushroom_common.storage import LocalStorage, StorageUnavailableError
 
 CONTRACT_KEYS = {
@@ -54,14 +55,14 @@ class FakeClassifier(Classifier):
         self.input_size = (16, 16)
         self.source = "fake"
         probs = np.array(probabilities, dtype=np.float64)
-        self.output = ModelOutput(probs, score, np.log(np.clip(probs, 1e-9, 1.0)))
+        self.output = Prediction(np.log(np.clip(probs, 1e-9, 1.0)), probs, score)
         self.seen: list[npt.NDArray[np.uint8]] = []
 
-    async def predict(self, pixels: npt.NDArray[np.uint8]) -> ModelOutput:
+    async def predict(self, pixels: npt.NDArray[np.uint8]) -> Prediction:
         self.seen.append(pixels)
         return self.output
 
-    async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[ModelOutput]:
+    async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[Prediction]:
         return [self.output for _ in batch]
 
 
@@ -337,7 +338,7 @@ def test_explain_with_fake_model_returns_png(
 class BrokenClassifier(FakeClassifier):
     """A model whose outputs are not finite."""
 
-    async def predict(self, pixels: npt.NDArray[np.uint8]) -> ModelOutput:
+    async def predict(self, pixels: npt.NDArray[np.uint8]) -> Prediction:
         raise ModelOutputError("non-finite outputs")
 
 

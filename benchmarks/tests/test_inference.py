@@ -13,11 +13,9 @@ from inference import (
     EvalSet,
     _logits_index,
     decode_cases,
-    dequantize,
     fit_input,
     load_folder_photos,
     load_test_split,
-    pad_batch,
     sample_batch,
     top1,
 )
@@ -48,13 +46,6 @@ def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> byt
     return encode_jpeg(Image.new("RGB", size, colour), 90)
 
 
-def test_dequantize() -> None:
-    values = np.array([[0, 128, 255]], np.uint8)
-    assert dequantize(values, 0.5, 128).tolist() == [[-64.0, 0.0, 63.5]]
-    floats = np.array([[1.5, -2.0]], np.float32)
-    assert dequantize(floats, 0.0, 0).tolist() == [[1.5, -2.0]]
-
-
 def test_logits_index_finds_the_label_sized_output() -> None:
     outputs = [{"shape": np.array([1, 1])}, {"shape": np.array([1, 9])}]
     assert _logits_index(outputs, 9) == 1
@@ -66,15 +57,6 @@ def test_sample_batch_repeats_a_small_pool() -> None:
     batch = sample_batch(pool, 7)
     assert batch[:, 0, 0, 0].tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert batch.flags["C_CONTIGUOUS"]
-
-
-def test_pad_batch_fills_a_short_batch_with_black_photos() -> None:
-    pixels = np.full((3, 2, 2, 3), 7, np.uint8)
-    padded = pad_batch(pixels, 5)
-    assert padded.shape == (5, 2, 2, 3)
-    assert (padded[:3] == 7).all()
-    assert (padded[3:] == 0).all()
-    assert pad_batch(pixels, 3) is pixels
 
 
 def test_fit_input_resizes_only_when_needed() -> None:

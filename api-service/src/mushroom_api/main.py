@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
@@ -31,21 +30,15 @@ from mushroom_api.middleware import (
 from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
-from mushroom_api.services.classifier import ModelLoadError
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.imaging import DECODE_MEMORY
 from mushroom_api.services.metrics import MetricsMiddleware
-from mushroom_api.services.model_store import ModelHolder, NoModelError, champion_key
+from mushroom_api.services.model_store import ModelHolder, NoModelError
 from mushroom_api.services.prediction_log import PredictionLog
-from mushroom_api.services.startup import serve_without_registry
 from mushroom_api.services.storage_calls import BoundedStorage
 from mushroom_common.catalog import load_catalog
-from mushroom_common.storage import (
-    Storage,
-    StorageError,
-    StorageUnavailableError,
-    open_storage,
-)
+from mushroom_common.registry import ModelRegistry
+from mushroom_common.storage import Storage, StorageError, open_storage
 from mushroom_common.store import PredictionStore, StoreError, redact, resolve_database_url
 
 logger = logging.getLogger(__name__)
@@ -87,10 +80,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open storage and the prediction log, load the model, start the optional watcher."""
     settings: Settings = app.state.settings
     storage = open_storage(settings.storage_uri)
-    holder = ModelHolder(settings, storage, load_catalog())
+    holder = ModelHolder(settings, ModelRegistry(storage), load_catalog())
     log = await asyncio.to_thread(open_prediction_log, settings, storage)
     app.state.model_holder = holder
-    app.state.stand_in = None
     app.state.explainers = ExplainerPool(
         settings.explain_pool_size, settings.interpreter_threads, settings.explain_queue
     )
@@ -102,15 +94,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage, settings.storage_workers, settings.storage_timeout_s
     )
     try:
-        # Reach the registry first: an unreachable one is not an empty one (no demo fallback).
-        await asyncio.to_thread(storage.exists, champion_key(settings.model_name))
         await asyncio.to_thread(holder.reload)
-    except StorageUnavailableError as exc:
-        # Serve what is at hand and say so in /readyz; the watcher (or an admin reload)
-        # switches to the champion once storage answers.
-        logger.error("the model registry is unreachable at startup: %s", exc)
-        app.state.stand_in = await asyncio.to_thread(serve_without_registry, holder, str(exc))
-    except (NoModelError, ModelLoadError, StorageError, ValidationError) as exc:
+    except NoModelError as exc:
         logger.error("no model is served yet: %s", exc)
     watcher = (
         asyncio.create_task(holder.watch(settings.reload_poll_seconds))

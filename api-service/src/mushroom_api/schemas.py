@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,13 +122,21 @@ class ModelInfoPublic(BaseModel):
     metrics: dict[str, float]
     variant: str
     data_status: str
+    source: Literal["registry", "cache", "demo_fallback"] = Field(
+        description="registry: the champion; cache: the last champion this server had, while "
+        "the registry cannot be read; demo_fallback: the bundled demo model (the registry has "
+        "no champion, or none could be served at startup)"
+    )
+    degraded_reason: str | None = Field(
+        None, description="why this is not the registry's champion, when it should be"
+    )
 
 
 class StatusPublic(BaseModel):
     """A liveness or readiness answer."""
 
-    status: str = Field(description='"ok", or "degraded" when a stand-in model is served')
-    detail: str | None = Field(None, description="why the service is degraded, in a sentence")
+    status: str = Field(description='"ok", or "degraded" when a fallback model is served')
+    reason: str | None = Field(None, description="why the server is degraded, in a sentence")
 
 
 class ErrorPublic(BaseModel):

@@ -166,8 +166,8 @@ def test_startup_with_gcs_unreachable_serves_the_demo_model_and_says_why(
     assert startup_s < 20, f"startup took {startup_s:.0f} s"
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded"
-    assert "registry is unreachable" in ready.json()["detail"]
-    assert "demo model" in ready.json()["detail"]
+    assert "registry cannot be read" in ready.json()["reason"]
+    assert "demo model" in ready.json()["reason"]
     assert "gs://" not in ready.text
     assert answer.status_code == 200
     assert answer.json()["model"]["version"] == "demo-1"
@@ -188,7 +188,7 @@ def test_startup_with_gcs_unreachable_prefers_the_cached_champion(
     finally:
         server.stop()
     assert ready["status"] == "degraded"
-    assert "last downloaded champion (mushroom/v7)" in ready["detail"]
+    assert "last cached champion" in ready["reason"]
     assert model["version"] == "v7"
 
 

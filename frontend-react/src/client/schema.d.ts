@@ -133,7 +133,7 @@ export interface paths {
         };
         /**
          * Get Model
-         * @description Metadata and test metrics of the model that answers /predict.
+         * @description Metadata and test metrics of the model that answers /predict, and where it came from.
          */
         get: operations["get_model"];
         put?: never;
@@ -233,7 +233,7 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready: a model is loaded and answers /predict, and the prediction log takes writes.
+         * @description Ready: a model is loaded and can answer /predict ("degraded" says why it is a fallback).
          */
         get: operations["readyz"];
         put?: never;
@@ -478,6 +478,17 @@ export interface components {
             variant: string;
             /** Data Status */
             data_status: string;
+            /**
+             * Source
+             * @description registry: the champion; cache: the last champion this server had, while the registry cannot be read; demo_fallback: the bundled demo model (the registry has no champion, or none could be served at startup)
+             * @enum {string}
+             */
+            source: "registry" | "cache" | "demo_fallback";
+            /**
+             * Degraded Reason
+             * @description why this is not the registry's champion, when it should be
+             */
+            degraded_reason?: string | null;
         };
         /**
          * ModelRefPublic
@@ -696,6 +707,11 @@ export interface components {
         StatusPublic: {
             /** Status */
             status: string;
+            /**
+             * Reason
+             * @description why the server is degraded or not ready
+             */
+            reason?: string | null;
         };
         /** ValidationError */
         ValidationError: {
@@ -926,10 +942,7 @@ export interface operations {
     create_feedback: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description any unique string per feedback; a replay with it adds nothing (without one, identical feedback on the same answer counts once) */
-                "idempotency-key"?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -939,15 +952,6 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A replay: the feedback stored before */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FeedbackPublic"];
-                };
-            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -966,22 +970,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description The answer is older than the feedback window */
-            410: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description Unknown species, or a reused key */
+            /** @description Validation Error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -1310,7 +1305,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusPublic"];
                 };
             };
-            /** @description Model not loaded, or predictions not logged */
+            /** @description Model not loaded */
             503: {
                 headers: {
                     [name: string]: unknown;

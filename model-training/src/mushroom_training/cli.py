@@ -132,12 +132,12 @@ def evaluate(
 ) -> None:
     """Evaluate a stored bundle's TFLite variants on a dataset version; prints JSON."""
     _setup_logging()
+    from mushroom_common.registry import ModelRegistry
     from mushroom_training.evaluate import evaluate_bundle
-    from mushroom_training.registry import download_bundle
 
     storage = _open(storage_uri)
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-        download_bundle(storage, name, version, Path(tmp))
+        ModelRegistry(storage).download(name, version, Path(tmp))
         results = evaluate_bundle(Path(tmp), storage, dataset_version, split)
     STDOUT.print_json(json.dumps(results))
 
@@ -171,15 +171,11 @@ def list_command(
 ) -> None:
     """Leaderboard: tracked runs and registry bundles side by side."""
     _setup_logging()
-    from mushroom_training.registry import (
-        champion,
-        list_model_names,
-        list_versions,
-        read_bundle_metadata,
-    )
+    from mushroom_common.registry import ModelRegistry
     from mushroom_training.tracking import search_runs
 
     storage = _open(storage_uri)
+    registry = ModelRegistry(storage)
     table = Table(title="training runs (test split, Keras model)")
     for column in (
         "run",
@@ -223,10 +219,10 @@ def list_command(
         "latency 1t ms",
     ):
         bundles.add_column(column)
-    for model in [name] if name else list_model_names(storage):
-        current = champion(storage, model)
-        for version in reversed(list_versions(storage, model)):
-            meta = read_bundle_metadata(storage, model, version)
+    for model in [name] if name else registry.names():
+        current = registry.champion(model)
+        for version in reversed(registry.versions(model)):
+            meta = registry.metadata(model, version)
             served = meta.variant()
             bundles.add_row(
                 model,
@@ -256,10 +252,11 @@ def pack(
 ) -> None:
     """Copy a stored bundle into a folder with only some variants (e.g. the repository's demo)."""
     _setup_logging()
-    from mushroom_training.registry import download_bundle, pack_bundle
+    from mushroom_common.registry import ModelRegistry
+    from mushroom_training.registry import pack_bundle
 
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-        download_bundle(_open(storage_uri), name, version, Path(tmp))
+        ModelRegistry(_open(storage_uri)).download(name, version, Path(tmp))
         packed = pack_bundle(Path(tmp), target, variants, data_status)
     total = sum(f.size_bytes for f in packed.files)
     STDOUT.print(f"packed {name} {version} into {target} ({total / 1e6:.1f} MB)")

@@ -1,4 +1,8 @@
-"""Evaluating bundle variants (TFLite, as served) on a dataset version's split."""
+"""Evaluating bundle variants (TFLite, as served) on a dataset version's split.
+
+Every variant runs through mushroom_common.runtime, the code the API serves with, calibrated
+with the variant's own temperature: what evaluation measures is what is served.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ import numpy as np
 
 from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.dataset import read_manifest
+from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage
 from mushroom_training.config import DataConfig
 from mushroom_training.data import SplitData, load_dataset
-from mushroom_training.litert import TFLiteClassifier
 from mushroom_training.metrics import classification_metrics
 
 logger = logging.getLogger(__name__)
@@ -21,12 +25,18 @@ logger = logging.getLogger(__name__)
 _MISSING = -1e9
 
 
+# The exporter puts the mushroom score at this output (mushroom_common.bundle's contract).
+SCORE_OUTPUT = 1
+
+
 @dataclass
 class VariantOutputs:
-    """A variant's raw outputs on a split."""
+    """A variant's outputs on a split: raw logits, calibrated probabilities, mushroom scores."""
 
     logits: np.ndarray
+    probabilities: np.ndarray
     scores: np.ndarray | None
+    temperature: float
 
 
 def metrics_for(
@@ -45,12 +55,44 @@ def metrics_for(
     return classification_metrics(expanded, labels, union, temperature)
 
 
+def _outputs(runtime: BundleRuntime, images: np.ndarray) -> VariantOutputs:
+    batch = runtime.run_batch(images)
+    return VariantOutputs(
+        batch.logits, batch.probabilities, batch.mushroom_scores, runtime.temperature
+    )
+
+
 def run_variant(
-    bundle_dir: Path, path: str, images: np.ndarray, threads: int = 2
+    model_path: Path,
+    labels: list[str],
+    size: int,
+    temperature: float,
+    images: np.ndarray,
+    threads: int = 2,
 ) -> VariantOutputs:
-    """Run one TFLite variant on uint8 photos, one at a time."""
-    logits, scores = TFLiteClassifier(bundle_dir / path, threads).run_all(images)
-    return VariantOutputs(logits, scores)
+    """Run a TFLite model whose bundle metadata is not written yet (the exporter's case)."""
+    runtime = BundleRuntime(
+        model_path,
+        labels=labels,
+        input_size=(size, size),
+        temperature=temperature,
+        score_output=SCORE_OUTPUT,
+        num_threads=threads,
+    )
+    return _outputs(runtime, images)
+
+
+def run_bundle_variant(
+    bundle_dir: Path,
+    metadata: BundleMetadata,
+    variant: str,
+    images: np.ndarray,
+    threads: int = 2,
+) -> VariantOutputs:
+    """Run one variant of a bundle on uint8 photos, one at a time, as the API serves it."""
+    return _outputs(
+        BundleRuntime.for_variant(bundle_dir, metadata, variant, num_threads=threads), images
+    )
 
 
 def evaluate_bundle(
@@ -78,9 +120,9 @@ def evaluate_bundle(
     for variant in metadata.variants:
         if variant.format != "tflite" or (variants and variant.name not in variants):
             continue
-        outputs = run_variant(bundle_dir, variant.path, data.images)
+        outputs = run_bundle_variant(bundle_dir, metadata, variant.name, data.images)
         results[variant.name] = metrics_for(
-            outputs.logits, metadata.labels, data.species, metadata.temperature
+            outputs.logits, metadata.labels, data.species, outputs.temperature
         )
         logger.info("%s on %s: %s", variant.name, split, results[variant.name])
     return results

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +22,13 @@ from mushroom_common.bundle import (
     ModelVariant,
     MushroomDetectorSpec,
     OpenSetSpec,
-    bundle_prefix,
     hash_bundle_files,
     write_metadata,
 )
 from mushroom_common.catalog import load_catalog
+from mushroom_common.registry import ModelRegistry
 from mushroom_common.rules_export import write_rules_file
+from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage, open_storage
 from mushroom_common.verdict import VerdictRules
 from mushroom_training import compress
@@ -41,9 +43,8 @@ from mushroom_training.analysis import (
 from mushroom_training.compress import write_saved_model
 from mushroom_training.config import Settings, TrainConfig, apply_overrides, get_settings
 from mushroom_training.data import LoadedDataset, SplitData, load_dataset
-from mushroom_training.evaluate import VariantOutputs, metrics_for, run_variant
+from mushroom_training.evaluate import SCORE_OUTPUT, VariantOutputs, metrics_for, run_variant
 from mushroom_training.gradcam import grad_cam
-from mushroom_training.litert import latency_ms
 from mushroom_training.metrics import confusion_matrix, fit_temperature, per_class, softmax
 from mushroom_training.model import (
     LOGITS,
@@ -113,6 +114,23 @@ def choose_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
         if error < best_error - 1e-12:
             best, best_error = float(t), error
     return best
+
+
+def latency_ms(
+    path: Path, labels: list[str], size: int, threads: int, image: np.ndarray, runs: int = 20
+) -> float:
+    """Median wall time of one served (batch-1) call of a TFLite model, in milliseconds."""
+    runtime = BundleRuntime(
+        path, labels=labels, input_size=(size, size), temperature=1.0, num_threads=threads
+    )
+    for _ in range(3):
+        runtime.run(image)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        runtime.run(image)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
 
 
 def _keras_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -238,11 +256,17 @@ def export(
                 representative,
             )
             (bundle_dir / path).write_bytes(flatbuffer)
+            # Each variant is calibrated with its own temperature: the student's was fitted on
+            # its own val logits in training, the teacher's variants share the exported graph's.
             variant_t = (info.student_temperature or 1.0) if student else temperature
-            result = run_variant(bundle_dir, path, test.images)
+            result = run_variant(bundle_dir / path, info.labels, size, variant_t, test.images)
             metrics = metrics_for(result.logits, info.labels, test.species, variant_t)
-            metrics["latency_ms_1_thread"] = latency_ms(bundle_dir / path, 1, test.images[0])
-            metrics["latency_ms_2_threads"] = latency_ms(bundle_dir / path, 2, test.images[0])
+            metrics["latency_ms_1_thread"] = latency_ms(
+                bundle_dir / path, info.labels, size, 1, test.images[0]
+            )
+            metrics["latency_ms_2_threads"] = latency_ms(
+                bundle_dir / path, info.labels, size, 2, test.images[0]
+            )
             outputs[variant] = result
             variants.append(
                 ModelVariant(
@@ -250,6 +274,7 @@ def export(
                     path=path,
                     format="tflite",
                     size_bytes=(bundle_dir / path).stat().st_size,
+                    temperature=variant_t,
                     metrics=metrics,
                 )
             )
@@ -266,6 +291,7 @@ def export(
                 path="saved_model",
                 format="saved_model",
                 size_bytes=saved_size,
+                temperature=temperature,
                 metrics=keras_metrics,
             )
         )
@@ -274,20 +300,32 @@ def export(
     by_name = {v.name: v for v in variants}
     agreement = None
     if "int8" in outputs:
-        int8_val = run_variant(bundle_dir, tflite_file("int8"), val.images).logits.argmax(1)
+        int8_val = run_variant(
+            bundle_dir / tflite_file("int8"), info.labels, size, temperature, val.images
+        ).logits.argmax(1)
         if "float32" in outputs:
-            float_val = run_variant(bundle_dir, tflite_file("float32"), val.images).logits.argmax(1)
+            float_val = run_variant(
+                bundle_dir / tflite_file("float32"), info.labels, size, temperature, val.images
+            ).logits.argmax(1)
         else:
             float_val = _keras_logits(keras_model, val.images).argmax(1)
         agreement = float(np.mean(int8_val == float_val))
 
     detector_spec, detector_report = _detector(
-        bundle_dir, by_name, serving, outputs, val.images, size
+        bundle_dir, by_name, serving, outputs, val.images, size, info.labels
     )
 
     served = outputs[serving]
     rules_spec, broad = _decision_rules_and_analysis(
-        bundle_dir, by_name[serving], served, val, test, info, config, temperature, detector_spec
+        bundle_dir,
+        by_name[serving],
+        served,
+        val,
+        test,
+        info,
+        config,
+        served.temperature,
+        detector_spec,
     )
 
     # Report: plots of the served variant.
@@ -301,10 +339,7 @@ def export(
     history = json.loads((run_dir / HISTORY_FILE).read_text("utf-8"))
     plot_curves(history, bundle_dir / "training_curves.png")
     plots["training curves"] = "training_curves.png"
-    served_temperature = (
-        (info.student_temperature or 1.0) if serving.startswith("student") else temperature
-    )
-    plot_reliability(served.logits, test.labels, served_temperature, bundle_dir / "reliability.png")
+    plot_reliability(served.logits, test.labels, served.temperature, bundle_dir / "reliability.png")
     plots["reliability before and after temperature scaling"] = "reliability.png"
     if config.export.gradcam_examples:
         items = _gradcam_items(
@@ -374,7 +409,7 @@ def export(
         version=version,
         labels=info.labels,
         input=InputSpec(height=size, width=size),
-        temperature=temperature,
+        temperature=by_name[serving].temperature or temperature,
         serving_variant=serving,
         variants=variants,
         mushroom_detector=detector_spec,
@@ -388,20 +423,17 @@ def export(
         metrics=by_name[serving].metrics | broad["served_metrics"],
         files=hash_bundle_files(bundle_dir),
     )
-    if serving.startswith("student") and info.student_temperature:
-        metadata.temperature = info.student_temperature
     write_metadata(bundle_dir, metadata)
     # The phone's copy of the rules and catalog facts (frontend on-device identification).
     write_rules_file(bundle_dir, metadata, catalog)
-    prefix = bundle_prefix(name, version)
-    storage.upload_tree(bundle_dir, prefix)
+    uri = ModelRegistry(storage).publish(bundle_dir)
     with start_run(storage, settings, config.run_name, run_id=info.run_id) as tracker:
         for v in variants:
             tracker.log_metrics({f"bundle/{v.name}/{k}": val for k, val in v.metrics.items()})
         tracker.set_tags({"bundle": f"{name}/{version}"})
         tracker.log_artifacts(bundle_dir, "bundle")
-    logger.info("bundle %s/%s written to %s", name, version, storage.uri_for(prefix))
-    return ExportResult(name, version, bundle_dir, storage.uri_for(prefix), metadata)
+    logger.info("bundle %s/%s written to %s", name, version, uri)
+    return ExportResult(name, version, bundle_dir, uri, metadata)
 
 
 def _decision_rules_and_analysis(
@@ -430,7 +462,9 @@ def _decision_rules_and_analysis(
         else None
     )
     detector_threshold = detector_spec.threshold if detector_spec is not None else None
-    val_run = run_variant(bundle_dir, served_variant.path, val.images)
+    val_run = run_variant(
+        bundle_dir / served_variant.path, labels, info.image_size, temperature, val.images
+    )
     val_outputs = SplitOutputs(val_run.logits, val_run.scores, val.species)
     test_outputs = SplitOutputs(served.logits, served.scores, test.species)
     spec, grid = tune_rules(
@@ -492,13 +526,16 @@ def _detector(
     outputs: dict[str, VariantOutputs],
     val_images: np.ndarray,
     size: int,
+    labels: list[str],
 ) -> tuple[MushroomDetectorSpec | None, dict[str, Any] | None]:
     """Threshold the served variant's mushroom score on val photos and non-mushroom images."""
     if outputs[serving].scores is None:
         return None, None
-    val_scores = run_variant(bundle_dir, variants[serving].path, val_images).scores
+    served_path = bundle_dir / variants[serving].path
+    temperature = outputs[serving].temperature
+    val_scores = run_variant(served_path, labels, size, temperature, val_images).scores
     negatives, names = negative_set(size)
-    negative_scores = run_variant(bundle_dir, variants[serving].path, negatives).scores
+    negative_scores = run_variant(served_path, labels, size, temperature, negatives).scores
     assert val_scores is not None
     assert negative_scores is not None
     threshold = choose_threshold(val_scores, negative_scores)
@@ -509,7 +546,7 @@ def _detector(
     accepted = [n for n, s in zip(names, negative_scores, strict=True) if s >= threshold]
     spec = MushroomDetectorSpec(
         method=DETECTOR_METHOD,
-        output_index=1,
+        output_index=SCORE_OUTPUT,
         threshold=threshold,
         false_rejection_rate=frr,
         false_acceptance_rate=far,

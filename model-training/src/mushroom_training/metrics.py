@@ -8,15 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mushroom_common.catalog import Catalog, load_catalog
+from mushroom_common.runtime import calibrated_probabilities
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of logits / temperature."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    probabilities: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return probabilities
+    """Row-wise softmax of logits / temperature: the runtime's, so metrics see served numbers."""
+    return calibrated_probabilities(logits, temperature)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

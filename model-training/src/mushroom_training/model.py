@@ -42,9 +42,6 @@ class Network:
     def image_size(self) -> int:
         return int(self.trunk.input_shape[1])
 
-    def trainable_models(self) -> list[keras.Model]:
-        return [self.top, self.head]
-
 
 def _identity_top(shape: tuple[int, ...]) -> keras.Model:
     inputs = keras.Input(shape, name="trunk_features")

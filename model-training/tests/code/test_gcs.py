@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import open_storage
 from mushroom_training.config import Settings, load_config
 from mushroom_training.export import export
-from mushroom_training.registry import champion, list_versions, promote
+from mushroom_training.registry import promote
 from mushroom_training.train import train
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -39,9 +40,10 @@ def test_train_export_promote_on_gcs(
     run = train(config, storage=storage, settings=settings)
     bundle = export(run.run_dir, storage=storage, settings=settings, version="v-gcs")
     assert bundle.uri.startswith("gs://")
-    assert list_versions(storage, "mushroom-classifier") == ["v-gcs"]
+    registry = ModelRegistry(storage)
+    assert registry.versions("mushroom-classifier") == ["v-gcs"]
     assert (tmp_path / "runs" / "tracking" / "mlflow.db").is_file()  # gs:// storage: local store
     promote(storage, "mushroom-classifier", "v-gcs")
-    current = champion(storage, "mushroom-classifier")
+    current = registry.champion("mushroom-classifier")
     assert current is not None
     assert current.version == "v-gcs"

@@ -13,23 +13,17 @@ from typer.testing import CliRunner
 
 from mushroom_common.bundle import read_metadata, verify_bundle
 from mushroom_common.catalog import load_catalog
+from mushroom_common.registry import ModelRegistry
 from mushroom_common.rules_export import RULES_FILE, RulesDocument
+from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage
 from mushroom_training.cli import app
 from mushroom_training.config import Settings, load_config
 from mushroom_training.data import load_dataset
 from mushroom_training.evaluate import evaluate_bundle
 from mushroom_training.export import ExportResult, export
-from mushroom_training.litert import TFLiteClassifier
 from mushroom_training.model import LOGITS, assemble, load_network
-from mushroom_training.registry import (
-    PromotionRefusedError,
-    champion,
-    download_bundle,
-    pack_bundle,
-    promote,
-    promotion_history,
-)
+from mushroom_training.registry import PromotionRefusedError, pack_bundle, promote
 from mushroom_training.tracking import search_runs
 from mushroom_training.train import WEIGHTS_FILE, TrainResult, read_run, train
 
@@ -95,7 +89,7 @@ def test_runs_are_tracked_with_params_and_metrics(
 def test_bundle_metadata_follows_the_contract(
     good: Trained, storage: Storage, tmp_path: Path
 ) -> None:
-    metadata = download_bundle(storage, "mushroom-classifier", "v1-good", tmp_path)
+    metadata = ModelRegistry(storage).download("mushroom-classifier", "v1-good", tmp_path)
     catalog = load_catalog()
     assert all(label in catalog for label in metadata.labels)
     assert metadata.serving_variant == "int8"
@@ -143,32 +137,33 @@ def test_saved_model_and_float_tflite_agree_with_keras(
     saved_logits = reloaded.serve(tf.constant(images))[LOGITS].numpy()
     np.testing.assert_allclose(saved_logits, keras_logits, atol=1e-4)
 
-    tflite = TFLiteClassifier(good.bundle.bundle_dir / "model_float32.tflite")
-    assert tflite.input["shape"].tolist() == [1, 32, 32, 3]
-    tflite_logits, scores = tflite.run_all(images)
-    assert scores is None
-    np.testing.assert_allclose(tflite_logits, keras_logits, atol=1e-4)
+    bundle_dir = good.bundle.bundle_dir
+    tflite = BundleRuntime.for_variant(bundle_dir, good.bundle.metadata, "float32")
+    assert tflite.input_size == (32, 32)
+    answers = tflite.run_batch(images)
+    assert answers.mushroom_scores is None
+    np.testing.assert_allclose(answers.logits, keras_logits, atol=1e-4)
 
 
 def test_int8_takes_raw_pixels_and_agrees_with_float(good: Trained, storage: Storage) -> None:
-    int8 = TFLiteClassifier(good.bundle.bundle_dir / "model_int8.tflite")
-    assert int8.input_quantization == (1.0, 0)
+    bundle_dir, metadata = good.bundle.bundle_dir, good.bundle.metadata
+    int8 = BundleRuntime.for_variant(bundle_dir, metadata, "int8")
     val, _ = _test_images(storage, good)
-    float_top1 = (
-        TFLiteClassifier(good.bundle.bundle_dir / "model_float32.tflite").run_all(val)[0].argmax(1)
-    )
-    int8_top1 = int8.run_all(val)[0].argmax(1)
+    float32 = BundleRuntime.for_variant(bundle_dir, metadata, "float32")
+    float_top1 = float32.run_batch(val).logits.argmax(1)
+    int8_top1 = int8.run_batch(val).logits.argmax(1)
     assert np.mean(int8_top1 == float_top1) >= 0.99
 
 
 def test_evaluate_reproduces_the_recorded_metrics(good: Trained, storage: Storage) -> None:
+    """Every metric, calibrated ones included: each variant is scored with its own temperature."""
     results = evaluate_bundle(good.bundle.bundle_dir, storage)
+    student = good.bundle.metadata.variant("student_int8")
+    assert student.temperature == read_run(good.run.run_dir)[0].student_temperature
     for variant in good.bundle.metadata.variants:
         if variant.format == "tflite":
-            assert results[variant.name]["top1"] == pytest.approx(variant.metrics["top1"])
-            assert results[variant.name]["poison_cost"] == pytest.approx(
-                variant.metrics["poison_cost"]
-            )
+            recorded = {k: v for k, v in variant.metrics.items() if not k.startswith("latency")}
+            assert results[variant.name] == pytest.approx(recorded)
 
 
 def test_promotion_refuses_a_worse_model_and_keeps_history(
@@ -183,14 +178,15 @@ def test_promotion_refuses_a_worse_model_and_keeps_history(
         promote(storage, name, "v2-bad")
     assert not refused.value.event.accepted
     assert "macro-F1" in refused.value.event.reason
-    current = champion(storage, name)
+    registry = ModelRegistry(storage)
+    current = registry.champion(name)
     assert current is not None
     assert current.version == "v1-good"
     forced = promote(storage, name, "v2-bad", force=True, reason="pytest")
     assert forced.accepted
     assert forced.forced
-    assert champion(storage, name).version == "v2-bad"  # type: ignore[union-attr]  # just promoted
-    history = promotion_history(storage, name)
+    assert registry.champion(name).version == "v2-bad"  # type: ignore[union-attr]  # just promoted
+    history = registry.history(name)
     assert [(e.version, e.accepted, e.forced) for e in history] == [
         ("v1-good", True, False),
         ("v2-bad", False, False),

@@ -9,7 +9,7 @@ import pytest
 
 from mushroom_common.bundle import BundleMetadata, read_metadata, verify_bundle
 from mushroom_common.catalog import load_catalog
-from mushroom_training.litert import TFLiteClassifier
+from mushroom_common.runtime import BundleRuntime
 from mushroom_training.negatives import generated_images
 from mushroom_training.preprocess import photo_to_input, resize_for_model
 
@@ -28,8 +28,8 @@ def metadata() -> BundleMetadata:
 
 
 @pytest.fixture(scope="module")
-def served(metadata: BundleMetadata) -> TFLiteClassifier:
-    return TFLiteClassifier(DEMO / metadata.variant().path)
+def served(metadata: BundleMetadata) -> BundleRuntime:
+    return BundleRuntime.for_variant(DEMO, metadata)
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +61,17 @@ def test_files_match_their_hashes_and_labels_are_catalog_ids(metadata: BundleMet
 
 
 def test_served_variant_follows_the_io_contract(
-    metadata: BundleMetadata, served: TFLiteClassifier
+    metadata: BundleMetadata, served: BundleRuntime
 ) -> None:
     size = metadata.input.height
-    assert served.input["shape"].tolist() == [1, size, metadata.input.width, 3]
-    assert served.input["dtype"] == np.uint8
-    logits, score = served.run(np.zeros((size, size, 3), np.uint8))
-    assert logits.shape == (len(metadata.labels),)
+    assert served.input_size == (size, metadata.input.width)
+    answer = served.run(np.zeros((size, metadata.input.width, 3), np.uint8))
+    assert answer.logits.shape == (len(metadata.labels),)
+    assert answer.probabilities.sum() == pytest.approx(1.0)
+    assert served.has_detector == (metadata.mushroom_detector is not None)
     if metadata.mushroom_detector is not None:
-        assert score is not None
-        assert 0.0 <= score <= 1.0
+        assert answer.mushroom_score is not None
+        assert 0.0 <= answer.mushroom_score <= 1.0
 
 
 def test_metrics_meet_the_demo_targets(metadata: BundleMetadata) -> None:
@@ -85,11 +86,11 @@ def test_metrics_meet_the_demo_targets(metadata: BundleMetadata) -> None:
 
 
 def test_real_photos_are_recognised_and_a_flipped_photo_keeps_its_label(
-    metadata: BundleMetadata, served: TFLiteClassifier, real_photos: tuple[np.ndarray, list[str]]
+    metadata: BundleMetadata, served: BundleRuntime, real_photos: tuple[np.ndarray, list[str]]
 ) -> None:
     images, species = real_photos
-    predicted = served.run_all(images)[0].argmax(1)
-    flipped = served.run_all(images[:, :, ::-1].copy())[0].argmax(1)
+    predicted = served.run_batch(images).logits.argmax(1)
+    flipped = served.run_batch(images[:, :, ::-1].copy()).logits.argmax(1)
     labels = np.array([metadata.labels.index(s) for s in species])
     assert np.mean(predicted == labels) >= 0.7  # measured 0.75 with the 260-species model
     assert np.mean(flipped == predicted) >= 0.85  # measured 0.89 with the 260-species model
@@ -103,19 +104,19 @@ def test_int8_agrees_with_float(
     if "int8" not in names or reference is None:
         pytest.skip("the bundle lacks an int8 or a float variant")
     images, _ = real_photos
-    int8 = TFLiteClassifier(DEMO / metadata.variant("int8").path).run_all(images)[0].argmax(1)
-    floats = TFLiteClassifier(DEMO / metadata.variant(reference).path).run_all(images)[0].argmax(1)
+    int8 = BundleRuntime.for_variant(DEMO, metadata, "int8").run_batch(images).logits.argmax(1)
+    floats = BundleRuntime.for_variant(DEMO, metadata, reference).run_batch(images).logits.argmax(1)
     assert np.mean(int8 == floats) >= 0.95
 
 
 def test_detector_accepts_mushrooms_and_rejects_noise(
-    metadata: BundleMetadata, served: TFLiteClassifier, real_photos: tuple[np.ndarray, list[str]]
+    metadata: BundleMetadata, served: BundleRuntime, real_photos: tuple[np.ndarray, list[str]]
 ) -> None:
     detector = metadata.mushroom_detector
     if detector is None:
         pytest.skip("the bundle has no mushroom detector")
     images, _ = real_photos
-    scores = served.run_all(images)[1]
+    scores = served.run_batch(images).mushroom_scores
     assert scores is not None
     assert np.mean(scores >= detector.threshold) >= 0.85
     size = metadata.input.height
@@ -124,6 +125,6 @@ def test_detector_accepts_mushrooms_and_rejects_noise(
         for name, image in generated_images(10)
         if "noise" in name or "flat" in name
     ]
-    noise_scores = served.run_all(np.stack(noise))[1]
+    noise_scores = served.run_batch(np.stack(noise)).mushroom_scores
     assert noise_scores is not None
     assert np.all(noise_scores < detector.threshold)

@@ -56,7 +56,7 @@ class Reference(BaseModel):
     model_name: str
     model_version: str
     dataset_version: str
-    source: str = Field(description="bundle_report or tflite_test_split")
+    source: str = Field(description="tflite_test_split: the serving variant run on the test split")
     confidences: list[float]
     mushroom_scores: list[float] = Field(default_factory=list)
     detector_threshold: float | None = None

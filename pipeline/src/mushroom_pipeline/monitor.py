@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mushroom_common.bundle import METADATA_FILE, bundle_prefix
+from mushroom_common.registry import InvalidIdentifierError, ModelRegistry
 from mushroom_common.storage import Storage
 from mushroom_common.store import (
     PredictionRecord,
@@ -68,9 +68,11 @@ def served_model(
     if model_version:
         return name, model_version
     if newest is not None and newest.model_name == name:
-        key = f"{bundle_prefix(name, newest.model_version)}/{METADATA_FILE}"
-        if storage.exists(key):
-            return name, newest.model_version
+        try:
+            if ModelRegistry(storage).has_version(name, newest.model_version):
+                return name, newest.model_version
+        except InvalidIdentifierError as exc:
+            logger.warning("the prediction log names an invalid model version: %s", exc)
         logger.info(
             "the newest answers came from %s/%s, which is not in the registry: using the champion",
             name,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mushroom_common.bundle import CHAMPION_FILE, ChampionPointer
-from mushroom_common.storage import ObjectNotFoundError, Storage
+from mushroom_common.registry import ModelRegistry
+from mushroom_common.storage import Storage
 from mushroom_pipeline.collect import PipelineError
 from mushroom_pipeline.config import Settings
 from mushroom_pipeline.definition import (
@@ -102,14 +102,9 @@ def training_runs_dir(storage: Storage, settings: Settings) -> Path:
 
 
 def current_champion(storage: Storage, name: str) -> str | None:
-    """The version models/<name>/champion.json points at, if any."""
-    try:
-        pointer = ChampionPointer.model_validate_json(
-            storage.read_bytes(f"models/{name}/{CHAMPION_FILE}")
-        )
-    except ObjectNotFoundError:
-        return None
-    return pointer.version
+    """The registry's champion version of a model name, if any (raises when unreadable)."""
+    pointer = ModelRegistry(storage).champion(name)
+    return pointer.version if pointer is not None else None
 
 
 def step_context(

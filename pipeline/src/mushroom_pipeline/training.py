@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mushroom_common.bundle import METADATA_FILE, bundle_prefix
+from mushroom_common.registry import InvalidIdentifierError, ModelRegistry
 from mushroom_common.storage import Storage
 from mushroom_training.config import Settings as TrainSettings
 from mushroom_training.config import TrainConfig, get_settings, load_config
@@ -101,16 +101,19 @@ class TrainingSteps:
 
     def bundle_still_there(self, outputs: dict[str, Any]) -> bool:
         """The recorded bundle's metadata is still in the registry."""
-        prefix = bundle_prefix(str(outputs.get("name")), str(outputs.get("version")))
-        return self.storage.exists(f"{prefix}/{METADATA_FILE}")
+        try:
+            return ModelRegistry(self.storage).has_version(
+                str(outputs.get("name")), str(outputs.get("version"))
+            )
+        except InvalidIdentifierError:
+            return False
 
     def evaluate(self, name: str, version: str) -> dict[str, Any]:
         """Every TFLite variant of the stored bundle on its dataset version's test split."""
         from mushroom_training.evaluate import evaluate_bundle
-        from mushroom_training.registry import download_bundle
 
         with tempfile.TemporaryDirectory(prefix="mushroom-evaluate-") as tmp:
-            metadata = download_bundle(self.storage, name, version, Path(tmp))
+            metadata = ModelRegistry(self.storage).download(name, version, Path(tmp))
             metrics = evaluate_bundle(Path(tmp), self.storage, split="test")
         return {
             "name": name,
@@ -123,7 +126,7 @@ class TrainingSteps:
 
     def promote(self, name: str, version: str, force: bool) -> dict[str, Any]:
         """Promote through model-training's safety gate; a refusal is an outcome, not an error."""
-        from mushroom_training.registry import PromotionRefusedError, champion, promote
+        from mushroom_training.registry import PromotionRefusedError, promote
 
         try:
             event = promote(
@@ -132,7 +135,7 @@ class TrainingSteps:
         except PromotionRefusedError as exc:
             event = exc.event
             logger.warning("promotion of %s/%s refused: %s", name, version, event.reason)
-        current = champion(self.storage, name)
+        current = ModelRegistry(self.storage).champion(name)
         return {
             "accepted": event.accepted,
             "forced": event.forced,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from mushroom_api.deps import ModelHolderDep, PredictionLogDep, SettingsDep
 from mushroom_api.schemas import ErrorPublic, StatusPublic
 from mushroom_api.services.metrics import REGISTRY
-from mushroom_api.services.startup import StandIn
 
 router = APIRouter(tags=["health"])
 
@@ -31,7 +30,7 @@ async def healthz() -> StatusPublic:
     },
 )
 async def readyz(
-    request: Request, holder: ModelHolderDep, log: PredictionLogDep, settings: SettingsDep
+    holder: ModelHolderDep, log: PredictionLogDep, settings: SettingsDep
 ) -> StatusPublic:
     """Ready: a model answers /predict and the prediction log takes writes ("degraded": a
     stand-in model serves, and why)."""
@@ -48,9 +47,8 @@ async def readyz(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"{problem}, so answers are not logged for feedback and drift monitoring.",
         )
-    stand_in: StandIn | None = getattr(request.app.state, "stand_in", None)
-    if stand_in is not None and stand_in.classifier is holder.current:
-        return StatusPublic(status="degraded", detail=stand_in.reason)
+    if holder.degraded_reason is not None:
+        return StatusPublic(status="degraded", reason=f"{holder.degraded_reason}.")
     return StatusPublic(status="ok")
 
 

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
 
 from mushroom_api.deps import CatalogDep, ClassifierDep, ModelHolderDep, SettingsDep
 from mushroom_api.schemas import ErrorPublic, ModelInfoPublic
-from mushroom_api.services import metrics
-from mushroom_api.services.classifier import ModelLoadError
 from mushroom_api.services.identify import verdict_rules
 from mushroom_api.services.model_info import model_info
-from mushroom_api.services.model_store import NoModelError
+from mushroom_api.services.model_store import NoModelError, ReloadRefusedError
 from mushroom_api.services.phone_rules import model_file, phone_rules
 from mushroom_common.rules_export import RulesDocument
-from mushroom_common.storage import StorageError
 
-logger = logging.getLogger(__name__)
 router = APIRouter(tags=["model"])
 bearer = HTTPBearer(auto_error=False, description="API_ADMIN_TOKEN")
 
@@ -46,9 +40,9 @@ def require_admin(
 
 
 @router.get("/model", responses={503: {"model": ErrorPublic, "description": "Model not loaded"}})
-def get_model(classifier: ClassifierDep) -> ModelInfoPublic:
-    """Metadata and test metrics of the model that answers /predict."""
-    return model_info(classifier)
+def get_model(classifier: ClassifierDep, holder: ModelHolderDep) -> ModelInfoPublic:
+    """Metadata and test metrics of the model that answers /predict, and where it came from."""
+    return model_info(classifier, holder)
 
 
 @router.get(
@@ -102,12 +96,10 @@ async def reload_model(holder: ModelHolderDep) -> ModelInfoPublic:
     """Load the registry's current champion fully, then swap it in without dropping requests."""
     try:
         classifier = await asyncio.to_thread(holder.reload)
-    except (NoModelError, ModelLoadError, StorageError, ValidationError) as exc:
-        metrics.MODEL_RELOADS.labels(outcome="failed").inc()
-        logger.error("reload failed: %s", exc)
+    except (ReloadRefusedError, NoModelError) as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"The new model could not be loaded, so the old one stays: {exc}",
+            f"The new model could not be loaded, so the old one stays. {exc}",
+            headers={"Retry-After": "30"},
         ) from exc
-    metrics.MODEL_RELOADS.labels(outcome="ok").inc()
-    return model_info(classifier)
+    return model_info(classifier, holder)

@@ -58,6 +58,19 @@ PREDICTION_LOG_QUEUE = Gauge(
     "Predictions waiting to be written to the database.",
     registry=REGISTRY,
 )
+MODEL_RELOAD_FAILURES = Counter(
+    "mushroom_api_model_reload_failures_total",
+    "Reloads that kept the served model, by reason (registry_unavailable, invalid_pointer, "
+    "bundle_missing, bundle_damaged, load_failed, no_champion, no_model).",
+    ["reason"],
+    registry=REGISTRY,
+)
+MODEL_WATCH_ERRORS = Counter(
+    "mushroom_api_model_watch_errors_total",
+    "Champion polls of the reload watcher that failed, by error type (the watcher keeps going).",
+    ["kind"],
+    registry=REGISTRY,
+)
 
 
 _UNROUTED_PATHS = frozenset({"/predict", "/explain", "/feedback"})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from mushroom_api.schemas import ModelInfoPublic
 from mushroom_api.services.classifier import Classifier
+from mushroom_api.services.model_store import ModelHolder
 
 
-def model_info(classifier: Classifier) -> ModelInfoPublic:
-    """Metadata and metrics of the served bundle."""
+def model_info(classifier: Classifier, holder: ModelHolder) -> ModelInfoPublic:
+    """Metadata and metrics of the served bundle, and where it came from."""
     metadata = classifier.metadata
     return ModelInfoPublic(
         name=metadata.name,
@@ -19,4 +20,8 @@ def model_info(classifier: Classifier) -> ModelInfoPublic:
         metrics=metadata.metrics,
         variant=metadata.serving_variant,
         data_status=metadata.data_status,
+        # The holder's source describes its current classifier; a request holding an older
+        # one (swapped meanwhile) was served from the registry or the same fallback.
+        source=holder.source if holder.current is classifier and holder.source else "registry",
+        degraded_reason=holder.degraded_reason if holder.current is classifier else None,
     )

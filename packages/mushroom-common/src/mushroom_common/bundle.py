@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 METADATA_FILE = "metadata.json"
-CHAMPION_FILE = "champion.json"
-PROMOTIONS_FILE = "promotions.jsonl"
-MODELS_PREFIX = "models"
+
+# Model names and versions become storage keys and local folder names, so they are plain
+# identifiers: a letter or digit, then letters, digits, '.', '_' or '-', and never '..'.
+IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_identifier(value: str, what: str = "identifier") -> str:
+    """Return `value` if it is a valid model name or version, else raise ValueError.
+
+    Args:
+        value: the text to check.
+        what: what the value is, for the error message ("version", "model name").
+
+    Returns:
+        The value unchanged.
+    """
+    if not IDENTIFIER_PATTERN.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"{what} {value[:80]!r} is not a valid identifier: use 1-128 letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit, without '..'"
+        )
+    return value
+
+
+def check_relative_path(value: str) -> str:
+    """Return `value` if it is a relative '/'-separated path inside a bundle, else raise."""
+    parts = value.split("/")
+    if (
+        not value
+        or value.startswith("/")
+        or "\\" in value
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ValueError(f"bundle path {value[:80]!r} must be relative and stay inside the bundle")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+BundlePath = Annotated[str, AfterValidator(check_relative_path)]
 
 
 class InputSpec(BaseModel):
@@ -83,10 +120,20 @@ class ModelVariant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="float32, float16, int8, student_int8, saved_model, ...")
-    path: str = Field(description="file or folder, relative to the bundle folder")
+    path: BundlePath = Field(description="file or folder, relative to the bundle folder")
     format: Literal["tflite", "saved_model"]
     size_bytes: int = Field(ge=0)
+    temperature: float | None = Field(
+        None,
+        gt=0,
+        description="this variant's own calibration temperature (divide logits by it before "
+        "softmax); None in bundles written before it existed: the bundle's `temperature` applies",
+    )
     metrics: dict[str, float] = Field(default_factory=dict)
+
+    def effective_temperature(self, bundle_temperature: float) -> float:
+        """The temperature that calibrates this variant (its own, else the bundle's)."""
+        return self.temperature if self.temperature is not None else bundle_temperature
 
 
 class BundleFile(BaseModel):
@@ -94,7 +141,7 @@ class BundleFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str
+    path: BundlePath
     sha256: str
     size_bytes: int = Field(ge=0)
 
@@ -105,11 +152,15 @@ class BundleMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     schema_version: Literal[1] = 1
-    name: str
-    version: str
+    name: Identifier
+    version: Identifier
     labels: list[str] = Field(min_length=1, description="catalog ids in the model's output order")
     input: InputSpec
-    temperature: float = Field(1.0, gt=0, description="divide logits by this before softmax")
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        description="the serving variant's temperature; variants without their own use it",
+    )
     serving_variant: str = Field(description="name of the variant the API serves")
     variants: list[ModelVariant]
     mushroom_detector: MushroomDetectorSpec | None = None
@@ -141,8 +192,8 @@ class ChampionPointer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    version: str
+    name: Identifier
+    version: Identifier
     promoted_at: datetime
     reason: str
 
@@ -152,20 +203,15 @@ class PromotionEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    version: str
-    previous_version: str | None
+    name: Identifier
+    version: Identifier
+    previous_version: Identifier | None
     promoted_at: datetime
     forced: bool
     accepted: bool
     reason: str
     metrics: dict[str, float] = Field(default_factory=dict)
     previous_metrics: dict[str, float] = Field(default_factory=dict)
-
-
-def bundle_prefix(name: str, version: str) -> str:
-    """Storage prefix of a bundle version."""
-    return f"{MODELS_PREFIX}/{name}/{version}"
 
 
 def sha256_file(path: Path) -> str:
