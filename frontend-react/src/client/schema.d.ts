@@ -233,7 +233,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready: a model is loaded and can answer /predict ("degraded" says why it is a fallback).
+         * @description Ready: a model answers /predict and the prediction log takes writes ("degraded": a
+         *     stand-in model serves, and why).
          */
         get: operations["readyz"];
         put?: never;
@@ -705,11 +706,14 @@ export interface components {
          * @description A liveness or readiness answer.
          */
         StatusPublic: {
-            /** Status */
+            /**
+             * Status
+             * @description "ok", or "degraded" when a fallback model is served
+             */
             status: string;
             /**
              * Reason
-             * @description why the server is degraded or not ready
+             * @description why the server is degraded, in a sentence
              */
             reason?: string | null;
         };
@@ -942,7 +946,10 @@ export interface operations {
     create_feedback: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description any unique string per feedback; a replay with it adds nothing (without one, identical feedback on the same answer counts once) */
+                "idempotency-key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -952,6 +959,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A replay: the feedback stored before */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackPublic"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -970,13 +986,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The answer is older than the feedback window */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Unknown species, or a reused key */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
@@ -1305,7 +1330,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusPublic"];
                 };
             };
-            /** @description Model not loaded */
+            /** @description Model not loaded, or predictions not logged */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).parents[3]
 COMMON = "packages/mushroom-common/src/mushroom_common"
 RUNTIME = f"{COMMON}/runtime.py"
@@ -156,11 +154,6 @@ def test_only_the_registry_builds_models_keys() -> None:
     assert not hits, f"use mushroom_common.registry.ModelRegistry instead:\n{_report(hits)}"
 
 
-@pytest.mark.xfail(
-    (ROOT / COMMON / "feedback.py").is_file(),
-    reason="mushroom_common/feedback.py (SQLite) is being replaced by mushroom_common.store",
-    strict=True,
-)
 def test_only_the_store_uses_sqlite3() -> None:
     hits = [
         h
