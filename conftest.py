@@ -84,7 +84,7 @@ def gcs_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GCSEmulator,
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.host)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     monkeypatch.setenv(
-        "MUSHROOM_STORAGE_RETRY_DEADLINE_S", os.environ.get("TEST_GCS_DEADLINE", "3")
+        "MUSHROOM_STORAGE_RETRY_DEADLINE_S", os.environ.get("TEST_GCS_DEADLINE", "8")
     )
     try:
         yield emulator, f"gs://{bucket}/prefix"

@@ -162,18 +162,24 @@ def test_api_image_serves_the_built_frontend_and_the_demo_model() -> None:
 
 
 def _locked_closure(package: str) -> set[str]:
-    """Names of every locked distribution `package` needs at run time (no dev, no extras)."""
+    """Names of every locked distribution `package` needs at run time (no dev; the extras its
+    dependencies ask for, e.g. `mushroom-common[runtime]`, included)."""
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text(encoding="utf-8"))
     by_name = {p["name"]: p for p in lock["package"]}
-    seen: set[str] = set()
-    todo = [package]
+    seen: set[tuple[str, str]] = set()
+    todo: list[tuple[str, str]] = [(package, "")]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
-        seen.add(name)
-        todo.extend(dep["name"] for dep in by_name[name].get("dependencies", []))
-    return seen
+        seen.add((name, extra))
+        entry = by_name[name]
+        deps = entry.get("optional-dependencies", {}).get(extra, []) if extra else []
+        deps = deps or ([] if extra else entry.get("dependencies", []))
+        for dep in deps:
+            todo.append((dep["name"], ""))
+            todo.extend((dep["name"], wanted) for wanted in dep.get("extra", []))
+    return {name for name, _ in seen}
 
 
 def test_api_image_carries_no_tensorflow() -> None:

@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
-from mushroom_common.imaging import resize_for_model
+from mushroom_common.imaging import decode_for_model, resize_for_model
 
 __all__ = ["decode_photo", "photo_to_input", "resize_for_model"]
 
@@ -26,5 +26,5 @@ def decode_photo(data: bytes) -> Image.Image:
 
 
 def photo_to_input(data: bytes, height: int, width: int) -> np.ndarray:
-    """Photo bytes -> uint8 (height, width, 3) model input."""
-    return resize_for_model(decode_photo(data), height, width)
+    """Photo bytes -> uint8 (height, width, 3) model input, decoded exactly as the API does."""
+    return resize_for_model(decode_for_model(data, max(height, width)), height, width)

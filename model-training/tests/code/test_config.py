@@ -36,7 +36,14 @@ def test_dumped_config_reloads_identically(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model.backbone=mobilenet_v3_small", "model.detector=none"], "fine_tune_blocks"),
+        (
+            [
+                "model.backbone=mobilenet_v3_small",
+                "model.detector=none",
+                "model.fine_tune_blocks=3",
+            ],
+            "fine_tune_blocks",
+        ),
         (["model.weights=none"], "detector needs efficientnet_lite0"),
         (["export.serving_variant=float16", "export.variants=[int8]"], "serving_variant"),
         (["training.unknown=1"], "Extra inputs"),

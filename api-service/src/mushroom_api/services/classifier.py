@@ -49,6 +49,7 @@ class Classifier:
         source: str = "",
     ) -> None:
         self.metadata = metadata
+        self.bundle_dir = bundle_dir
         self.model_path = bundle_dir / metadata.variant().path
         self.source = source
         self.input_size = (metadata.input.width, metadata.input.height)

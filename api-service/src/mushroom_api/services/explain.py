@@ -61,7 +61,7 @@ class ExplainerPool:
                 if self.pool_size > 0:
                     model = Classifier(
                         served.metadata,
-                        served.model_path,
+                        served.bundle_dir,
                         pool_size=self.pool_size,
                         num_threads=self.num_threads,
                         source=served.source,

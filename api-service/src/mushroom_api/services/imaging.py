@@ -23,6 +23,8 @@ import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from mushroom_common.imaging import cover_factor, upright
+
 pillow_heif.register_heif_opener()
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"})
@@ -173,7 +175,7 @@ def decode_photo(
         with memory.hold(cost):
             image.load()
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-            small = _reduce(image, max(1, min(image.size) // side))
+            small = _reduce(image, cover_factor(image.size, side))
             del image
             rgb = _to_rgb(_upright(small, orientation))
     except ImageError:
@@ -282,21 +284,9 @@ def _sixteen_bit_to_gray(image: Image.Image, factor: int) -> Image.Image:
 
 
 # EXIF orientation -> the transpose that makes the photo upright (as ImageOps.exif_transpose).
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
 def _upright(image: Image.Image, orientation: int) -> Image.Image:
     """Apply the source's EXIF orientation; most photos are already upright and not copied."""
-    method = _UPRIGHT.get(orientation)
-    return image if method is None else image.transpose(method)
+    return upright(image, orientation)
 
 
 def _too_many_pixels_message(max_pixels: int) -> str:
