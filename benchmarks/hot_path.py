@@ -6,7 +6,11 @@
   temporary file) against a spool as large as the upload limit (stays in memory);
 - thread hops: decode in one thread pool and the model in another (two hops) against both in
   one call on the model's thread;
-- JSON: pydantic's own serializer against orjson for a /predict answer.
+- JSON: pydantic's own serializer against orjson for a /predict answer;
+- model threads: one LiteRT thread per interpreter against two, for one photo at a time (wall
+  time; the note gives the CPU each costs);
+- prediction log: one insert per request against ten records per insert (the writer's linger);
+- catalog parse at start: PyYAML's Python parser against libyaml's, with validation.
 
 Each lever's alternatives run in rounds, alternately, so the shared machine's load falls on both.
 
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,6 +301,103 @@ def hops_lever(
     return results
 
 
+# ----------------------------------------------------------------------------- model threads
+
+
+def model_threads_lever(bundle_dir: Path, rounds: int) -> list[LeverResult]:
+    from mushroom_common.runtime import BundleRuntime
+
+    metadata = read_metadata(bundle_dir)
+    pixels = np.random.default_rng(0).integers(
+        0, 256, (metadata.input.height, metadata.input.width, 3), dtype=np.uint8
+    )
+    runtimes = {
+        threads: BundleRuntime.for_variant(bundle_dir, metadata, num_threads=threads)
+        for threads in (1, 2)
+    }
+    notes = {}
+    for threads, runtime in runtimes.items():
+        started = time.process_time()
+        for _ in range(50):
+            runtime.run(pixels)
+        notes[f"{threads} thread(s)"] = f"{(time.process_time() - started) * 20:.2f} ms CPU/call"
+    alternatives: dict[str, Callable[[], object]] = {
+        f"{threads} thread(s)": partial(runtime.run, pixels)
+        for threads, runtime in runtimes.items()
+    }
+    return summarize(
+        "model threads (one photo at a time)",
+        "-",
+        time_alternatives(alternatives, rounds, 10),
+        notes,
+    )
+
+
+# ----------------------------------------------------------------------------- prediction log
+
+
+def prediction_log_lever(rounds: int) -> list[LeverResult]:
+    import tempfile
+    import uuid
+    from datetime import UTC, datetime
+
+    from mushroom_common.store import PredictionRecord, PredictionStore
+
+    def record() -> PredictionRecord:
+        return PredictionRecord(
+            request_id=uuid.uuid4().hex,
+            created_at=datetime.now(UTC),
+            photo_sha256="0" * 64,
+            model_name="mushroom-classifier",
+            model_version="v1",
+            verdict="uncertain",
+            top_species="boletus_edulis",
+            top_probability=0.5,
+            mushroom_score=0.9,
+        )
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = PredictionStore(f"sqlite:///{folder}/log.sqlite3")
+        store.upgrade()
+        timings = time_alternatives(
+            {
+                "1 record per insert": lambda: store.add_predictions([record()]),
+                "10 records per insert": lambda: store.add_predictions(
+                    [record() for _ in range(10)]
+                ),
+            },
+            rounds,
+            10,
+        )
+        store.close()
+    per_record = {
+        "1 record per insert": timings["1 record per insert"],
+        "10 records per insert": [t / 10 for t in timings["10 records per insert"]],
+    }
+    return summarize("prediction log (SQLite), ms per record", "-", per_record)
+
+
+# ----------------------------------------------------------------------------- catalog
+
+
+def catalog_lever(rounds: int) -> list[LeverResult]:
+    from importlib import resources
+
+    import yaml
+
+    from mushroom_common.catalog import parse_catalog
+
+    text = resources.files("mushroom_common").joinpath("data/species.yaml").read_text("utf-8")
+    alternatives: dict[str, Callable[[], object]] = {
+        "PyYAML SafeLoader (Python)": lambda: parse_catalog(yaml.load(text, Loader=yaml.SafeLoader))
+    }
+    if hasattr(yaml, "CSafeLoader"):
+        alternatives["PyYAML CSafeLoader (libyaml, served)"] = lambda: parse_catalog(
+            yaml.load(text, Loader=yaml.CSafeLoader)
+        )
+    return summarize("catalog parse at start", "-", time_alternatives(alternatives, rounds, 1))
+
+
 # ----------------------------------------------------------------------------- JSON
 
 
@@ -352,6 +454,9 @@ def main(
     results += multipart_lever(photos, rounds)
     results += hops_lever(photos, bundle_dir, rounds, concurrency)
     results += json_lever(rounds)
+    results += model_threads_lever(bundle_dir, rounds)
+    results += prediction_log_lever(rounds)
+    results += catalog_lever(rounds)
     typer.echo(f"Machine: {describe_machine(machine)}")
     typer.echo(
         format_table(

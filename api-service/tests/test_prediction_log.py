@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -160,3 +161,57 @@ def test_an_unreachable_database_drops_answers_with_a_count_and_tells_readiness(
     finally:
         log.close(timeout_s=5)
         store.close()
+
+
+class _BatchCountingStore(PredictionStore):
+    """A real SQLite store that remembers the size of every insert."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.batches: list[int] = []
+
+    def add_predictions(self, records: Sequence[PredictionRecord]) -> int:
+        self.batches.append(len(records))
+        return super().add_predictions(records)
+
+
+def _record(request_id: str) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request_id,
+        created_at=datetime.now(UTC),
+        photo_sha256="0" * 64,
+        model_name="m",
+        model_version="1",
+        verdict="uncertain",
+        top_species=None,
+        top_probability=None,
+        mushroom_score=None,
+    )
+
+
+def test_records_arriving_together_are_written_in_one_insert(tmp_path: Path) -> None:
+    store = _BatchCountingStore(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    store.upgrade()
+    log = PredictionLog(store, linger_s=0.5)
+    log.start()
+    try:
+        for i in range(5):
+            assert log.submit(_record(f"r{i}"))
+            time.sleep(0.02)  # requests a few ms apart, as under load
+        _wait_logged(store, "r4")
+    finally:
+        log.close()
+    assert store.batches == [5], "one insert for the records of one linger window"
+    assert all(store.get_prediction(f"r{i}") is not None for i in range(5))
+
+
+def test_close_writes_what_is_queued_without_lingering(tmp_path: Path) -> None:
+    store = _BatchCountingStore(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    store.upgrade()
+    log = PredictionLog(store, linger_s=30.0)
+    log.start()
+    assert log.submit(_record("last"))
+    started = time.perf_counter()
+    log.close(timeout_s=10)
+    assert time.perf_counter() - started < 5, "closing does not wait out the linger"
+    assert store.get_prediction("last") is not None

@@ -27,3 +27,14 @@ def test_parse_form_reads_the_whole_file_whether_it_spills_or_not(spool: int) ->
     data = bytes(range(256)) * 400  # 100 KiB: over the small spool, under the large one
     body, content_type = multipart_request(data)
     assert asyncio.run(parse_form(body, content_type, spool)) == len(data)
+
+
+def test_new_levers_measure_every_alternative() -> None:
+    from hot_path import catalog_lever, prediction_log_lever
+
+    catalog = catalog_lever(rounds=1)
+    assert {r.alternative for r in catalog} >= {"PyYAML SafeLoader (Python)"}
+    assert all(r.calls == 1 and r.p50_ms > 0 for r in catalog)
+    log = prediction_log_lever(rounds=1)
+    assert [r.alternative for r in log] == ["1 record per insert", "10 records per insert"]
+    assert all(r.calls == 10 and r.p50_ms > 0 for r in log)

@@ -104,6 +104,10 @@ def render() -> str:
 
 def main() -> None:
     """Write the file given on the command line (default: the repository's .env.example)."""
+    if len(sys.argv) > 2 or sys.argv[1:2] in (["-h"], ["--help"]):
+        # An option is not a file name: `--help` once wrote the example to a file called --help.
+        print(__doc__)  # noqa: T201 - the usage text is this command's output
+        raise SystemExit(0 if len(sys.argv) == 2 else 2)
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO_ROOT / ".env.example"
     target.write_text(render(), encoding="utf-8")
     logger.info("wrote %s", target)

@@ -22,7 +22,6 @@ from uvicorn.supervisors import Multiprocess
 
 from mushroom_api.config import get_settings
 from mushroom_api.server import server_config
-from mushroom_api.tls import self_signed_certificate
 
 logger = logging.getLogger("mushroom_api")
 DEFAULT_TLS_DIR = Path.home() / ".cache" / "mushroom-api" / "tls"
@@ -166,7 +165,12 @@ def serve(
             processes,
             processes * settings.rate_limit_per_minute,
         )
-    tls = self_signed_certificate(tls_dir, host) if tls_self_signed else None
+    tls = None
+    if tls_self_signed:
+        # Imported here: cryptography costs 30 ms of every start that does not ask for TLS.
+        from mushroom_api.tls import self_signed_certificate
+
+        tls = self_signed_certificate(tls_dir, host)
     if tls is not None:
         logger.info(
             "serving https://%s:%d/ with the certificate %s (trust it once on the phone)",

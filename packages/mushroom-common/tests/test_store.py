@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +27,7 @@ from mushroom_common.store import (
 )
 from mushroom_common.store.models import Base
 from mushroom_common.store.settings import StoreSettings, normalise_url
-from mushroom_common.store.store import head_revision
+from mushroom_common.store.store import SCHEMA_REVISION, head_revision
 
 
 def _prediction(request_id: str, created_at: datetime | None = None) -> PredictionRecord:
@@ -72,7 +74,7 @@ def test_migrations_from_empty_create_the_models_tables(database_url: str) -> No
     assert empty.revision() is None
     with pytest.raises(StoreSchemaError, match="mushroom-db upgrade"):
         empty.require_schema()
-    assert empty.upgrade() == head_revision()
+    assert empty.upgrade() == head_revision() == SCHEMA_REVISION, "the constant is Alembic's head"
     assert empty.upgrade() == head_revision(), "a second upgrade is a no-op"
     empty.require_schema()
     inspector = inspect(empty.engine)
@@ -82,6 +84,21 @@ def test_migrations_from_empty_create_the_models_tables(database_url: str) -> No
     unique = inspector.get_unique_constraints("feedback")
     assert {tuple(u["column_names"]) for u in unique} == {("request_id", "idempotency_key")}
     empty.close()
+
+
+def test_an_up_to_date_database_is_opened_without_alembic(database_url: str) -> None:
+    PredictionStore(database_url).upgrade()
+    # A fresh interpreter: this test process has imported Alembic already.
+    probe = (
+        "import sys\n"
+        "from mushroom_common.store import PredictionStore\n"
+        f"assert PredictionStore({database_url!r}).upgrade() == {SCHEMA_REVISION!r}\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False", result.stderr
 
 
 def test_round_trip_keeps_time_zones_and_values(store: PredictionStore) -> None:

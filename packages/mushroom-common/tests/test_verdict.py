@@ -140,6 +140,22 @@ def test_genus_ranking_sums_species_and_sorts() -> None:
     ]
 
 
+def test_genus_ranking_of_every_trained_label_matches_a_plain_sum() -> None:
+    catalog = load_catalog()
+    labels = catalog.trained_ids
+    probabilities = np.random.default_rng(7).dirichlet(np.ones(len(labels)))
+    expected: dict[str, float] = {}
+    for label, probability in zip(labels, probabilities, strict=True):
+        genus = catalog.get(label).genus
+        expected[genus] = expected.get(genus, 0.0) + float(probability)
+    genera = genus_ranking(probabilities, labels, catalog)
+    assert {g.genus: g.probability for g in genera} == pytest.approx(expected)
+    assert [g.probability for g in genera] == sorted((g.probability for g in genera), reverse=True)
+    assert genus_ranking(probabilities, labels, catalog, limit=3) == genera[:3]
+    with pytest.raises(ValueError, match="probabilities for"):
+        genus_ranking(probabilities[:-1], labels, catalog)
+
+
 @pytest.mark.parametrize("method", ["max_logit", "energy", "max_probability"])
 def test_open_set_score_is_higher_for_flat_logits(method: OpenSetMethod) -> None:
     confident = np.array([9.0, 0.0, 0.0, 0.0])

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -102,6 +106,19 @@ class Species(BaseModel):
         return self.common_names["en"]
 
 
+@dataclass(frozen=True)
+class LabelView:
+    """A model's labels as catalog entries, in output order, with their genera as indexes."""
+
+    species: tuple[Species, ...]
+    # The distinct genera in first-seen order, their families, and each label's genus position.
+    genera: tuple[str, ...]
+    families: tuple[str | None, ...]
+    genus_index: npt.NDArray[np.intp]
+    # Whether each label is deadly or poisonous.
+    dangerous: npt.NDArray[np.bool_]
+
+
 class Catalog(BaseModel):
     """All species, validated as a whole (every look-alike id exists)."""
 
@@ -127,6 +144,24 @@ class Catalog(BaseModel):
                     raise ValueError(f"{entry.id}: a species cannot be its own look-alike")
         return self
 
+    # Indexes built on first use (the model is frozen, so they never go stale): /predict looks
+    # up every label of the model (260) for each photo, and a scan per lookup cost 8 ms of CPU a
+    # request (benchmarks/RESULTS.md).
+    @cached_property
+    def _by_id(self) -> dict[str, Species]:
+        return {entry.id: entry for entry in self.species}
+
+    @cached_property
+    def _genus_edibilities(self) -> dict[str, frozenset[Edibility]]:
+        genera: dict[str, set[Edibility]] = {}
+        for entry in self.species:
+            genera.setdefault(entry.genus, set()).add(entry.edibility)
+        return {genus: frozenset(levels) for genus, levels in genera.items()}
+
+    @cached_property
+    def _label_views(self) -> dict[tuple[str, ...], LabelView]:
+        return {}
+
     @property
     def ids(self) -> list[str]:
         """All species ids in file order."""
@@ -139,13 +174,38 @@ class Catalog(BaseModel):
 
     def get(self, species_id: str) -> Species:
         """Return the species with this id; raise KeyError naming the id when unknown."""
-        for entry in self.species:
-            if entry.id == species_id:
-                return entry
-        raise KeyError(f"unknown species id {species_id!r}")
+        entry = self._by_id.get(species_id)
+        if entry is None:
+            raise KeyError(f"unknown species id {species_id!r}")
+        return entry
 
     def __contains__(self, species_id: object) -> bool:
-        return any(s.id == species_id for s in self.species)
+        return isinstance(species_id, str) and species_id in self._by_id
+
+    def genus_edibilities(self, genus: str) -> frozenset[Edibility]:
+        """The edibility levels of every catalog species of this genus (empty when none)."""
+        return self._genus_edibilities.get(genus, frozenset())
+
+    def label_view(self, labels: Sequence[str]) -> LabelView:
+        """The entries of a model's labels in output order (built once per label list)."""
+        key = tuple(labels)
+        view = self._label_views.get(key)
+        if view is None:
+            species = tuple(self.get(label) for label in key)
+            genera = tuple(dict.fromkeys(entry.genus for entry in species))
+            position = {genus: index for index, genus in enumerate(genera)}
+            view = LabelView(
+                species=species,
+                genera=genera,
+                families=tuple(
+                    next(entry.family for entry in species if entry.genus == genus)
+                    for genus in genera
+                ),
+                genus_index=np.array([position[entry.genus] for entry in species], dtype=np.intp),
+                dangerous=np.array([entry.edibility.is_dangerous for entry in species]),
+            )
+            self._label_views[key] = view
+        return view
 
     def resolve(self, name: str) -> Species | None:
         """Find a species by id, scientific name, synonym or common name (any language or case)."""
@@ -178,4 +238,7 @@ def parse_catalog(document: Any) -> Catalog:
 def load_catalog() -> Catalog:
     """Load and validate the catalog shipped in this package (cached)."""
     text = resources.files("mushroom_common").joinpath("data/species.yaml").read_text("utf-8")
-    return parse_catalog(yaml.safe_load(text))
+    # libyaml's parser when PyYAML has it (its wheels do): 0.10 s instead of 0.48 s for the
+    # 268-species file, which every service parses at start (benchmarks/RESULTS.md).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return parse_catalog(yaml.load(text, Loader=loader))

@@ -201,28 +201,35 @@ def lookalikes_of(catalog: Catalog, species_id: str) -> list[LookalikePublic]:
 
 
 def genus_ranking(
-    probabilities: Sequence[float], labels: Sequence[str], catalog: Catalog
+    probabilities: Sequence[float] | npt.NDArray[np.float64],
+    labels: Sequence[str],
+    catalog: Catalog,
+    limit: int | None = None,
 ) -> list[GenusPredictionPublic]:
-    """Every genus of the model's labels with its summed probability, most likely first."""
-    totals: dict[str, float] = {}
-    families: dict[str, str | None] = {}
-    for label, probability in zip(labels, probabilities, strict=True):
-        entry = catalog.get(label)
-        totals[entry.genus] = totals.get(entry.genus, 0.0) + float(probability)
-        families.setdefault(entry.genus, entry.family)
-    members: dict[str, set[Edibility]] = {}
-    for entry in catalog.species:
-        members.setdefault(entry.genus, set()).add(entry.edibility)
-    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    """The genera of the model's labels with their summed probability, most likely first.
+
+    Args:
+        probabilities: calibrated probabilities in label order.
+        labels: catalog ids in the model's output order.
+        catalog: the species catalog.
+        limit: how many genera to return (None: all of them).
+    """
+    view = catalog.label_view(labels)
+    values = np.asarray(probabilities, dtype=np.float64)
+    if values.shape != (len(view.species),):
+        raise ValueError(f"{values.shape[0]} probabilities for {len(view.species)} labels")
+    totals = np.bincount(view.genus_index, weights=values, minlength=len(view.genera))
+    # Most likely first; ties by name, so the order does not depend on the label order.
+    ranked = sorted(range(len(view.genera)), key=lambda g: (-totals[g], view.genera[g]))
     return [
         GenusPredictionPublic(
-            genus=genus,
-            family=families[genus],
-            probability=min(max(total, 0.0), 1.0),
-            holds_deadly=Edibility.DEADLY in members.get(genus, set()),
-            holds_poisonous=Edibility.POISONOUS in members.get(genus, set()),
+            genus=view.genera[g],
+            family=view.families[g],
+            probability=min(max(float(totals[g]), 0.0), 1.0),
+            holds_deadly=Edibility.DEADLY in catalog.genus_edibilities(view.genera[g]),
+            holds_poisonous=Edibility.POISONOUS in catalog.genus_edibilities(view.genera[g]),
         )
-        for genus, total in ranked
+        for g in ranked[:limit]
     ]
 
 
@@ -251,21 +258,21 @@ def judge(
     Returns:
         The judgement.
     """
-    order = [int(i) for i in np.argsort(-probabilities, kind="stable")]
-    species = [catalog.get(labels[i]) for i in order]
-    probs = [float(probabilities[i]) for i in order]
+    view = catalog.label_view(labels)
+    order = np.argsort(-probabilities, kind="stable")
     predictions = [
         SpeciesPredictionPublic(
             species=entry.id,
             scientific_name=entry.scientific_name,
             common_names=entry.english_names,
-            probability=min(max(prob, 0.0), 1.0),
+            probability=min(max(float(probabilities[i]), 0.0), 1.0),
             edibility=entry.edibility,
         )
-        for entry, prob in list(zip(species, probs, strict=True))[:top_k]
+        for i in order[:top_k]
+        for entry in (view.species[i],)
     ]
-    genera = genus_ranking([float(p) for p in probabilities], labels, catalog)
-    top, top_prob = species[0], probs[0]
+    genera = genus_ranking(probabilities, labels, catalog, limit=top_genera)
+    top, top_prob = view.species[order[0]], float(probabilities[order[0]])
     lookalikes = lookalikes_of(catalog, top.id)
     possibly_unknown = (
         unknown_score is not None
@@ -274,9 +281,7 @@ def judge(
     )
 
     def answer(verdict: Verdict, message: str) -> Judgement:
-        return Judgement(
-            verdict, message, predictions, genera[:top_genera], lookalikes, possibly_unknown
-        )
+        return Judgement(verdict, message, predictions, genera, lookalikes, possibly_unknown)
 
     if (
         mushroom_score is not None
@@ -289,14 +294,11 @@ def judge(
             "mushroom, cap and stem, in good light.",
         )
 
-    dangerous = [
-        (entry, prob)
-        for entry, prob in zip(species, probs, strict=True)
-        if entry.edibility.is_dangerous
-    ]
-    dangerous_mass = sum(prob for _, prob in dangerous)
-    if dangerous and dangerous_mass >= rules.danger_threshold:
-        entry, prob = dangerous[0]
+    # Every deadly or poisonous label counts, not only the top k; the likeliest one is named.
+    dangerous = order[view.dangerous[order]]
+    dangerous_mass = float(probabilities[view.dangerous].sum())
+    if dangerous.size and dangerous_mass >= rules.danger_threshold:
+        entry, prob = view.species[dangerous[0]], float(probabilities[dangerous[0]])
         kind = entry.edibility.value
         if entry.id == top.id:
             message = (
