@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mushroom_common.store import PredictionRecord
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 RESULTS_DIR = BENCHMARKS_DIR / "results"
@@ -507,3 +509,18 @@ def standard_photos(
                 cached.write_bytes(data)
         photos[name] = photo_from_bytes(name, data)
     return photos
+
+
+def bench_record(n: int) -> PredictionRecord:
+    """The n-th made-up prediction the store benchmarks write."""
+    return PredictionRecord(
+        request_id=f"bench-{n}",
+        created_at=datetime.now(UTC),
+        photo_sha256=f"{n:064d}",
+        model_name="demo",
+        model_version="1",
+        verdict="uncertain",
+        top_species="boletus_edulis",
+        top_probability=0.5,
+        mushroom_score=0.9,
+    )

@@ -37,6 +37,7 @@ import typer
 from _common import (
     DEMO_BUNDLE_DIR,
     RESULTS_DIR,
+    bench_record,
     describe_machine,
     format_table,
     machine_info,
@@ -337,24 +338,15 @@ def model_threads_lever(bundle_dir: Path, rounds: int) -> list[LeverResult]:
 
 
 def prediction_log_lever(rounds: int) -> list[LeverResult]:
+    import itertools
     import tempfile
-    import uuid
-    from datetime import UTC, datetime
 
     from mushroom_common.store import PredictionRecord, PredictionStore
 
+    numbers = itertools.count()
+
     def record() -> PredictionRecord:
-        return PredictionRecord(
-            request_id=uuid.uuid4().hex,
-            created_at=datetime.now(UTC),
-            photo_sha256="0" * 64,
-            model_name="mushroom-classifier",
-            model_version="v1",
-            verdict="uncertain",
-            top_species="boletus_edulis",
-            top_probability=0.5,
-            mushroom_score=0.9,
-        )
+        return bench_record(next(numbers))
 
     with tempfile.TemporaryDirectory() as folder:
         store = PredictionStore(f"sqlite:///{folder}/log.sqlite3")

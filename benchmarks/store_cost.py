@@ -17,7 +17,6 @@ import logging
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the root conftes
 
 from _common import (
     DEMO_BUNDLE_DIR,
+    bench_record,
     describe_machine,
     format_table,
     machine_info,
@@ -38,24 +38,10 @@ from _common import (
 from api_load import Server, api_command, api_env, free_port, start_server, stop_server_process
 
 from conftest import postgres_bin_dir, start_postgres
-from mushroom_common.store import PredictionRecord, PredictionStore
+from mushroom_common.store import PredictionStore
 
 logger = logging.getLogger("store_cost")
 app = typer.Typer(add_completion=False, help=__doc__)
-
-
-def _record(n: int) -> PredictionRecord:
-    return PredictionRecord(
-        request_id=f"bench-{n}",
-        created_at=datetime.now(UTC),
-        photo_sha256=f"{n:064d}",
-        model_name="demo",
-        model_version="1",
-        verdict="uncertain",
-        top_species="boletus_edulis",
-        top_probability=0.5,
-        mushroom_score=0.9,
-    )
 
 
 def time_direct_writes(url: str, count: int) -> dict[str, float]:
@@ -65,7 +51,7 @@ def time_direct_writes(url: str, count: int) -> dict[str, float]:
     seconds = []
     for n in range(count):
         started = time.perf_counter()
-        store.add_predictions([_record(n)])
+        store.add_predictions([bench_record(n)])
         seconds.append(time.perf_counter() - started)
     store.close()
     summary = summarize_latencies(seconds)

@@ -32,6 +32,20 @@ def _wait_logged(store: PredictionStore, request_id: str) -> None:
         time.sleep(0.02)
 
 
+def _record(request_id: str, created_at: datetime | None = None) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request_id,
+        created_at=created_at or datetime.now(UTC),
+        photo_sha256="0" * 64,
+        model_name="m",
+        model_version="1",
+        verdict="uncertain",
+        top_species=None,
+        top_probability=None,
+        mushroom_score=None,
+    )
+
+
 def test_feedback_replays_add_no_rows(client: TestClient, photo: PhotoFactory) -> None:
     store: PredictionStore = client.app.state.prediction_store  # type: ignore[attr-defined]
     request_id = _predict(client, photo(size=(96, 96)))
@@ -63,17 +77,7 @@ def test_feedback_on_an_answer_older_than_the_window_is_refused(
 ) -> None:
     with TestClient(create_app(settings.model_copy(update={"feedback_window_hours": 1}))) as client:
         store: PredictionStore = client.app.state.prediction_store  # type: ignore[attr-defined]
-        old = PredictionRecord(
-            request_id="old-answer",
-            created_at=datetime.now(UTC) - timedelta(hours=2),
-            photo_sha256="0" * 64,
-            model_name="demo",
-            model_version="demo-1",
-            verdict="uncertain",
-            top_species="boletus_edulis",
-            top_probability=0.5,
-            mushroom_score=None,
-        )
+        old = _record("old-answer", datetime.now(UTC) - timedelta(hours=2))
         store.add_predictions([old])
         refused = client.post("/feedback", json={"request_id": "old-answer", "correct": True})
         assert refused.status_code == 410
@@ -128,20 +132,7 @@ def test_an_unreachable_database_drops_answers_with_a_count_and_tells_readiness(
     full = metrics.PREDICTION_LOG.labels(outcome="dropped_queue_full")._value.get()
     log.start()
     try:
-        records = [
-            PredictionRecord(
-                request_id=f"r{i}",
-                created_at=datetime.now(UTC),
-                photo_sha256="0" * 64,
-                model_name="m",
-                model_version="1",
-                verdict="uncertain",
-                top_species=None,
-                top_probability=None,
-                mushroom_score=None,
-            )
-            for i in range(6)
-        ]
+        records = [_record(f"r{i}") for i in range(6)]
         started = time.perf_counter()
         accepted = [log.submit(record) for record in records]
         assert time.perf_counter() - started < 0.05, "submitting never waits for the database"
@@ -173,20 +164,6 @@ class _BatchCountingStore(PredictionStore):
     def add_predictions(self, records: Sequence[PredictionRecord]) -> int:
         self.batches.append(len(records))
         return super().add_predictions(records)
-
-
-def _record(request_id: str) -> PredictionRecord:
-    return PredictionRecord(
-        request_id=request_id,
-        created_at=datetime.now(UTC),
-        photo_sha256="0" * 64,
-        model_name="m",
-        model_version="1",
-        verdict="uncertain",
-        top_species=None,
-        top_probability=None,
-        mushroom_score=None,
-    )
 
 
 def test_records_arriving_together_are_written_in_one_insert(tmp_path: Path) -> None:
