@@ -1,4 +1,9 @@
-"""Dependencies injected into routes: settings, the served classifier, catalog, stores."""
+"""Dependencies injected into routes: settings, the served classifier, catalog, stores.
+
+Every one is `async def`: they only read what the lifespan put on `app.state`, and FastAPI runs a
+plain `def` dependency in its thread pool, a thread hop each: /predict's six dependencies were six
+hops per request, before its one hop for decoding (benchmarks/RESULTS.md).
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,19 @@ from mushroom_common.storage import Storage
 from mushroom_common.store import PredictionStore
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_model_holder(request: Request) -> ModelHolder:
+async def get_model_holder(request: Request) -> ModelHolder:
     """The holder of the served classifier (for reloads)."""
     holder: ModelHolder = request.app.state.model_holder
     return holder
 
 
-def get_classifier(holder: Annotated[ModelHolder, Depends(get_model_holder)]) -> Classifier:
+async def get_classifier(holder: Annotated[ModelHolder, Depends(get_model_holder)]) -> Classifier:
     """The classifier served right now; the request keeps this one even if a reload swaps it."""
     classifier = holder.current
     if classifier is None:
@@ -51,30 +56,30 @@ async def single_file_part(request: Request) -> None:
         )
 
 
-def get_explainers(request: Request) -> ExplainerPool:
+async def get_explainers(request: Request) -> ExplainerPool:
     """The interpreters that only /explain uses."""
     explainers: ExplainerPool = request.app.state.explainers
     return explainers
 
 
-def get_catalog() -> Catalog:
+async def get_catalog() -> Catalog:
     """The species catalog."""
     return load_catalog()
 
 
-def get_prediction_store(request: Request) -> PredictionStore:
+async def get_prediction_store(request: Request) -> PredictionStore:
     """The prediction and feedback database."""
     store: PredictionStore = request.app.state.prediction_store
     return store
 
 
-def get_prediction_log(request: Request) -> PredictionLog:
+async def get_prediction_log(request: Request) -> PredictionLog:
     """The queue that logs predictions off the request path."""
     log: PredictionLog = request.app.state.prediction_log
     return log
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     """The storage root (models, shared feedback photos)."""
     storage: Storage = request.app.state.storage
     return storage
