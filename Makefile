@@ -7,10 +7,10 @@ SHELL := /bin/bash
 TOOLS_DIR := $(CURDIR)/.tools
 export PATH := $(TOOLS_DIR)/bin:$(PATH)
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(TOOLS_DIR)/bin/uv")
-# Byte-code compiled at install, so no start compiles Python from source: with
+# Byte-code compiled at install (`--compile-bytecode` on both syncs, compileall for the
+# workspace's editable sources), so no start compiles Python from source: with
 # PYTHONDONTWRITEBYTECODE set (as in many containers and CI images) every start did, and the
-# API's cold start was 2.2 s instead of 1.1 s (benchmarks/RESULTS.md).
-export UV_COMPILE_BYTECODE ?= 1
+# API's cold start was 4.1 s instead of 1.0 s (benchmarks/RESULTS.md).
 HOST ?= 127.0.0.1
 PORT ?= 8000
 FRONTEND := frontend-react
@@ -39,11 +39,11 @@ check-node:
 # The workspace's own packages are editable installs (not in site-packages): compiled here.
 API_SRC := packages/mushroom-common/src api-service/src
 setup-api: check-python
-	$(UV) sync --frozen --inexact --no-dev --package mushroom-api
+	$(UV) sync --frozen --inexact --no-dev --package mushroom-api --compile-bytecode
 	$(UV) run --no-sync python -m compileall -q $(API_SRC)
 
 setup-python: check-python
-	$(UV) sync --frozen --all-packages --all-extras
+	$(UV) sync --frozen --all-packages --all-extras --compile-bytecode
 	$(UV) run --no-sync python -m compileall -q $(PY_SRC)
 
 # npm ci only when node_modules was installed from a different package-lock.json, or without the
