@@ -145,7 +145,7 @@ class Catalog(BaseModel):
         return self
 
     # Indexes built on first use (the model is frozen, so they never go stale): /predict looks
-    # up every label of the model (260) for each photo, and a scan per lookup cost 8 ms of CPU a
+    # up every label of the model (260) for each photo, and a scan per lookup cost 6 ms of CPU a
     # request (benchmarks/RESULTS.md).
     @cached_property
     def _by_id(self) -> dict[str, Species]:
