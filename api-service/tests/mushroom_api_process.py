@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
-from mushroom_api_testkit import free_port
+from mushroom_faults_kit import ApiProcess as ServerProcess
+from mushroom_faults_kit import start_api as start_server_process
 from PIL import Image
 
 
@@ -27,24 +26,20 @@ def random_photo(seed: int, size: tuple[int, int] = (160, 128)) -> bytes:
 
 @dataclass
 class ApiProcess:
-    """One API server process on 127.0.0.1."""
+    """One API server on 127.0.0.1: the fault kit's process, with the calls these tests make."""
 
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.server.stop()
 
     @property
     def log(self) -> str:
-        return self.log_path.read_text("utf-8", errors="replace")
+        return self.server.log()
 
     def predict(self, photo: bytes, timeout_s: float = 30.0) -> httpx.Response:
         return httpx.post(
@@ -68,7 +63,6 @@ def start_api(tmp_path: Path, name: str, database_url: str | None, **settings: s
     """Start `mushroom-api` with its own storage folder and the given database; wait for it."""
     home = tmp_path / name
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -86,35 +80,5 @@ def start_api(tmp_path: Path, name: str, database_url: str | None, **settings: s
     )
     if database_url is not None:
         env["MUSHROOM_DATABASE_URL"] = database_url
-    log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mushroom_api.cli",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "info",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = ApiProcess(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + 300
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"mushroom-api exited with {process.returncode}:\n{server.log}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"mushroom-api did not start:\n{server.log}")
-        time.sleep(0.2)
+    # The server's default workers (one per core), as `mushroom-api` runs in a replica.
+    return ApiProcess(start_server_process(home, env, ready_timeout_s=300, workers=None))

@@ -104,6 +104,7 @@ def start_api(
     wrapper: list[str] | None = None,
     open_files: int | None = None,
     ready_timeout_s: float = 60.0,
+    workers: int | None = 1,
 ) -> ApiProcess:
     """Start the API and wait until /healthz answers.
 
@@ -113,6 +114,7 @@ def start_api(
         wrapper: a command that execs its arguments (e.g. to mount a full disk first).
         open_files: the server's open-file limit (soft and hard), as a container would set it.
         ready_timeout_s: how long the server may take to answer /healthz.
+        workers: `--workers` (None: the server's default, one per core).
 
     Returns:
         The running server.
@@ -128,11 +130,11 @@ def start_api(
         str(port),
         "--log-level",
         "info",
+    ]
+    if workers is not None:
         # One process: memory read from /proc and per-process limits (rate limit, budgets)
         # are then the server's whole state.
-        "--workers",
-        "1",
-    ]
+        command += ["--workers", str(workers)]
     if wrapper is not None:
         command = [*wrapper, *command]
 
