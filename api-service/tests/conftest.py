@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -24,10 +21,10 @@ from mushroom_api_testkit import (
     BundleFactory,
     PhotoFactory,
     build_tiny_tflite,
-    free_port,
     make_bundle,
     photo_bytes,
     publish_champion,
+    serve_in_thread,
 )
 
 
@@ -101,17 +98,5 @@ def photo() -> PhotoFactory:
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app, start_timeout_s=30) as url:
+        yield url

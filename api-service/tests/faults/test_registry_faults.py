@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from mushroom_api_testkit import BundleFactory, free_port, publish_champion
+from mushroom_api_testkit import BundleFactory, publish_champion, serve_in_thread
 
 from mushroom_api.config import Settings
 from mushroom_api.main import create_app
@@ -35,23 +33,11 @@ POINTER_KEY = "models/mushroom/champion.json"
 @contextmanager
 def running(settings: Settings) -> Iterator[httpx.Client]:
     """A real uvicorn server on 127.0.0.1 for these settings; yields a client for it."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=free_port(), log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{config.port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with (
+        serve_in_thread(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client
 
 
 def metric(client: httpx.Client, name: str, **labels: str) -> float:
