@@ -102,6 +102,16 @@ class TrainingSettings(BaseModel):
     early_stopping_patience: int = Field(6, ge=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
+    detector_distillation: float = Field(
+        1.0,
+        ge=0,
+        description="phase 2 with a shared detector: weight of the loss that keeps the ImageNet "
+        "head's answers on the fine-tuned features those of the frozen backbone (learning "
+        "without forgetting), so the detector can share the fine-tuned blocks (0: off)",
+    )
+    detector_distillation_temperature: float = Field(
+        2.0, gt=0, description="softmax temperature of the detector distillation"
+    )
     mixed_precision: Literal["off", "bfloat16", "float16"] = Field(
         "off", description="Keras dtype policy for phase 2 (bfloat16 on AMX CPUs and TPUs)"
     )

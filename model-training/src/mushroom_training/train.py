@@ -109,7 +109,11 @@ class _EpochLogger(keras.callbacks.Callback):  # type: ignore[misc]  # keras is 
         self.history = history
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        metrics = {f"{self.phase}/{k}": float(v) for k, v in (logs or {}).items()}
+        # A model with several outputs reports its species accuracy as "species_accuracy".
+        metrics = {
+            f"{self.phase}/{k.replace('species_accuracy', 'accuracy')}": float(v)
+            for k, v in (logs or {}).items()
+        }
         for key, value in metrics.items():
             self.history.setdefault(key, []).append(value)
         self.tracker.log_metrics(metrics, step=epoch)
@@ -339,7 +343,6 @@ def _train_teacher(
 ) -> None:
     n = len(dataset.labels)
     batch = config.data.batch_size
-    y_train, y_val = _one_hot(features.labels, n), _one_hot(val.labels, n)
 
     # Phase 1: the head on pooled features of the frozen top (GAP is linear: same as the full head).
     data = pooled_views or HeadData(
@@ -360,24 +363,137 @@ def _train_teacher(
 
     if config.model.fine_tune_blocks == 0 or config.training.phase2_epochs == 0:
         return
-    weights = _class_weights(features.labels, n) if config.data.class_weights else None
-    train_weights = _sample_weights(features.labels, weights)
-    # Phase 2: the top blocks and the head at a lower learning rate, batch norm frozen.
-    set_top_trainable(network, True)
-    trunk_out = keras.Input(features.teacher.shape[1:])
-    phase2 = keras.Model(trunk_out, network.head(network.top(trunk_out)))
-    _compile(phase2, config.training.phase2_learning_rate, config)
-    started = time.monotonic()
-    _fit(
-        phase2,
-        (features.teacher, y_train, train_weights),
-        (val.teacher, y_val),
-        config.training.phase2_epochs,
+    fine_tune_top(
+        network,
+        TrunkViews(features.teacher, features.labels),
+        TrunkViews(val.teacher, val.labels),
+        n,
         config,
         [_EpochLogger(tracker, "phase2", history)],
     )
+
+
+@dataclass
+class TrunkViews:
+    """Cached trunk outputs of photo views and their species indices."""
+
+    maps: np.ndarray
+    labels: np.ndarray
+
+
+def fine_tune_top(
+    network: Network,
+    train: TrunkViews,
+    val: TrunkViews,
+    num_classes: int,
+    config: TrainConfig,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    """Phase 2: the top blocks and the head at a lower learning rate, batch norm frozen.
+
+    When the detector shares the top (no frozen copy), the ImageNet head's answers on the frozen
+    blocks are distilled into the moving ones, so the served model stays one backbone.
+    """
+    batch = config.data.batch_size
+    weights = _class_weights(train.labels, num_classes) if config.data.class_weights else None
+    train_weights = _sample_weights(train.labels, weights)
+    train_targets: Any = _one_hot(train.labels, num_classes)
+    val_targets: Any = _one_hot(val.labels, num_classes)
+    distil = _keeps_shared_detector(network, config)
+    if distil:
+        # What the ImageNet head says on the frozen blocks, before they move.
+        t = config.training.detector_distillation_temperature
+        train_targets = {
+            "species": train_targets,
+            "imagenet": imagenet_soft_targets(network, train.maps, t, batch),
+        }
+        val_targets = {
+            "species": val_targets,
+            "imagenet": imagenet_soft_targets(network, val.maps, t, batch),
+        }
+    set_top_trainable(network, True)
+    trunk_out = keras.Input(train.maps.shape[1:])
+    top_features = network.top(trunk_out)
+    species = keras.layers.Identity(name="species")(network.head(top_features))
+    if distil:
+        phase2 = keras.Model(
+            trunk_out, {"species": species, "imagenet": _imagenet_logits(network, top_features)}
+        )
+        _compile_with_detector_distillation(phase2, config)
+    else:
+        phase2 = keras.Model(trunk_out, species)
+        _compile(phase2, config.training.phase2_learning_rate, config)
+    started = time.monotonic()
+    _fit(
+        phase2,
+        (train.maps, train_targets, train_weights),
+        (val.maps, val_targets),
+        config.training.phase2_epochs,
+        config,
+        callbacks,
+    )
     set_top_trainable(network, False)
     logger.info("phase 2 done in %.1f s", time.monotonic() - started)
+
+
+def _keeps_shared_detector(network: Network, config: TrainConfig) -> bool:
+    """Whether phase 2 distils the ImageNet head's answers (the detector reads the moving top)."""
+    return (
+        network.imagenet_head is not None
+        and network.detector_top is None
+        and config.training.detector_distillation > 0
+    )
+
+
+def _imagenet_logits(network: Network, top_features: Any) -> Any:
+    assert network.imagenet_head is not None
+    pooled_top = keras.layers.GlobalAveragePooling2D(name="imagenet_pool")(top_features)
+    return keras.layers.Identity(name="imagenet")(network.imagenet_head(pooled_top))
+
+
+def imagenet_soft_targets(
+    network: Network, trunk_maps: np.ndarray, temperature: float, batch: int
+) -> np.ndarray:
+    """Softened ImageNet probabilities of the current top on cached trunk outputs."""
+    trunk_out = keras.Input(trunk_maps.shape[1:])
+    model = keras.Model(trunk_out, _imagenet_logits(network, network.top(trunk_out)))
+    return _softmax(_predict(model, trunk_maps, batch) / temperature)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probabilities
+
+
+def _soft_target_loss(soft_target: Any, logits: Any, temperature: float) -> Any:
+    """KL(soft target || softmax(logits / T)), times T^2 so its gradients keep their scale."""
+    log_student = keras.ops.log_softmax(logits / temperature, axis=-1)
+    kl = keras.ops.sum(
+        soft_target * (keras.ops.log(keras.ops.clip(soft_target, 1e-8, 1.0)) - log_student),
+        axis=-1,
+    )
+    return kl * temperature * temperature
+
+
+def _compile_with_detector_distillation(model: keras.Model, config: TrainConfig) -> None:
+    """Species cross-entropy plus learning without forgetting on the frozen ImageNet head: the
+    fine-tuned blocks must keep answering like ImageNet's, or the shared detector drifts."""
+    training = config.training
+    t = training.detector_distillation_temperature
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            training.phase2_learning_rate, weight_decay=training.weight_decay
+        ),
+        loss={
+            "species": keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=training.label_smoothing
+            ),
+            "imagenet": lambda y_true, y_pred: _soft_target_loss(y_true, y_pred, t),
+        },
+        loss_weights={"species": 1.0, "imagenet": training.detector_distillation},
+        metrics={"species": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
+    )
 
 
 def _top1(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -575,20 +691,12 @@ def _distill(
     t, alpha = config.student.temperature, config.student.alpha
 
     def soft(logits: np.ndarray) -> np.ndarray:
-        z = logits / t
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        probabilities: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-        return probabilities
+        return _softmax(logits / t)
 
     def loss(y_true: Any, y_pred: Any) -> Any:
         hard, soft_target = y_true[:, :num_classes], y_true[:, num_classes:]
         ce = keras.losses.categorical_crossentropy(hard, y_pred, from_logits=True)
-        log_student = keras.ops.log_softmax(y_pred / t, axis=-1)
-        kl = keras.ops.sum(
-            soft_target * (keras.ops.log(keras.ops.clip(soft_target, 1e-8, 1.0)) - log_student),
-            axis=-1,
-        )
-        return alpha * kl * t * t + (1 - alpha) * ce
+        return alpha * _soft_target_loss(soft_target, y_pred, t) + (1 - alpha) * ce
 
     assert features.student is not None
     assert val.student is not None

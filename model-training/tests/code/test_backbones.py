@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from mushroom_training.config import load_config
 from mushroom_training.model import LOGITS, assemble, build_network
+from mushroom_training.train import TrunkViews, fine_tune_top, imagenet_soft_targets
 
 
 @pytest.mark.parametrize(
@@ -39,3 +41,39 @@ def test_lite0_detector_scores_a_real_fungus_probability(weights_cache: Path) ->
     assert network.weights_loaded.startswith("imagenet")
     outputs = assemble(network).predict(np.full((1, 64, 64, 3), 128, np.uint8), verbose=0)
     assert 0.0 <= float(outputs["mushroom_score"][0, 0]) <= 1.0
+
+
+def _imagenet_drift_after_fine_tuning(distillation: float, weights_cache: Path) -> float:
+    """How far phase 2 moves the shared detector's ImageNet probabilities (mean L1 distance)."""
+    config = load_config(
+        None,
+        [
+            "data.image_size=64",
+            "data.batch_size=8",
+            "data.class_weights=false",
+            "model.fine_tune_blocks=1",
+            "model.detector=shared",
+            f"training.detector_distillation={distillation}",
+            "training.phase2_epochs=4",
+            "training.phase2_learning_rate=0.001",
+        ],
+    )
+    keras.utils.set_random_seed(1)
+    network = build_network(config, 3, weights_cache)
+    assert network.detector_top is None  # one backbone: the detector reads the fine-tuned top
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (24, 64, 64, 3)).astype(np.float32)
+    maps = np.asarray(network.trunk(network.preprocessing(pixels)), np.float32)
+    labels = rng.integers(0, 3, 24)
+    before = imagenet_soft_targets(network, maps, 1.0, 8)
+    train, val = TrunkViews(maps[:16], labels[:16]), TrunkViews(maps[16:], labels[16:])
+    fine_tune_top(network, train, val, 3, config, [])
+    after = imagenet_soft_targets(network, maps, 1.0, 8)
+    return float(np.abs(after - before).sum(axis=1).mean())
+
+
+def test_fine_tuning_a_shared_detector_distils_its_imagenet_answers(weights_cache: Path) -> None:
+    plain = _imagenet_drift_after_fine_tuning(0.0, weights_cache)
+    distilled = _imagenet_drift_after_fine_tuning(1.0, weights_cache)
+    assert plain > 0.05  # fine-tuning alone moves what the detector reads
+    assert distilled < plain / 2
