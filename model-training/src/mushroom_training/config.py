@@ -102,6 +102,12 @@ class TrainingSettings(BaseModel):
     early_stopping_patience: int = Field(6, ge=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
+    phase2_views: Literal["cached", "fresh"] = Field(
+        "cached",
+        description="cached: train the top on the trunk outputs of the cached views (fast on a "
+        "CPU, but the fixed views get memorised); fresh: a new augmented view of every photo at "
+        "every draw, through the frozen trunk (a trunk pass per view)",
+    )
     detector_distillation: float = Field(
         1.0,
         ge=0,

@@ -264,3 +264,43 @@ def view_dataset(
             deterministic=True,
         )
     return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def fresh_view_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None,
+    config: DataConfig,
+    seed: int,
+    batch_size: int,
+) -> tf.data.Dataset:
+    """An endless, reshuffled stream of (augmented photo, label[, weight]) batches.
+
+    Every draw of a photo gets its own augmentation (seeded by the draw's position in the
+    stream), so training that runs several epochs over it never sees the same view twice, unlike
+    the fixed cached views.
+    """
+    photos = tf.constant(images)
+    targets = tf.constant(labels.astype(np.int64))
+    sample_weights = tf.constant(
+        (weights if weights is not None else np.ones(len(images))).astype(np.float32)
+    )
+    order = (
+        tf.data.Dataset.range(len(images))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+    )
+    dataset = tf.data.Dataset.zip((tf.data.Dataset.counter(), order))
+
+    def view(draw: tf.Tensor, photo: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        image = augment(photos[photo], tf.stack([tf.constant(seed, tf.int64), draw]), config)
+        label = targets[photo]
+        if weights is None:
+            return image, label
+        return image, label, sample_weights[photo]
+
+    return (
+        dataset.map(view, num_parallel_calls=AUTOTUNE, deterministic=True)
+        .batch(batch_size)
+        .prefetch(AUTOTUNE)
+    )

@@ -20,7 +20,13 @@ from mushroom_common.catalog import load_catalog
 from mushroom_common.storage import Storage, open_storage
 from mushroom_training import efficientnet_lite as lite
 from mushroom_training.config import Settings, TrainConfig, dump_config, get_settings
-from mushroom_training.data import LoadedDataset, load_dataset, view_dataset, views_per_photo
+from mushroom_training.data import (
+    LoadedDataset,
+    fresh_view_dataset,
+    load_dataset,
+    view_dataset,
+    views_per_photo,
+)
 from mushroom_training.metrics import classification_metrics, fit_temperature
 from mushroom_training.model import Network, build_network, save_network, set_top_trainable
 from mushroom_training.open_set import choose_held_out, evaluate_open_set
@@ -214,13 +220,17 @@ def _fit(
         shuffle=True,
         verbose=0,
         callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=config.training.early_stopping_patience,
-                restore_best_weights=True,
-            ),
+            _early_stopping(config),
             *callbacks,
         ],
+    )
+
+
+def _early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=config.training.early_stopping_patience,
+        restore_best_weights=True,
     )
 
 
@@ -363,19 +373,31 @@ def _train_teacher(
 
     if config.model.fine_tune_blocks == 0 or config.training.phase2_epochs == 0:
         return
+    callbacks = [_EpochLogger(tracker, "phase2", history)]
+    if config.training.phase2_views == "fresh":
+        train_split, val_split = dataset.splits["train"], dataset.splits["val"]
+        fine_tune_top_on_fresh_views(
+            network,
+            TrunkViews(train_split.images, train_split.labels),
+            TrunkViews(val_split.images, val_split.labels),
+            n,
+            config,
+            callbacks,
+        )
+        return
     fine_tune_top(
         network,
         TrunkViews(features.teacher, features.labels),
         TrunkViews(val.teacher, val.labels),
         n,
         config,
-        [_EpochLogger(tracker, "phase2", history)],
+        callbacks,
     )
 
 
 @dataclass
 class TrunkViews:
-    """Cached trunk outputs of photo views and their species indices."""
+    """Cached trunk outputs (or, for fresh views, the photos) and their species indices."""
 
     maps: np.ndarray
     labels: np.ndarray
@@ -434,6 +456,99 @@ def fine_tune_top(
     )
     set_top_trainable(network, False)
     logger.info("phase 2 done in %.1f s", time.monotonic() - started)
+
+
+def fine_tune_top_on_fresh_views(
+    network: Network,
+    train: TrunkViews,
+    val: TrunkViews,
+    num_classes: int,
+    config: TrainConfig,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    """Phase 2 on a fresh augmented view of every photo at every draw (`train.maps` are uint8
+    photos): the frozen trunk runs on each, so it costs a trunk pass per view, but the fixed
+    cached views cannot be memorised.
+
+    With a shared detector, a frozen copy of the top gives the ImageNet answers to distil on
+    the same views.
+    """
+    batch = config.data.batch_size
+    weights = _class_weights(train.labels, num_classes) if config.data.class_weights else None
+    stream = fresh_view_dataset(
+        train.maps,
+        train.labels,
+        _sample_weights(train.labels, weights),
+        config.data,
+        config.training.seed,
+        batch,
+    )
+    distil = _keeps_shared_detector(network, config)
+    size = network.image_size
+    pixels = keras.Input((size, size, 3), dtype="uint8", name="pixels")
+    trunk_maps = network.trunk(network.preprocessing(keras.ops.cast(pixels, "float32")))
+    top_features = network.top(trunk_maps)
+    outputs = {"species": keras.layers.Identity(name="species")(network.head(top_features))}
+    if distil:
+        assert network.imagenet_head is not None
+        first_top = lite.NUM_BLOCKS - config.model.fine_tune_blocks
+        teacher_top = lite.build_top(first_top, size, name="distillation_teacher_top")
+        teacher_top.set_weights(network.top.get_weights())
+        teacher_top.trainable = False
+        teacher_pool = keras.layers.GlobalAveragePooling2D(name="teacher_pool")
+        teacher = network.imagenet_head(teacher_pool(teacher_top(trunk_maps)))
+        student = _imagenet_logits(network, top_features)
+        t = config.training.detector_distillation_temperature
+        outputs["imagenet_kl"] = keras.layers.Lambda(
+            lambda pair: keras.ops.expand_dims(
+                _soft_target_loss(keras.ops.softmax(pair[0] / t, axis=-1), pair[1], t), -1
+            ),
+            output_shape=(1,),
+            name="imagenet_kl",
+        )([teacher, student])
+    set_top_trainable(network, True)
+    phase2 = keras.Model(pixels, outputs)
+    training = config.training
+    smoothing = training.label_smoothing
+    phase2.compile(
+        optimizer=keras.optimizers.AdamW(
+            training.phase2_learning_rate, weight_decay=training.weight_decay
+        ),
+        loss={
+            "species": keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=smoothing
+            ),
+            # The output already is each view's distillation loss.
+            **({"imagenet_kl": lambda _, kl: keras.ops.mean(kl, axis=-1)} if distil else {}),
+        },
+        loss_weights={
+            "species": 1.0,
+            **({"imagenet_kl": training.detector_distillation} if distil else {}),
+        },
+        metrics={"species": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
+    )
+
+    def targets(labels: Any) -> dict[str, Any]:
+        species = {"species": tf.one_hot(labels, num_classes)}
+        if not distil:
+            return species
+        return species | {"imagenet_kl": tf.zeros((tf.shape(labels)[0], 1))}
+
+    stream = stream.map(lambda x, y, *w: (x, targets(y), *w))
+    val_targets = {k: np.asarray(v) for k, v in targets(tf.constant(val.labels)).items()}
+    started = time.monotonic()
+    phase2.fit(
+        stream,
+        steps_per_epoch=-(-len(train.labels) // batch),
+        validation_data=(val.maps, val_targets),
+        validation_batch_size=batch,
+        epochs=training.phase2_epochs,
+        shuffle=False,  # the stream reshuffles itself
+        verbose=0,
+        callbacks=[_early_stopping(config), *callbacks],
+    )
+    set_top_trainable(network, False)
+    logger.info("phase 2 (fresh views) done in %.1f s", time.monotonic() - started)
 
 
 def _keeps_shared_detector(network: Network, config: TrainConfig) -> bool:

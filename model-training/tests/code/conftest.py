@@ -107,3 +107,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory, weights_cache: Path) -> S
     from mushroom_training.config import Settings
 
     return Settings(runs_dir=tmp_path_factory.mktemp("runs"), weights_cache_dir=weights_cache)
+
+
+@pytest.fixture(scope="session")
+def cap_photos() -> tuple[np.ndarray, np.ndarray]:
+    """48 decoded 64x64 photos of the three generated species and their labels."""
+    rng = np.random.default_rng(5)
+    labels = np.arange(48) % len(SPECIES)
+    photos = np.stack(
+        [np.asarray(Image.open(io.BytesIO(photo(int(s), rng, 64))).convert("RGB")) for s in labels]
+    )
+    return photos, labels

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mushroom_common.storage import Storage
 from mushroom_training.config import DataConfig
-from mushroom_training.data import load_dataset, view_dataset, views_per_photo
+from mushroom_training.data import fresh_view_dataset, load_dataset, view_dataset, views_per_photo
 from mushroom_training.preprocess import photo_to_input
 
 
@@ -67,3 +67,36 @@ def test_balanced_views_give_rare_species_more_augmented_copies() -> None:
     assert set(views[:100].tolist()) == {3}
     assert set(views[100:].tolist()) == {12}
     assert set(views_per_photo(labels, 2, balance=False, max_views=12).tolist()) == {3}
+
+
+def test_fresh_views_give_every_draw_of_a_photo_its_own_seeded_augmentation() -> None:
+    rng = np.random.default_rng(2)
+    photos = rng.integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    labels = np.arange(4)  # one photo per label, so a batch's labels name its photos
+    weights = np.array([0.5, 1.0, 2.0, 4.0], np.float32)
+    config = DataConfig(image_size=32)
+
+    def two_epochs(seed: int) -> list[dict[int, tuple[np.ndarray, float]]]:
+        stream = fresh_view_dataset(photos, labels, weights, config, seed, batch_size=4)
+        epochs = []
+        for images, batch_labels, batch_weights in stream.take(2):
+            assert images.dtype == np.uint8
+            epochs.append(
+                {
+                    int(label): (np.asarray(image), float(weight))
+                    for image, label, weight in zip(
+                        images, batch_labels, batch_weights, strict=True
+                    )
+                }
+            )
+        return epochs
+
+    first, second = two_epochs(7)
+    for epoch in (first, second):
+        assert sorted(epoch) == [0, 1, 2, 3]  # every photo once per epoch
+        assert all(weight == weights[label] for label, (_, weight) in epoch.items())
+    for label in range(4):  # the next draw of a photo is another view of it
+        assert not np.array_equal(first[label][0], second[label][0])
+    again, _ = two_epochs(7)
+    for label in range(4):  # seeded: the same stream again
+        np.testing.assert_array_equal(again[label][0], first[label][0])
