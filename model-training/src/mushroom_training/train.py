@@ -203,8 +203,8 @@ def _predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 def _fit(
     model: keras.Model,
-    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    val: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray, Any, np.ndarray | None],
+    val: tuple[np.ndarray, Any],
     epochs: int,
     config: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
@@ -419,32 +419,26 @@ def fine_tune_top(
     batch = config.data.batch_size
     weights = _class_weights(train.labels, num_classes) if config.data.class_weights else None
     train_weights = _sample_weights(train.labels, weights)
-    train_targets: Any = _one_hot(train.labels, num_classes)
-    val_targets: Any = _one_hot(val.labels, num_classes)
+    train_targets = {"species": _one_hot(train.labels, num_classes)}
+    val_targets = {"species": _one_hot(val.labels, num_classes)}
     distil = _keeps_shared_detector(network, config)
     if distil:
         # What the ImageNet head says on the frozen blocks, before they move.
         t = config.training.detector_distillation_temperature
-        train_targets = {
-            "species": train_targets,
-            "imagenet": imagenet_soft_targets(network, train.maps, t, batch),
-        }
-        val_targets = {
-            "species": val_targets,
-            "imagenet": imagenet_soft_targets(network, val.maps, t, batch),
-        }
+        train_targets["imagenet"] = imagenet_soft_targets(network, train.maps, t, batch)
+        val_targets["imagenet"] = imagenet_soft_targets(network, val.maps, t, batch)
     set_top_trainable(network, True)
     trunk_out = keras.Input(train.maps.shape[1:])
     top_features = network.top(trunk_out)
-    species = keras.layers.Identity(name="species")(network.head(top_features))
+    outputs = {"species": keras.layers.Identity(name="species")(network.head(top_features))}
     if distil:
-        phase2 = keras.Model(
-            trunk_out, {"species": species, "imagenet": _imagenet_logits(network, top_features)}
-        )
-        _compile_with_detector_distillation(phase2, config)
-    else:
-        phase2 = keras.Model(trunk_out, species)
-        _compile(phase2, config.training.phase2_learning_rate, config)
+        outputs["imagenet"] = _imagenet_logits(network, top_features)
+    phase2 = keras.Model(trunk_out, outputs)
+    _compile_phase2(
+        phase2,
+        config,
+        ("imagenet", lambda soft, logits: _soft_target_loss(soft, logits, t)) if distil else None,
+    )
     started = time.monotonic()
     _fit(
         phase2,
@@ -508,25 +502,13 @@ def fine_tune_top_on_fresh_views(
         )([teacher, student])
     set_top_trainable(network, True)
     phase2 = keras.Model(pixels, outputs)
-    training = config.training
-    smoothing = training.label_smoothing
-    phase2.compile(
-        optimizer=keras.optimizers.AdamW(
-            training.phase2_learning_rate, weight_decay=training.weight_decay
-        ),
-        loss={
-            "species": keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=smoothing
-            ),
-            # The output already is each view's distillation loss.
-            **({"imagenet_kl": lambda _, kl: keras.ops.mean(kl, axis=-1)} if distil else {}),
-        },
-        loss_weights={
-            "species": 1.0,
-            **({"imagenet_kl": training.detector_distillation} if distil else {}),
-        },
-        metrics={"species": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
+    # The "imagenet_kl" output already is each view's distillation loss.
+    _compile_phase2(
+        phase2,
+        config,
+        ("imagenet_kl", lambda _, kl: keras.ops.mean(kl, axis=-1)) if distil else None,
     )
+    training = config.training
 
     def targets(labels: Any) -> dict[str, Any]:
         species = {"species": tf.one_hot(labels, num_classes)}
@@ -591,22 +573,28 @@ def _soft_target_loss(soft_target: Any, logits: Any, temperature: float) -> Any:
     return kl * temperature * temperature
 
 
-def _compile_with_detector_distillation(model: keras.Model, config: TrainConfig) -> None:
-    """Species cross-entropy plus learning without forgetting on the frozen ImageNet head: the
-    fine-tuned blocks must keep answering like ImageNet's, or the shared detector drifts."""
+def _compile_phase2(
+    model: keras.Model, config: TrainConfig, distillation: tuple[str, Any] | None
+) -> None:
+    """Species cross-entropy, plus, for a shared detector, learning without forgetting on the
+    frozen ImageNet head (the output named in `distillation`, with its loss): the fine-tuned
+    blocks must keep answering like ImageNet's, or the shared detector drifts."""
     training = config.training
-    t = training.detector_distillation_temperature
+    losses: dict[str, Any] = {
+        "species": keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=training.label_smoothing
+        )
+    }
+    weights = {"species": 1.0}
+    if distillation is not None:
+        name, loss = distillation
+        losses[name], weights[name] = loss, training.detector_distillation
     model.compile(
         optimizer=keras.optimizers.AdamW(
             training.phase2_learning_rate, weight_decay=training.weight_decay
         ),
-        loss={
-            "species": keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=training.label_smoothing
-            ),
-            "imagenet": lambda y_true, y_pred: _soft_target_loss(y_true, y_pred, t),
-        },
-        loss_weights={"species": 1.0, "imagenet": training.detector_distillation},
+        loss=losses,
+        loss_weights=weights,
         metrics={"species": [keras.metrics.CategoricalAccuracy(name="accuracy")]},
     )
 
