@@ -373,26 +373,16 @@ def _train_teacher(
 
     if config.model.fine_tune_blocks == 0 or config.training.phase2_epochs == 0:
         return
-    callbacks = [_EpochLogger(tracker, "phase2", history)]
     if config.training.phase2_views == "fresh":
         train_split, val_split = dataset.splits["train"], dataset.splits["val"]
-        fine_tune_top_on_fresh_views(
-            network,
-            TrunkViews(train_split.images, train_split.labels),
-            TrunkViews(val_split.images, val_split.labels),
-            n,
-            config,
-            callbacks,
-        )
-        return
-    fine_tune_top(
-        network,
-        TrunkViews(features.teacher, features.labels),
-        TrunkViews(val.teacher, val.labels),
-        n,
-        config,
-        callbacks,
-    )
+        fine_tune: Any = fine_tune_top_on_fresh_views
+        train = TrunkViews(train_split.images, train_split.labels)
+        validation = TrunkViews(val_split.images, val_split.labels)
+    else:
+        fine_tune = fine_tune_top
+        train = TrunkViews(features.teacher, features.labels)
+        validation = TrunkViews(val.teacher, val.labels)
+    fine_tune(network, train, validation, n, config, [_EpochLogger(tracker, "phase2", history)])
 
 
 @dataclass
