@@ -185,6 +185,13 @@ class SafetySettings(BaseModel):
         ],
         description="candidate top-species probabilities needed for 'edible' (ascending)",
     )
+    max_expected_dangerous_as_edible: float = Field(
+        1.0,
+        ge=0,
+        description="thresholds are safe only if the photos they answer `edible` on val hold at "
+        "most this many dangerous ones in expectation (their summed calibrated deadly/poisonous "
+        "probability), beside none observed",
+    )
     margin_steps: int = Field(
         1,
         ge=0,

@@ -113,6 +113,9 @@ def _outcome(p: _Prepared, danger: float, edible: float) -> dict[str, float]:
         "danger_threshold": danger,
         "edible_threshold": edible,
         "dangerous_as_edible": int((answered_edible & p.true_dangerous).sum()),
+        # What the calibrated model itself expects: the summed deadly/poisonous probability of
+        # the photos it answers `edible`. Near misses count here, not only the photos that failed.
+        "expected_dangerous_as_edible": float(p.danger_mass[answered_edible].sum()),
         "edible_coverage": float((answered_edible & p.true_edible & p.top_correct).sum())
         / edible_photos,
         "edible_wrong_species": int((answered_edible & ~p.top_correct).sum()),
@@ -131,8 +134,11 @@ def tune_rules(
 ) -> tuple[DecisionRulesSpec, list[dict[str, float]]]:
     """The thresholds with the most edible coverage on val and no dangerous photo called edible.
 
-    The edible threshold is then raised by `settings.margin_steps` grid steps (the validation
-    split is small); when no grid point is safe, the bundle never answers `edible`.
+    Safe also means the model expects at most `settings.max_expected_dangerous_as_edible` such
+    photos on val: a few hundred dangerous photos that all happened to pass say little about a
+    threshold that lets through many photos with a few percent of danger each. The edible
+    threshold is then raised by `settings.margin_steps` grid steps (the validation split is
+    small); when no grid point is safe, the bundle never answers `edible`.
 
     Returns:
         The rules to ship in the bundle and the whole validation grid (for the report).
@@ -143,7 +149,12 @@ def tune_rules(
         for danger in settings.danger_thresholds
         for edible in settings.edible_thresholds
     ]
-    safe = [row for row in grid if row["dangerous_as_edible"] == 0]
+    safe = [
+        row
+        for row in grid
+        if row["dangerous_as_edible"] == 0
+        and row["expected_dangerous_as_edible"] <= settings.max_expected_dangerous_as_edible
+    ]
     if not safe:
         # Nothing on the grid is safe: never answer `edible` (a threshold above 1).
         spec = DecisionRulesSpec(

@@ -93,6 +93,25 @@ def test_tuning_never_accepts_a_dangerous_photo_answered_edible_on_val() -> None
     assert outcome["verdicts"][Verdict.EDIBLE.value] >= 1
 
 
+def test_tuning_refuses_thresholds_whose_expected_dangerous_answers_pile_up() -> None:
+    # Twenty hedgehog photos, each with 9% on the common ink cap, and no dangerous photo among
+    # them, but a danger threshold of 10% would answer all twenty `edible` with 1.8 dangerous
+    # photos expected among them: the zero observed is luck, so 10% is not safe.
+    labels = ["coprinopsis_atramentaria", "hydnum_repandum"]
+    val = _outputs([("hydnum_repandum", [0.09, 0.91])] * 20)
+    settings = SafetySettings(
+        danger_thresholds=[0.05, 0.1], edible_thresholds=[0.8, 0.9], margin_steps=0
+    )
+    spec, grid = tune_rules(val, labels, load_catalog(), 1.0, 0.5, None, settings)
+    assert spec.danger_threshold == 0.05
+    loose = {(r["danger_threshold"], r["edible_threshold"]): r for r in grid}[(0.1, 0.8)]
+    assert loose["dangerous_as_edible"] == 0
+    assert loose["expected_dangerous_as_edible"] == pytest.approx(1.8)
+    trusting = settings.model_copy(update={"max_expected_dangerous_as_edible": 2.0})
+    spec_trusting, _ = tune_rules(val, labels, load_catalog(), 1.0, 0.5, None, trusting)
+    assert spec_trusting.danger_threshold == 0.1
+
+
 def test_report_sections_on_known_predictions() -> None:
     catalog = load_catalog()
     true = np.array([0, 0, 2, 3, 4])
