@@ -539,12 +539,13 @@ def _imagenet_logits(network: Network, top_features: Any) -> Any:
 
 
 def imagenet_soft_targets(
-    network: Network, trunk_maps: np.ndarray, temperature: float, batch: int
+    network: Network, trunk_maps: np.ndarray, t: float, batch: int
 ) -> np.ndarray:
-    """Softened ImageNet probabilities of the current top on cached trunk outputs."""
+    """ImageNet probabilities of the current top on cached trunk outputs, softened at the
+    distillation temperature `t` (not the bundle's calibration, which belongs to the runtime)."""
     trunk_out = keras.Input(trunk_maps.shape[1:])
     model = keras.Model(trunk_out, _imagenet_logits(network, network.top(trunk_out)))
-    return _softmax(_predict(model, trunk_maps, batch) / temperature)
+    return _softmax(_predict(model, trunk_maps, batch) / t)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -553,14 +554,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return probabilities
 
 
-def _soft_target_loss(soft_target: Any, logits: Any, temperature: float) -> Any:
-    """KL(soft target || softmax(logits / T)), times T^2 so its gradients keep their scale."""
-    log_student = keras.ops.log_softmax(logits / temperature, axis=-1)
+def _soft_target_loss(soft_target: Any, logits: Any, t: float) -> Any:
+    """KL(soft target || softmax(logits / t)), times t^2 so its gradients keep their scale."""
+    log_student = keras.ops.log_softmax(logits / t, axis=-1)
     kl = keras.ops.sum(
         soft_target * (keras.ops.log(keras.ops.clip(soft_target, 1e-8, 1.0)) - log_student),
         axis=-1,
     )
-    return kl * temperature * temperature
+    return kl * t * t
 
 
 def _compile_phase2(

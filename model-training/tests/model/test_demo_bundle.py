@@ -75,7 +75,7 @@ def test_served_variant_follows_the_io_contract(
 
 
 def test_metrics_meet_the_demo_targets(metadata: BundleMetadata) -> None:
-    # The broad demo model (260 species, frozen backbone): measured 0.52 top-1 on its test split;
+    # The broad demo model (260 species, top 6 blocks fine-tuned): 0.56 top-1 on its test split;
     # what must never regress is safety: no deadly or poisonous test photo answered `edible`.
     assert metadata.metrics["top1"] >= 0.5
     assert metadata.metrics["verdict_dangerous_as_edible"] == 0
@@ -92,8 +92,8 @@ def test_real_photos_are_recognised_and_a_flipped_photo_keeps_its_label(
     predicted = served.run_batch(images).logits.argmax(1)
     flipped = served.run_batch(images[:, :, ::-1].copy()).logits.argmax(1)
     labels = np.array([metadata.labels.index(s) for s in species])
-    assert np.mean(predicted == labels) >= 0.7  # measured 0.75 with the 260-species model
-    assert np.mean(flipped == predicted) >= 0.85  # measured 0.89 with the 260-species model
+    assert np.mean(predicted == labels) >= 0.7  # measured 0.77 (0.75 with the frozen backbone)
+    assert np.mean(flipped == predicted) >= 0.85  # measured 0.90 (0.89 with the frozen backbone)
 
 
 def test_int8_agrees_with_float(
