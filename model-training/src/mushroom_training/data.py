@@ -282,9 +282,7 @@ def fresh_view_dataset(
     """
     photos = tf.constant(images)
     targets = tf.constant(labels.astype(np.int64))
-    sample_weights = tf.constant(
-        (weights if weights is not None else np.ones(len(images))).astype(np.float32)
-    )
+    sample_weights = None if weights is None else tf.constant(weights.astype(np.float32))
     order = (
         tf.data.Dataset.range(len(images))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -295,7 +293,7 @@ def fresh_view_dataset(
     def view(draw: tf.Tensor, photo: tf.Tensor) -> tuple[tf.Tensor, ...]:
         image = augment(photos[photo], tf.stack([tf.constant(seed, tf.int64), draw]), config)
         label = targets[photo]
-        if weights is None:
+        if sample_weights is None:
             return image, label
         return image, label, sample_weights[photo]
 

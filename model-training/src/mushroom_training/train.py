@@ -27,7 +27,7 @@ from mushroom_training.data import (
     view_dataset,
     views_per_photo,
 )
-from mushroom_training.metrics import classification_metrics, fit_temperature
+from mushroom_training.metrics import classification_metrics, fit_temperature, softmax
 from mushroom_training.model import Network, build_network, save_network, set_top_trainable
 from mushroom_training.open_set import choose_held_out, evaluate_open_set
 from mushroom_training.tracking import Tracker, start_run
@@ -376,27 +376,28 @@ def _train_teacher(
     if config.training.phase2_views == "fresh":
         train_split, val_split = dataset.splits["train"], dataset.splits["val"]
         fine_tune: Any = fine_tune_top_on_fresh_views
-        train = TrunkViews(train_split.images, train_split.labels)
-        validation = TrunkViews(val_split.images, val_split.labels)
+        train = PhaseTwoViews(train_split.images, train_split.labels)
+        validation = PhaseTwoViews(val_split.images, val_split.labels)
     else:
         fine_tune = fine_tune_top
-        train = TrunkViews(features.teacher, features.labels)
-        validation = TrunkViews(val.teacher, val.labels)
+        train = PhaseTwoViews(features.teacher, features.labels)
+        validation = PhaseTwoViews(val.teacher, val.labels)
     fine_tune(network, train, validation, n, config, [_EpochLogger(tracker, "phase2", history)])
 
 
 @dataclass
-class TrunkViews:
-    """Cached trunk outputs (or, for fresh views, the photos) and their species indices."""
+class PhaseTwoViews:
+    """What phase 2 trains on: cached trunk outputs (`fine_tune_top`) or uint8 photos
+    (`fine_tune_top_on_fresh_views`), and their species indices."""
 
-    maps: np.ndarray
+    inputs: np.ndarray
     labels: np.ndarray
 
 
 def fine_tune_top(
     network: Network,
-    train: TrunkViews,
-    val: TrunkViews,
+    train: PhaseTwoViews,
+    val: PhaseTwoViews,
     num_classes: int,
     config: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
@@ -415,10 +416,10 @@ def fine_tune_top(
     if distil:
         # What the ImageNet head says on the frozen blocks, before they move.
         t = config.training.detector_distillation_temperature
-        train_targets["imagenet"] = imagenet_soft_targets(network, train.maps, t, batch)
-        val_targets["imagenet"] = imagenet_soft_targets(network, val.maps, t, batch)
+        train_targets["imagenet"] = imagenet_soft_targets(network, train.inputs, t, batch)
+        val_targets["imagenet"] = imagenet_soft_targets(network, val.inputs, t, batch)
     set_top_trainable(network, True)
-    trunk_out = keras.Input(train.maps.shape[1:])
+    trunk_out = keras.Input(train.inputs.shape[1:])
     top_features = network.top(trunk_out)
     outputs = {"species": keras.layers.Identity(name="species")(network.head(top_features))}
     if distil:
@@ -432,8 +433,8 @@ def fine_tune_top(
     started = time.monotonic()
     _fit(
         phase2,
-        (train.maps, train_targets, train_weights),
-        (val.maps, val_targets),
+        (train.inputs, train_targets, train_weights),
+        (val.inputs, val_targets),
         config.training.phase2_epochs,
         config,
         callbacks,
@@ -444,13 +445,13 @@ def fine_tune_top(
 
 def fine_tune_top_on_fresh_views(
     network: Network,
-    train: TrunkViews,
-    val: TrunkViews,
+    train: PhaseTwoViews,
+    val: PhaseTwoViews,
     num_classes: int,
     config: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
 ) -> None:
-    """Phase 2 on a fresh augmented view of every photo at every draw (`train.maps` are uint8
+    """Phase 2 on a fresh augmented view of every photo at every draw (`train.inputs` are uint8
     photos): the frozen trunk runs on each, so it costs a trunk pass per view, but the fixed
     cached views cannot be memorised.
 
@@ -460,7 +461,7 @@ def fine_tune_top_on_fresh_views(
     batch = config.data.batch_size
     weights = _class_weights(train.labels, num_classes) if config.data.class_weights else None
     stream = fresh_view_dataset(
-        train.maps,
+        train.inputs,
         train.labels,
         _sample_weights(train.labels, weights),
         config.data,
@@ -512,7 +513,7 @@ def fine_tune_top_on_fresh_views(
     phase2.fit(
         stream,
         steps_per_epoch=-(-len(train.labels) // batch),
-        validation_data=(val.maps, val_targets),
+        validation_data=(val.inputs, val_targets),
         validation_batch_size=batch,
         epochs=training.phase2_epochs,
         shuffle=False,  # the stream reshuffles itself
@@ -545,13 +546,7 @@ def imagenet_soft_targets(
     distillation temperature `t` (not the bundle's calibration, which belongs to the runtime)."""
     trunk_out = keras.Input(trunk_maps.shape[1:])
     model = keras.Model(trunk_out, _imagenet_logits(network, network.top(trunk_out)))
-    return _softmax(_predict(model, trunk_maps, batch) / t)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-    return probabilities
+    return softmax(_predict(model, trunk_maps, batch), t).astype(np.float32)
 
 
 def _soft_target_loss(soft_target: Any, logits: Any, t: float) -> Any:
@@ -785,7 +780,7 @@ def _distill(
     t, alpha = config.student.temperature, config.student.alpha
 
     def soft(logits: np.ndarray) -> np.ndarray:
-        return _softmax(logits / t)
+        return softmax(logits, t).astype(np.float32)
 
     def loss(y_true: Any, y_pred: Any) -> Any:
         hard, soft_target = y_true[:, :num_classes], y_true[:, num_classes:]

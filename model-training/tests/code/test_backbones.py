@@ -11,7 +11,7 @@ import pytest
 from mushroom_training.config import load_config
 from mushroom_training.model import LOGITS, assemble, build_network
 from mushroom_training.train import (
-    TrunkViews,
+    PhaseTwoViews,
     fine_tune_top,
     fine_tune_top_on_fresh_views,
     imagenet_soft_targets,
@@ -76,7 +76,10 @@ def _imagenet_drift_after_fine_tuning(
     photos, labels = cap_photos
     maps = np.asarray(network.trunk(network.preprocessing(photos.astype(np.float32))), np.float32)
     inputs = photos if views == "fresh" else maps
-    train, val = TrunkViews(inputs[:24], labels[:24]), TrunkViews(inputs[24:32], labels[24:32])
+    train, val = (
+        PhaseTwoViews(inputs[:24], labels[:24]),
+        PhaseTwoViews(inputs[24:32], labels[24:32]),
+    )
     before = imagenet_soft_targets(network, maps[32:], 1.0, 8)
     if views == "fresh":
         fine_tune_top_on_fresh_views(network, train, val, 3, config, [])
