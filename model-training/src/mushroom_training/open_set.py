@@ -2,13 +2,16 @@
 unknown-species score can be measured on species the model has truly never seen.
 
 Scores (higher: more likely unknown) come from `mushroom_common.verdict.open_set_score` on the
-raw logits, which is what the API and the phone compute, plus the cosine distance to the nearest
-class mean in embedding space for comparison (it needs the class means, so it is not served).
+raw logits, which is what the API and the phone compute, plus distances in embedding space for
+comparison: cosine to the nearest class mean, cosine to the k-th nearest train embedding (Sun et
+al. 2022) and the relative Mahalanobis distance (Ren et al. 2021). They need the train embeddings or
+their statistics, which the bundle does not carry, so they are measured, not served.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,20 +78,67 @@ def scores(logits: np.ndarray, method: OpenSetMethod) -> np.ndarray:
     return np.array([open_set_score(row, method) for row in logits], np.float64)
 
 
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    normalised: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return normalised
+
+
 def class_mean_distance(
     train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray
 ) -> np.ndarray:
     """Cosine distance of each query embedding to the nearest class mean of the train views."""
-
-    def normalise(x: np.ndarray) -> np.ndarray:
-        normalised: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return normalised
-
     classes = np.unique(train_labels)
-    means = normalise(np.stack([train[train_labels == c].mean(axis=0) for c in classes]))
-    similarity = normalise(queries.astype(np.float64)) @ means.T
+    means = _normalise(np.stack([train[train_labels == c].mean(axis=0) for c in classes]))
+    similarity = _normalise(queries) @ means.T
     distance: np.ndarray = 1.0 - similarity.max(axis=1)
     return distance
+
+
+def knn_distance(train: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Cosine distance of each query embedding to its k-th nearest train embedding."""
+    similarity = _normalise(queries) @ _normalise(train).T
+    k = min(k, similarity.shape[1])
+    kth: np.ndarray = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
+    return 1.0 - kth
+
+
+def relative_mahalanobis(
+    train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray, shrinkage: float = 0.5
+) -> np.ndarray:
+    """The smallest class Mahalanobis distance minus the distance to the whole train set.
+
+    One covariance shared by the classes (a few dozen photos each cannot estimate their own),
+    shrunk towards its mean variance; subtracting the background distance removes what all
+    mushroom photos share (Ren et al. 2021, "A simple fix to Mahalanobis distance").
+    """
+    x, q = _normalise(train), _normalise(queries)
+    classes = np.unique(train_labels)
+    means = np.stack([x[train_labels == c].mean(axis=0) for c in classes])
+    centred = x - means[np.searchsorted(classes, train_labels)]
+
+    def whitening(deviations: np.ndarray) -> np.ndarray:
+        cov = deviations.T @ deviations / len(deviations)
+        ridge = shrinkage * np.trace(cov) / len(cov)
+        shrunk = (1 - shrinkage) * cov + ridge * np.eye(len(cov))
+        return np.linalg.cholesky(np.linalg.inv(shrunk))
+
+    within, background = whitening(centred), whitening(x - x.mean(axis=0))
+    zq, zm = q @ within, means @ within
+    class_distance = (zq**2).sum(1)[:, None] - 2 * zq @ zm.T + (zm**2).sum(1)[None, :]
+    zb = (q - x.mean(axis=0)) @ background
+    relative: np.ndarray = (class_distance - (zb**2).sum(1)[:, None]).min(axis=1)
+    return relative
+
+
+# Embedding-space scores measured beside the served ones: (train, its labels, queries) -> score.
+EmbeddingScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+EMBEDDING_SCORES: dict[str, EmbeddingScore] = {
+    "class_mean_cosine": class_mean_distance,
+    "knn_cosine_k1": lambda train, _, queries: knn_distance(train, queries, 1),
+    "knn_cosine_k10": lambda train, _, queries: knn_distance(train, queries, 10),
+    "relative_mahalanobis": relative_mahalanobis,
+}
 
 
 def evaluate_open_set(
@@ -121,11 +171,11 @@ def evaluate_open_set(
     result: dict[str, float] = {}
     for method in SERVABLE_METHODS:
         result[method] = auroc(scores(known_test_logits, method), scores(unknown_logits, method))
-    known_distance = class_mean_distance(
-        embeddings["train"], train_labels, embeddings["known_test"]
-    )
-    unknown_distance = class_mean_distance(embeddings["train"], train_labels, embeddings["unknown"])
-    result["class_mean_cosine"] = auroc(known_distance, unknown_distance)
+    for name, distance in EMBEDDING_SCORES.items():
+        result[name] = auroc(
+            distance(embeddings["train"], train_labels, embeddings["known_test"]),
+            distance(embeddings["train"], train_labels, embeddings["unknown"]),
+        )
     best: OpenSetMethod = max(SERVABLE_METHODS, key=lambda m: result[m])
     threshold = float(np.quantile(scores(val_logits, best), known_pass_rate))
     known_test_scores = scores(known_test_logits, best)

