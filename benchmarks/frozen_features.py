@@ -41,25 +41,14 @@ from mushroom_common.storage import open_storage
 from mushroom_training import efficientnet_lite as lite
 from mushroom_training.config import TrainConfig, get_settings, load_config
 from mushroom_training.data import load_dataset
-from mushroom_training.open_set import (
-    EMBEDDING_SCORES,
-    SERVABLE_METHODS,
-    auroc,
-    choose_held_out,
-    scores,
-)
+from mushroom_training.metrics import softmax, top_k_accuracy
+from mushroom_training.open_set import choose_held_out, known_label_index, score_aurocs
 
 logger = logging.getLogger("benchmarks.frozen_features")
 app = typer.Typer(add_completion=False, help=__doc__)
 
 DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 SPLITS = ("train", "val", "test")
-
-
-def softmax_rows(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
-    return probabilities
 
 
 def train_head(
@@ -97,11 +86,6 @@ def logits_of(head: keras.Model, features: np.ndarray) -> np.ndarray:
     return np.asarray(head.predict(features, verbose=0), np.float64)
 
 
-def top_k(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    best = np.argsort(-logits, axis=1)[:, :k]
-    return float(np.mean((best == labels[:, None]).any(axis=1)))
-
-
 def label_suspects(
     out_of_fold: np.ndarray, labels: np.ndarray, own_below: float, other_above: float = 0.5
 ) -> np.ndarray:
@@ -126,7 +110,7 @@ def out_of_fold_probabilities(
     probabilities = np.zeros((len(labels), num_classes))
     for f in range(folds):
         head = train_head(features[fold != f], labels[fold != f], num_classes, config, epochs)
-        probabilities[fold == f] = softmax_rows(logits_of(head, features[fold == f]))
+        probabilities[fold == f] = softmax(logits_of(head, features[fold == f]))
     return probabilities
 
 
@@ -155,28 +139,22 @@ def open_set_aurocs(
 ) -> dict[str, float]:
     """AUROC of every score on the config's open-set split (left-out species: all their photos)."""
     settings = config.open_set
-    held_out = set(
-        choose_held_out(species, settings.holdout_fraction, settings.min_dangerous, settings.seed)
+    held_out = choose_held_out(
+        species, settings.holdout_fraction, settings.min_dangerous, settings.seed
     )
-    known = [s for s in species if s not in held_out]
-    remap = np.full(len(species), -1)
-    remap[[species.index(s) for s in known]] = np.arange(len(known))
+    remap = known_label_index(species, held_out)
     is_known = {split: remap[labels[split]] >= 0 for split in SPLITS}
     train_x = features["train"][is_known["train"]]
     train_y = remap[labels["train"][is_known["train"]]]
     known_test = features["test"][is_known["test"]]
     unknown = np.concatenate([features[s][~is_known[s]] for s in SPLITS])
-    head = train_head(train_x, train_y, len(known), config, epochs)
-    known_logits, unknown_logits = logits_of(head, known_test), logits_of(head, unknown)
-    result: dict[str, float] = {
-        method: auroc(scores(known_logits, method), scores(unknown_logits, method))
-        for method in SERVABLE_METHODS
-    }
-    for name, distance in EMBEDDING_SCORES.items():
-        result[name] = auroc(
-            distance(train_x, train_y, known_test), distance(train_x, train_y, unknown)
-        )
-    return result
+    head = train_head(train_x, train_y, len(species) - len(held_out), config, epochs)
+    return score_aurocs(
+        logits_of(head, known_test),
+        logits_of(head, unknown),
+        {"train": train_x, "known_test": known_test, "unknown": unknown},
+        train_y,
+    )
 
 
 @app.command()
@@ -230,9 +208,9 @@ def main(
                 "backbone": variant.name,
                 "image_size": variant.image_size,
                 "photos_per_s": photos_per_s,
-                "val_top1": top_k(logits_of(head, features["val"]), labels["val"], 1),
-                "test_top1": top_k(test_logits, labels["test"], 1),
-                "test_top5": top_k(test_logits, labels["test"], 5),
+                "val_top1": top_k_accuracy(logits_of(head, features["val"]), labels["val"], 1),
+                "test_top1": top_k_accuracy(test_logits, labels["test"], 1),
+                "test_top5": top_k_accuracy(test_logits, labels["test"], 5),
                 "open_set_auroc": open_set_aurocs(features, labels, species, config, epochs),
             }
         )
@@ -303,8 +281,8 @@ def _head_and_cleaning_rows(
             {
                 "head": name,
                 "train_photos": int(keep.sum()),
-                "val_top1": top_k(logits_of(head, features["val"]), labels["val"], 1),
-                "test_top1": top_k(logits_of(head, features["test"]), labels["test"], 1),
+                "val_top1": top_k_accuracy(logits_of(head, features["val"]), labels["val"], 1),
+                "test_top1": top_k_accuracy(logits_of(head, features["test"]), labels["test"], 1),
             }
         )
         logger.info("%s", rows[-1])

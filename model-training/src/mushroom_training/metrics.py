@@ -16,6 +16,12 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return calibrated_probabilities(logits, temperature)
 
 
+def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of rows whose label is among their k largest logits."""
+    ranked = np.argsort(-logits, axis=1)[:, : min(k, logits.shape[1])]
+    return float((ranked == labels[:, None]).any(axis=1).mean())
+
+
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of the true labels."""
     p = softmax(logits, temperature)[np.arange(len(labels)), labels]
@@ -139,16 +145,14 @@ def classification_metrics(
         Flat metric name -> value.
     """
     predicted = logits.argmax(axis=1)
-    ranked = np.argsort(-logits, axis=1)
-    top3, top5 = ranked[:, : min(3, logits.shape[1])], ranked[:, : min(5, logits.shape[1])]
     matrix = confusion_matrix(labels, predicted, len(label_ids))
     present = matrix.sum(axis=1) > 0
     _, _, f1 = per_class(matrix)
     cost = poison_cost([label_ids[i] for i in labels], [label_ids[i] for i in predicted])
     return {
         "top1": float((predicted == labels).mean()),
-        "top3": float((top3 == labels[:, None]).any(axis=1).mean()),
-        "top5": float((top5 == labels[:, None]).any(axis=1).mean()),
+        "top3": top_k_accuracy(logits, labels, 3),
+        "top5": top_k_accuracy(logits, labels, 5),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "ece": expected_calibration_error(softmax(logits), labels),
         "ece_scaled": expected_calibration_error(softmax(logits, temperature), labels),

@@ -55,6 +55,15 @@ def choose_held_out(labels: list[str], fraction: float, min_dangerous: int, seed
     return sorted(picked)
 
 
+def known_label_index(labels: list[str], held_out: list[str]) -> np.ndarray:
+    """For each label index, its index among the kept (known) labels, or -1 when held out."""
+    held = set(held_out)
+    known = [i for i, label in enumerate(labels) if label not in held]
+    remap = np.full(len(labels), -1, np.int64)
+    remap[known] = np.arange(len(known))
+    return remap
+
+
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
     """Probability that an unknown photo scores above a known one (ties count half)."""
     scores = np.concatenate([known, unknown])
@@ -141,6 +150,33 @@ EMBEDDING_SCORES: dict[str, EmbeddingScore] = {
 }
 
 
+def score_aurocs(
+    known_logits: np.ndarray,
+    unknown_logits: np.ndarray,
+    embeddings: dict[str, np.ndarray],
+    train_labels: np.ndarray,
+) -> dict[str, float]:
+    """AUROC of every score: the servable ones on the logits, then the embedding-space ones.
+
+    Args:
+        known_logits: the open-set model's logits on known-species test photos.
+        unknown_logits: its logits on photos of the left-out species.
+        embeddings: pooled features under keys "train", "known_test", "unknown".
+        train_labels: labels of the "train" embeddings.
+    """
+    result: dict[str, float] = {
+        method: auroc(scores(known_logits, method), scores(unknown_logits, method))
+        for method in SERVABLE_METHODS
+    }
+    train = embeddings["train"]
+    for name, distance in EMBEDDING_SCORES.items():
+        result[name] = auroc(
+            distance(train, train_labels, embeddings["known_test"]),
+            distance(train, train_labels, embeddings["unknown"]),
+        )
+    return result
+
+
 def evaluate_open_set(
     *,
     held_out: list[str],
@@ -168,14 +204,7 @@ def evaluate_open_set(
         The measured result; the method is the servable one with the best AUROC.
     """
     catalog = load_catalog()
-    result: dict[str, float] = {}
-    for method in SERVABLE_METHODS:
-        result[method] = auroc(scores(known_test_logits, method), scores(unknown_logits, method))
-    for name, distance in EMBEDDING_SCORES.items():
-        result[name] = auroc(
-            distance(embeddings["train"], train_labels, embeddings["known_test"]),
-            distance(embeddings["train"], train_labels, embeddings["unknown"]),
-        )
+    result = score_aurocs(known_test_logits, unknown_logits, embeddings, train_labels)
     best: OpenSetMethod = max(SERVABLE_METHODS, key=lambda m: result[m])
     threshold = float(np.quantile(scores(val_logits, best), known_pass_rate))
     known_test_scores = scores(known_test_logits, best)

@@ -29,7 +29,7 @@ from mushroom_training.data import (
 )
 from mushroom_training.metrics import classification_metrics, fit_temperature, softmax
 from mushroom_training.model import Network, build_network, save_network, set_top_trainable
-from mushroom_training.open_set import choose_held_out, evaluate_open_set
+from mushroom_training.open_set import choose_held_out, evaluate_open_set, known_label_index
 from mushroom_training.tracking import Tracker, start_run
 
 logger = logging.getLogger(__name__)
@@ -679,8 +679,7 @@ def _open_set_run(
         labels, settings.holdout_fraction, settings.min_dangerous, settings.seed
     )
     known = [label for label in labels if label not in held_out]
-    remap = np.full(len(labels), -1, np.int64)
-    remap[[labels.index(k) for k in known]] = np.arange(len(known))
+    remap = known_label_index(labels, held_out)
 
     def keep(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = remap[y] >= 0

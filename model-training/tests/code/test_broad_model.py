@@ -24,6 +24,7 @@ from mushroom_training.open_set import (
     choose_held_out,
     class_mean_distance,
     knn_distance,
+    known_label_index,
     relative_mahalanobis,
 )
 from mushroom_training.safety import SplitOutputs, judged_outcome, tune_rules
@@ -60,6 +61,11 @@ def test_class_mean_distance_is_small_near_a_class_and_large_away() -> None:
     train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     distance = class_mean_distance(train, np.array([0, 0, 1, 1]), np.array([[1, 0], [1, 1]]))
     assert distance[0] < 0.01 < distance[1]
+
+
+def test_known_label_index_renumbers_the_kept_labels_and_marks_the_held_out() -> None:
+    index = known_label_index(["a", "b", "c", "d"], ["b", "d"])
+    assert index.tolist() == [0, -1, 1, -1]
 
 
 def test_knn_distance_is_the_kth_neighbour_cosine_distance() -> None:
