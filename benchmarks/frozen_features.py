@@ -10,6 +10,9 @@ one run compares them all in minutes:
 - heads: the linear head against one hidden layer of 1024 ReLU units;
 - label cleaning: drop the train photos whose out-of-fold probability for their own label is
   under a threshold while another species gets over half (the web labels are partly wrong);
+- mixup of the pooled features (a regulariser against the train set being memorised);
+- the danger score the verdict reads: the summed deadly/poisonous species probability (served)
+  against a binary deadly-or-poisonous head trained beside the species head, by AUROC on test;
 - unknown-species scores on the demo config's open-set split: the three served ones on the
   head's logits and the embedding-space distances of `mushroom_training.open_set`.
 
@@ -18,6 +21,7 @@ one run compares them all in minutes:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import time
@@ -37,12 +41,13 @@ from _common import (
     write_report,
 )
 
+from mushroom_common.catalog import load_catalog
 from mushroom_common.storage import open_storage
 from mushroom_training import efficientnet_lite as lite
 from mushroom_training.config import TrainConfig, get_settings, load_config
 from mushroom_training.data import load_dataset
 from mushroom_training.metrics import softmax, top_k_accuracy
-from mushroom_training.open_set import choose_held_out, known_label_index, score_aurocs
+from mushroom_training.open_set import auroc, choose_held_out, known_label_index, score_aurocs
 
 logger = logging.getLogger("benchmarks.frozen_features")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -58,8 +63,10 @@ def train_head(
     config: TrainConfig,
     epochs: int,
     hidden: int = 0,
+    mixup_alpha: float = 0.0,
 ) -> keras.Model:
-    """A species head on pooled features, with the config's dropout and label smoothing."""
+    """A species head on pooled features, with the config's dropout and label smoothing;
+    `mixup_alpha` > 0 trains on mixed pairs of photos (features and targets, Beta(a, a))."""
     keras.utils.set_random_seed(config.training.seed)
     layers: list[Any] = [
         keras.Input((features.shape[1],)),
@@ -78,8 +85,87 @@ def train_head(
         ),
     )
     one_hot = np.eye(num_classes, dtype=np.float32)[labels]
-    head.fit(features, one_hot, epochs=epochs, batch_size=config.data.batch_size, verbose=0)
+    if mixup_alpha <= 0:
+        head.fit(features, one_hot, epochs=epochs, batch_size=config.data.batch_size, verbose=0)
+        return head
+    batch = config.data.batch_size
+    stream = (
+        tf.data.Dataset.from_tensor_slices((features.astype(np.float32), one_hot))
+        .shuffle(len(labels), seed=config.training.seed)
+        .batch(batch)
+        .map(functools.partial(mixed_pairs, alpha=mixup_alpha))
+        .repeat()
+    )
+    steps = -(-len(labels) // batch)
+    # The stream reshuffles itself on every pass.
+    head.fit(stream, steps_per_epoch=steps, epochs=epochs, shuffle=False, verbose=0)
     return head
+
+
+def mixed_pairs(x: tf.Tensor, y: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each example mixed with another of its batch: lam * a + (1 - lam) * b, lam ~ Beta(a, a)."""
+    n = tf.shape(x)[0]
+    g1, g2 = tf.random.gamma([n, 1], alpha), tf.random.gamma([n, 1], alpha)
+    lam = g1 / (g1 + g2)
+    partner = tf.random.shuffle(tf.range(n))
+    return lam * x + (1 - lam) * tf.gather(x, partner), lam * y + (1 - lam) * tf.gather(y, partner)
+
+
+def danger_score_aurocs(
+    features: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    species: list[str],
+    config: TrainConfig,
+    epochs: int,
+) -> dict[str, float]:
+    """How well each danger score tells deadly/poisonous test photos from the rest (AUROC).
+
+    One head has two outputs on the same dropout features: the species logits and a binary
+    deadly-or-poisonous logit (weight 1 in the loss). The served score is the summed species
+    probability of the dangerous labels; the alternatives are the binary head and their mean.
+    """
+    catalog = load_catalog()
+    dangerous = np.array([catalog.get(s).edibility.is_dangerous for s in species])
+    keras.utils.set_random_seed(config.training.seed)
+    pooled = keras.Input((features["train"].shape[1],))
+    dropped = keras.layers.Dropout(config.model.dropout)(pooled)
+    head = keras.Model(
+        pooled,
+        {
+            "species": keras.layers.Dense(len(species), name="species")(dropped),
+            "danger": keras.layers.Dense(1, name="danger")(dropped),
+        },
+    )
+    head.compile(
+        keras.optimizers.AdamW(config.training.phase1_learning_rate, config.training.weight_decay),
+        loss={
+            "species": keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=config.training.label_smoothing
+            ),
+            "danger": keras.losses.BinaryCrossentropy(from_logits=True),
+        },
+    )
+    train_y = labels["train"]
+    head.fit(
+        features["train"],
+        {
+            "species": np.eye(len(species), dtype=np.float32)[train_y],
+            "danger": dangerous[train_y].astype(np.float32)[:, None],
+        },
+        epochs=epochs,
+        batch_size=config.data.batch_size,
+        verbose=0,
+    )
+    out = head.predict(features["test"], verbose=0)
+    species_mass = softmax(np.asarray(out["species"], np.float64))[:, dangerous].sum(axis=1)
+    binary = 1 / (1 + np.exp(-np.asarray(out["danger"], np.float64)[:, 0]))
+    truly = dangerous[labels["test"]]
+    candidates = {
+        "summed dangerous species probability (served)": species_mass,
+        "binary deadly-or-poisonous head": binary,
+        "mean of the two": (species_mass + binary) / 2,
+    }
+    return {name: auroc(score[~truly], score[truly]) for name, score in candidates.items()}
 
 
 def logits_of(head: keras.Model, features: np.ndarray) -> np.ndarray:
@@ -186,6 +272,7 @@ def main(
         notes.append(f"Lite2 left out: {lite.LITE2.distribution} is not installed")
     backbones: list[dict[str, Any]] = []
     lite0: dict[str, Any] = {}
+    danger: dict[str, float] = {}
     for variant in variants:
         sized = config.model_copy(deep=True)
         sized.data.image_size = variant.image_size
@@ -217,6 +304,8 @@ def main(
         logger.info("%s", backbones[-1])
         if variant is lite.LITE0:
             lite0 = {"features": features, "labels": labels, "classes": len(species)}
+            danger = danger_score_aurocs(features, labels, species, config, epochs)
+            logger.info("danger scores: %s", danger)
     heads = _head_and_cleaning_rows(lite0, config, epochs, cleaning_thresholds)
     typer.echo(f"# {describe_machine(machine)}\n")
     typer.echo(
@@ -250,6 +339,8 @@ def main(
             [[h["head"], h["train_photos"], h["val_top1"], h["test_top1"]] for h in heads],
         )
     )
+    typer.echo("\nLite0 danger scores: deadly/poisonous test photos against the rest\n")
+    typer.echo(format_table(["score", "AUROC"], [[k, v] for k, v in danger.items()]))
     for note in notes:
         typer.echo(f"\nnote: {note}")
     path = write_report(
@@ -260,6 +351,7 @@ def main(
             "epochs": epochs,
             "backbones": backbones,
             "heads": heads,
+            "danger_score_auroc": danger,
             "notes": notes,
         },
         results_dir,
@@ -273,9 +365,15 @@ def _head_and_cleaning_rows(
     features, labels, classes = lite0["features"], lite0["labels"], lite0["classes"]
     rows: list[dict[str, Any]] = []
 
-    def row(name: str, keep: np.ndarray, hidden: int = 0) -> None:
+    def row(name: str, keep: np.ndarray, hidden: int = 0, mixup_alpha: float = 0.0) -> None:
         head = train_head(
-            features["train"][keep], labels["train"][keep], classes, config, epochs, hidden
+            features["train"][keep],
+            labels["train"][keep],
+            classes,
+            config,
+            epochs,
+            hidden,
+            mixup_alpha,
         )
         rows.append(
             {
@@ -290,6 +388,7 @@ def _head_and_cleaning_rows(
     everyone = np.ones(len(labels["train"]), bool)
     row("linear", everyone)
     row("hidden layer of 1024", everyone, hidden=1024)
+    row("linear, feature mixup (alpha 0.2)", everyone, mixup_alpha=0.2)
     out_of_fold = out_of_fold_probabilities(
         features["train"], labels["train"], classes, config, epochs
     )

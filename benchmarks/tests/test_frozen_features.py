@@ -1,10 +1,19 @@
-"""frozen_features.py: label suspects and heads (the real data runs only as a script)."""
+"""frozen_features.py: label suspects, heads, mixup and danger scores (the real data runs only
+as a script)."""
 
 from __future__ import annotations
 
 import numpy as np
-from frozen_features import label_suspects, logits_of, train_head
+import tensorflow as tf
+from frozen_features import (
+    danger_score_aurocs,
+    label_suspects,
+    logits_of,
+    mixed_pairs,
+    train_head,
+)
 
+from mushroom_common.catalog import load_catalog
 from mushroom_training.config import TrainConfig
 from mushroom_training.metrics import top_k_accuracy
 
@@ -31,3 +40,51 @@ def test_a_head_learns_separable_features_and_top_k_counts_hits() -> None:
     logits = logits_of(head, features.astype(np.float32))
     assert top_k_accuracy(logits, labels, 1) > 0.95
     assert top_k_accuracy(logits, labels, 3) == 1.0
+
+
+def test_mixup_mixes_each_example_with_a_partner_of_its_batch() -> None:
+    x = tf.constant([[0.0, 0.0], [10.0, 10.0], [0.0, 10.0], [10.0, 0.0]])
+    y = tf.constant(np.eye(4, dtype=np.float32))
+    mixed_x, mixed_y = (np.asarray(t) for t in mixed_pairs(x, y, alpha=0.4))
+    # Targets stay distributions over at most two photos; features stay between theirs.
+    assert np.allclose(mixed_y.sum(axis=1), 1.0)
+    assert ((mixed_y > 1e-6).sum(axis=1) <= 2).all()
+    assert (mixed_x >= 0).all()
+    assert (mixed_x <= 10).all()
+    # The features are the same mixture of the same photos as the targets.
+    assert np.allclose(mixed_y @ np.asarray(x), mixed_x, atol=1e-4)
+
+
+def test_a_mixup_head_still_learns_separable_features() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    features = (np.eye(3)[labels] * 4 + rng.normal(0, 0.3, (120, 3))).astype(np.float32)
+    config = TrainConfig.model_validate({"data": {"dataset_version": "ds-x"}})
+    head = train_head(features, labels, 3, config, epochs=400, mixup_alpha=0.2)
+    assert top_k_accuracy(logits_of(head, features), labels, 1) > 0.95
+
+
+def test_danger_scores_rank_dangerous_photos_first_when_species_are_separable() -> None:
+    catalog = load_catalog()
+    dangerous = [e.id for e in catalog.species if e.edibility.is_dangerous][:2]
+    harmless = [e.id for e in catalog.species if e.edibility.is_edible][:2]
+    species = dangerous + harmless
+    rng = np.random.default_rng(1)
+
+    def split(per_species: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(np.arange(4), per_species)
+        return (np.eye(4)[labels] * 4 + rng.normal(0, 0.3, (len(labels), 4))).astype(
+            np.float32
+        ), labels
+
+    (train_x, train_y), (test_x, test_y) = split(30), split(10)
+    config = TrainConfig.model_validate({"data": {"dataset_version": "ds-x"}})
+    aurocs = danger_score_aurocs(
+        {"train": train_x, "test": test_x}, {"train": train_y, "test": test_y}, species, config, 150
+    )
+    assert set(aurocs) == {
+        "summed dangerous species probability (served)",
+        "binary deadly-or-poisonous head",
+        "mean of the two",
+    }
+    assert all(value > 0.95 for value in aurocs.values())
