@@ -25,6 +25,7 @@ import functools
 import importlib.util
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +57,26 @@ DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 SPLITS = ("train", "val", "test")
 
 
+@dataclass
+class PooledSplits:
+    """One backbone's pooled features of every split, their species indices, and the species."""
+
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    species: list[str]
+
+
+def _compile(model: keras.Model, config: TrainConfig, extra_losses: dict[str, Any]) -> None:
+    """The config's optimizer, and its label-smoothed species loss beside `extra_losses`."""
+    species_loss = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=config.training.label_smoothing
+    )
+    model.compile(
+        keras.optimizers.AdamW(config.training.phase1_learning_rate, config.training.weight_decay),
+        {"species": species_loss, **extra_losses} if extra_losses else species_loss,
+    )
+
+
 def train_head(
     features: np.ndarray,
     labels: np.ndarray,
@@ -78,12 +99,7 @@ def train_head(
             keras.layers.Dropout(config.model.dropout),
         ]
     head = keras.Sequential([*layers, keras.layers.Dense(num_classes)])
-    head.compile(
-        keras.optimizers.AdamW(config.training.phase1_learning_rate, config.training.weight_decay),
-        keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=config.training.label_smoothing
-        ),
-    )
+    _compile(head, config, {})
     one_hot = np.eye(num_classes, dtype=np.float32)[labels]
     if mixup_alpha <= 0:
         head.fit(features, one_hot, epochs=epochs, batch_size=config.data.batch_size, verbose=0)
@@ -111,40 +127,27 @@ def mixed_pairs(x: tf.Tensor, y: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf
     return lam * x + (1 - lam) * tf.gather(x, partner), lam * y + (1 - lam) * tf.gather(y, partner)
 
 
-def danger_score_aurocs(
-    features: dict[str, np.ndarray],
-    labels: dict[str, np.ndarray],
-    species: list[str],
-    config: TrainConfig,
-    epochs: int,
-) -> dict[str, float]:
+def danger_score_aurocs(pooled: PooledSplits, config: TrainConfig, epochs: int) -> dict[str, float]:
     """How well each danger score tells deadly/poisonous test photos from the rest (AUROC).
 
     One head has two outputs on the same dropout features: the species logits and a binary
     deadly-or-poisonous logit (weight 1 in the loss). The served score is the summed species
     probability of the dangerous labels; the alternatives are the binary head and their mean.
     """
+    features, labels, species = pooled.features, pooled.labels, pooled.species
     catalog = load_catalog()
     dangerous = np.array([catalog.get(s).edibility.is_dangerous for s in species])
     keras.utils.set_random_seed(config.training.seed)
-    pooled = keras.Input((features["train"].shape[1],))
-    dropped = keras.layers.Dropout(config.model.dropout)(pooled)
+    inputs = keras.Input((features["train"].shape[1],))
+    dropped = keras.layers.Dropout(config.model.dropout)(inputs)
     head = keras.Model(
-        pooled,
+        inputs,
         {
             "species": keras.layers.Dense(len(species), name="species")(dropped),
             "danger": keras.layers.Dense(1, name="danger")(dropped),
         },
     )
-    head.compile(
-        keras.optimizers.AdamW(config.training.phase1_learning_rate, config.training.weight_decay),
-        loss={
-            "species": keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=config.training.label_smoothing
-            ),
-            "danger": keras.losses.BinaryCrossentropy(from_logits=True),
-        },
-    )
+    _compile(head, config, {"danger": keras.losses.BinaryCrossentropy(from_logits=True)})
     train_y = labels["train"]
     head.fit(
         features["train"],
@@ -216,14 +219,9 @@ def pooled_features(
     )
 
 
-def open_set_aurocs(
-    features: dict[str, np.ndarray],
-    labels: dict[str, np.ndarray],
-    species: list[str],
-    config: TrainConfig,
-    epochs: int,
-) -> dict[str, float]:
+def open_set_aurocs(pooled: PooledSplits, config: TrainConfig, epochs: int) -> dict[str, float]:
     """AUROC of every score on the config's open-set split (left-out species: all their photos)."""
+    features, labels, species = pooled.features, pooled.labels, pooled.species
     settings = config.open_set
     held_out = choose_held_out(
         species, settings.holdout_fraction, settings.min_dangerous, settings.seed
@@ -271,7 +269,7 @@ def main(
     else:
         notes.append(f"Lite2 left out: {lite.LITE2.distribution} is not installed")
     backbones: list[dict[str, Any]] = []
-    lite0: dict[str, Any] = {}
+    lite0: PooledSplits | None = None
     danger: dict[str, float] = {}
     for variant in variants:
         sized = config.model_copy(deep=True)
@@ -288,6 +286,7 @@ def main(
             )
             labels[split] = dataset.splits[split].labels
         photos_per_s = sum(len(v) for v in labels.values()) / (time.monotonic() - started)
+        pooled = PooledSplits(features, labels, species)
         head = train_head(features["train"], labels["train"], len(species), config, epochs)
         test_logits = logits_of(head, features["test"])
         backbones.append(
@@ -298,14 +297,15 @@ def main(
                 "val_top1": top_k_accuracy(logits_of(head, features["val"]), labels["val"], 1),
                 "test_top1": top_k_accuracy(test_logits, labels["test"], 1),
                 "test_top5": top_k_accuracy(test_logits, labels["test"], 5),
-                "open_set_auroc": open_set_aurocs(features, labels, species, config, epochs),
+                "open_set_auroc": open_set_aurocs(pooled, config, epochs),
             }
         )
         logger.info("%s", backbones[-1])
         if variant is lite.LITE0:
-            lite0 = {"features": features, "labels": labels, "classes": len(species)}
-            danger = danger_score_aurocs(features, labels, species, config, epochs)
+            lite0 = pooled
+            danger = danger_score_aurocs(pooled, config, epochs)
             logger.info("danger scores: %s", danger)
+    assert lite0 is not None  # Lite0 is always measured: the other rows are on its features
     heads = _head_and_cleaning_rows(lite0, config, epochs, cleaning_thresholds)
     typer.echo(f"# {describe_machine(machine)}\n")
     typer.echo(
@@ -360,9 +360,9 @@ def main(
 
 
 def _head_and_cleaning_rows(
-    lite0: dict[str, Any], config: TrainConfig, epochs: int, thresholds: str
+    lite0: PooledSplits, config: TrainConfig, epochs: int, thresholds: str
 ) -> list[dict[str, Any]]:
-    features, labels, classes = lite0["features"], lite0["labels"], lite0["classes"]
+    features, labels, classes = lite0.features, lite0.labels, len(lite0.species)
     rows: list[dict[str, Any]] = []
 
     def row(name: str, keep: np.ndarray, hidden: int = 0, mixup_alpha: float = 0.0) -> None:

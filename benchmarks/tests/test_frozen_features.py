@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 from frozen_features import (
+    PooledSplits,
     danger_score_aurocs,
     label_suspects,
     logits_of,
@@ -79,9 +80,10 @@ def test_danger_scores_rank_dangerous_photos_first_when_species_are_separable() 
 
     (train_x, train_y), (test_x, test_y) = split(30), split(10)
     config = TrainConfig.model_validate({"data": {"dataset_version": "ds-x"}})
-    aurocs = danger_score_aurocs(
-        {"train": train_x, "test": test_x}, {"train": train_y, "test": test_y}, species, config, 150
+    pooled = PooledSplits(
+        {"train": train_x, "test": test_x}, {"train": train_y, "test": test_y}, species
     )
+    aurocs = danger_score_aurocs(pooled, config, epochs=150)
     assert set(aurocs) == {
         "summed dangerous species probability (served)",
         "binary deadly-or-poisonous head",
