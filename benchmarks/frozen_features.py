@@ -11,6 +11,8 @@ one run compares them all in minutes:
 - label cleaning: drop the train photos whose out-of-fold probability for their own label is
   under a threshold while another species gets over half (the web labels are partly wrong);
 - mixup of the pooled features (a regulariser against the train set being memorised);
+- a learning curve: the linear head on a quarter, half, three quarters and all of each species'
+  train photos (how much more photos would give);
 - the danger score the verdict reads: the summed deadly/poisonous species probability (served)
   against a binary deadly-or-poisonous head trained beside the species head, by AUROC on test;
 - unknown-species scores on the demo config's open-set split: the three served ones on the
@@ -55,6 +57,7 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 SPLITS = ("train", "val", "test")
+LEARNING_CURVE = (0.25, 0.5, 0.75)  # fractions of each species' train photos; all is "linear"
 
 
 @dataclass
@@ -185,6 +188,16 @@ def label_suspects(
     rival[np.arange(len(labels)), labels] = 0.0
     suspect: np.ndarray = (own < own_below) & (rival.max(axis=1) > other_above)
     return suspect
+
+
+def per_species_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A mask keeping `fraction` of each species' photos (at least one), drawn at random."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(labels), bool)
+    for species in np.unique(labels):
+        photos = rng.permutation(np.flatnonzero(labels == species))
+        keep[photos[: max(1, round(fraction * len(photos)))]] = True
+    return keep
 
 
 def out_of_fold_probabilities(
@@ -386,6 +399,9 @@ def _head_and_cleaning_rows(
         logger.info("%s", rows[-1])
 
     everyone = np.ones(len(labels["train"]), bool)
+    for fraction in LEARNING_CURVE:
+        subset = per_species_subset(labels["train"], fraction, config.training.seed)
+        row(f"linear, {fraction:.0%} of each species' photos", subset)
     row("linear", everyone)
     row("hidden layer of 1024", everyone, hidden=1024)
     row("linear, feature mixup (alpha 0.2)", everyone, mixup_alpha=0.2)

@@ -11,6 +11,7 @@ from frozen_features import (
     label_suspects,
     logits_of,
     mixed_pairs,
+    per_species_subset,
     train_head,
 )
 
@@ -90,3 +91,11 @@ def test_danger_scores_rank_dangerous_photos_first_when_species_are_separable() 
         "mean of the two",
     }
     assert all(value > 0.95 for value in aurocs.values())
+
+
+def test_a_learning_curve_subset_keeps_the_fraction_of_every_species_and_at_least_one() -> None:
+    labels = np.array([0] * 8 + [1] * 4 + [2])
+    keep = per_species_subset(labels, 0.5, seed=3)
+    assert [int(keep[labels == s].sum()) for s in (0, 1, 2)] == [4, 2, 1]
+    assert per_species_subset(labels, 0.5, seed=3).tolist() == keep.tolist()  # deterministic
+    assert per_species_subset(labels, 1.0, seed=3).all()
