@@ -12,7 +12,7 @@ one run compares them all in minutes:
   under a threshold while another species gets over half (the web labels are partly wrong);
 - mixup of the pooled features (a regulariser against the train set being memorised);
 - a learning curve: the linear head on a quarter, half, three quarters and all of each species'
-  train photos (how much more photos would give);
+  train photos (what more photos would give);
 - the danger score the verdict reads: the summed deadly/poisonous species probability (served)
   against a binary deadly-or-poisonous head trained beside the species head, by AUROC on test;
 - unknown-species scores on the demo config's open-set split: the three served ones on the
