@@ -219,14 +219,13 @@ def out_of_fold_probabilities(
 def pooled_features(
     variant: lite.LiteVariant, images: np.ndarray, cache_dir: Path, batch: int
 ) -> np.ndarray:
-    """Global-average-pooled 1280-d features of the frozen ImageNet backbone."""
-    size = variant.image_size
-    trunk, top = lite.build_trunk(0, size, variant), lite.build_top(0, size, variant=variant)
-    lite.load_imagenet_weights([trunk, top], cache_dir, variant)
-    pixels = keras.Input((size, size, 3), dtype="uint8")
-    scaled = lite.preprocessing_layer()(keras.ops.cast(pixels, "float32"))
-    model = keras.Model(pixels, keras.layers.GlobalAveragePooling2D()(top(trunk(scaled))))
-    forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+    """Global-average-pooled 1280-d features of the frozen ImageNet backbone: the ImageNet
+    classifier of `efficientnet_lite`, read at its pooling layer."""
+    classifier = lite.build_imagenet_classifier(cache_dir, variant=variant)
+    model = keras.Model(classifier.input, classifier.get_layer("pool").output)
+    forward = tf.function(
+        lambda b: model(tf.cast(b, tf.float32), training=False), reduce_retracing=True
+    )
     return np.concatenate(
         [np.asarray(forward(images[i : i + batch])) for i in range(0, len(images), batch)]
     )
