@@ -161,3 +161,31 @@ def test_open_set_score_is_higher_for_flat_logits(method: OpenSetMethod) -> None
     confident = np.array([9.0, 0.0, 0.0, 0.0])
     flat = np.array([1.0, 0.9, 0.8, 0.7])
     assert open_set_score(flat, method) > open_set_score(confident, method)
+
+
+def test_severity_thresholds_default_to_the_danger_threshold() -> None:
+    from mushroom_common.bundle import DecisionRulesSpec
+
+    old = DecisionRulesSpec.model_validate({"danger_threshold": 0.03})
+    assert (old.deadly_threshold, old.poisonous_threshold) == (0.03, 0.03)
+    new = DecisionRulesSpec(danger_threshold=0.2, deadly_threshold=0.05, poisonous_threshold=0.3)
+    rules = VerdictRules.from_spec(new, 0.5)
+    assert (rules.deadly_threshold, rules.poisonous_threshold) == (0.05, 0.3)
+    assert VerdictRules(0.04, 0.9, None).deadly_threshold == 0.04
+    only_poisonous = DecisionRulesSpec.model_validate({"poisonous_threshold": 0.25})
+    assert only_poisonous.danger_threshold == 0.25
+
+
+def test_deadly_warns_below_the_poisonous_threshold() -> None:
+    rules = VerdictRules(0.3, 0.9, 0.5, deadly_threshold=0.05, poisonous_threshold=0.3)
+    assert _judge([0.06, 0.94, 0.0, 0.0], rules=rules).verdict is Verdict.DANGEROUS
+    assert _judge([0.04, 0.96, 0.0, 0.0], rules=rules).verdict is not Verdict.DANGEROUS
+
+
+def test_edible_needs_every_view_to_agree() -> None:
+    probs = np.array([0.0, 0.95, 0.05, 0.0])
+    views = np.array([[0.0, 0.99, 0.01, 0.0], [0.0, 0.4, 0.6, 0.0]])
+    judged = judge(probs, LABELS, 0.9, load_catalog(), RULES, 3, view_probabilities=views)
+    assert judged.verdict is Verdict.UNCERTAIN
+    agreeing = judge(probs, LABELS, 0.9, load_catalog(), RULES, 3, view_probabilities=views[:1])
+    assert agreeing.verdict is Verdict.EDIBLE

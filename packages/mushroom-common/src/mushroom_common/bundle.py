@@ -6,9 +6,9 @@ import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 METADATA_FILE = "metadata.json"
 
@@ -94,12 +94,43 @@ class OpenSetSpec(BaseModel):
 
 
 class DecisionRulesSpec(BaseModel):
-    """The verdict thresholds the bundle was tuned with (on its validation split)."""
+    """The verdict thresholds the bundle was tuned with (on validation photos).
+
+    The danger rule warns by severity: `deadly_threshold` on the summed probability of the deadly
+    labels (lower: a deadly candidate warns sooner) and `poisonous_threshold` on the summed
+    probability of the deadly and poisonous labels. Bundles written before these existed carry
+    only `danger_threshold`; both then default to it (and a bundle that gives
+    `poisonous_threshold` but no `danger_threshold` gets it as its `danger_threshold`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     danger_threshold: float = Field(
-        0.05, gt=0, le=1, description="summed deadly/poisonous probability that means 'dangerous'"
+        0.05,
+        gt=0,
+        le=1,
+        description="summed deadly/poisonous probability that means 'dangerous' (the default of "
+        "both severity thresholds; bundles written before them have only this one)",
+    )
+    deadly_threshold: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="summed deadly probability that means 'dangerous' (default: danger_threshold)",
+    )
+    poisonous_threshold: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="summed deadly + poisonous probability that means 'dangerous' (default: "
+        "danger_threshold)",
+    )
+    caution_threshold: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="a dangerous species this likely is not ruled out: a harmless top species "
+        "gets 'do not eat, could be ...' (verdict uncertain with a caution block)",
     )
     edible_threshold: float = Field(
         0.90,
@@ -112,6 +143,20 @@ class DecisionRulesSpec(BaseModel):
     )
     unseen_lookalike_blocks_edible: bool = True
     open_set: OpenSetSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_defaults(cls, data: Any) -> Any:
+        """Old bundles: both severity thresholds default to the single danger threshold."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        if "danger_threshold" not in filled and "poisonous_threshold" in filled:
+            filled["danger_threshold"] = filled["poisonous_threshold"]
+        danger = filled.get("danger_threshold", cls.model_fields["danger_threshold"].default)
+        filled.setdefault("deadly_threshold", danger)
+        filled.setdefault("poisonous_threshold", danger)
+        return filled
 
 
 class ModelVariant(BaseModel):

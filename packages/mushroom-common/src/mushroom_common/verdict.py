@@ -73,17 +73,54 @@ class LookalikePublic(BaseModel):
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class VerdictRules:
-    """The thresholds of the rules above."""
+    """The thresholds of the rules above.
+
+    `deadly_threshold` and `poisonous_threshold` default to `danger_threshold` (the single
+    threshold of bundles written before the severities), `caution_threshold` to 0.02.
+    """
 
     danger_threshold: float
     edible_threshold: float
     detector_threshold: float | None
-    unseen_lookalike_blocks_edible: bool = True
-    open_set_method: OpenSetMethod | None = None
-    open_set_threshold: float | None = None
-    genus_threshold: float = 0.6
+    unseen_lookalike_blocks_edible: bool
+    open_set_method: OpenSetMethod | None
+    open_set_threshold: float | None
+    genus_threshold: float
+    deadly_threshold: float
+    poisonous_threshold: float
+    caution_threshold: float
+
+    def __init__(
+        self,
+        danger_threshold: float,
+        edible_threshold: float,
+        detector_threshold: float | None,
+        unseen_lookalike_blocks_edible: bool = True,
+        open_set_method: OpenSetMethod | None = None,
+        open_set_threshold: float | None = None,
+        genus_threshold: float = 0.6,
+        deadly_threshold: float | None = None,
+        poisonous_threshold: float | None = None,
+        caution_threshold: float = 0.02,
+    ) -> None:
+        values = {
+            "danger_threshold": danger_threshold,
+            "edible_threshold": edible_threshold,
+            "detector_threshold": detector_threshold,
+            "unseen_lookalike_blocks_edible": unseen_lookalike_blocks_edible,
+            "open_set_method": open_set_method,
+            "open_set_threshold": open_set_threshold,
+            "genus_threshold": genus_threshold,
+            "deadly_threshold": danger_threshold if deadly_threshold is None else deadly_threshold,
+            "poisonous_threshold": (
+                danger_threshold if poisonous_threshold is None else poisonous_threshold
+            ),
+            "caution_threshold": caution_threshold,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_bundle(
@@ -95,7 +132,10 @@ class VerdictRules:
         detector_threshold: float | None = None,
         unseen_lookalike_blocks_edible: bool | None = None,
     ) -> VerdictRules:
-        """The bundle's tuned rules, with any threshold the operator overrides."""
+        """The bundle's tuned rules, with any threshold the operator overrides.
+
+        An overridden `danger_threshold` sets both severity thresholds (the operator's one knob).
+        """
         detector = metadata.mushroom_detector
         return cls.from_spec(
             metadata.decision_rules,
@@ -133,6 +173,9 @@ class VerdictRules:
             open_set_method=open_set.method if open_set is not None else None,
             open_set_threshold=open_set.threshold if open_set is not None else None,
             genus_threshold=spec.genus_threshold,
+            deadly_threshold=danger_threshold or spec.deadly_threshold,
+            poisonous_threshold=danger_threshold or spec.poisonous_threshold,
+            caution_threshold=spec.caution_threshold,
         )
 
 
@@ -242,6 +285,7 @@ def judge(
     top_k: int,
     unknown_score: float | None = None,
     top_genera: int = 3,
+    view_probabilities: npt.NDArray[np.float64] | None = None,
 ) -> Judgement:
     """Apply the safety rules to one photo's calibrated probabilities.
 
@@ -254,6 +298,9 @@ def judge(
         top_k: how many species predictions to return.
         unknown_score: the open-set score (`open_set_score`), None when the bundle has none.
         top_genera: how many genera to return.
+        view_probabilities: calibrated probabilities [V, C] of the views behind `probabilities`
+            (test-time views of the photo, or an observation's photos); `edible` needs every
+            row to agree on the top species and its genus. None: one view, nothing to check.
 
     Returns:
         The judgement.
@@ -297,7 +344,11 @@ def judge(
     # Every deadly or poisonous label counts, not only the top k; the likeliest one is named.
     dangerous = order[view.dangerous[order]]
     dangerous_mass = float(probabilities[view.dangerous].sum())
-    if dangerous.size and dangerous_mass >= rules.danger_threshold:
+    deadly = np.array([entry.edibility is Edibility.DEADLY for entry in view.species])
+    deadly_mass = float(probabilities[deadly].sum())
+    if dangerous.size and (
+        dangerous_mass >= rules.poisonous_threshold or deadly_mass >= rules.deadly_threshold
+    ):
         entry, prob = view.species[dangerous[0]], float(probabilities[dangerous[0]])
         kind = entry.edibility.value
         if entry.id == top.id:
@@ -332,6 +383,13 @@ def judge(
                 f"The model is {percent(top_prob)} sure this is {display_name(top)}, but it was "
                 f"not trained to tell it from {names}, so it cannot rule {pronoun} out.",
             )
+        if not views_agree(view_probabilities, int(order[0]), view.genus_index):
+            return answer(
+                Verdict.UNCERTAIN,
+                f"The model is {percent(top_prob)} sure this is {display_name(top)}, but not every "
+                "view of the photo gives the same answer, so do not eat it without an expert's "
+                "check.",
+            )
         return answer(
             Verdict.EDIBLE,
             f"The model is {percent(top_prob)} sure this is {display_name(top)}, an edible "
@@ -350,6 +408,33 @@ def judge(
         Verdict.UNCERTAIN,
         f"The model is not sure: it is {percent(top_prob)} sure of its closest match, "
         f"{display_name(top)}, so do not eat it without an expert's check.",
+    )
+
+
+def views_agree(
+    view_probabilities: npt.NDArray[np.float64] | None,
+    top_index: int,
+    genus_index: npt.NDArray[np.intp],
+) -> bool:
+    """Whether, in every view, the top species and its genus are the most likely (ties agree).
+
+    Args:
+        view_probabilities: calibrated probabilities [V, C] (None or one row of them: agrees).
+        top_index: the label the answer puts first.
+        genus_index: each label's genus position (`LabelView.genus_index`).
+    """
+    if view_probabilities is None:
+        return True
+    rows = np.atleast_2d(np.asarray(view_probabilities, dtype=np.float64))
+    if rows.shape[1] != genus_index.shape[0]:
+        raise ValueError(f"view probabilities {rows.shape} for {genus_index.shape[0]} labels")
+    genus_totals = np.zeros((rows.shape[0], int(genus_index.max()) + 1))
+    for g in range(genus_totals.shape[1]):
+        genus_totals[:, g] = rows[:, genus_index == g].sum(axis=1)
+    top_genus = genus_index[top_index]
+    return bool(
+        np.all(rows[:, top_index] >= rows.max(axis=1))
+        and np.all(genus_totals[:, top_genus] >= genus_totals.max(axis=1))
     )
 
 
