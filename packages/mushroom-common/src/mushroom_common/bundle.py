@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -93,6 +94,14 @@ class OpenSetSpec(BaseModel):
     auroc: float | None = Field(None, description="known vs left-out species, open-set run")
 
 
+class InferenceView(StrEnum):
+    """A view of the photo the model also runs on, answers averaged (`runtime.run_views`)."""
+
+    ORIGINAL = "original"
+    # Flipped left to right.
+    MIRROR = "mirror"
+
+
 class DecisionRulesSpec(BaseModel):
     """The verdict thresholds the bundle was tuned with (on validation photos).
 
@@ -139,10 +148,27 @@ class DecisionRulesSpec(BaseModel):
         description="the top species' probability needed for 'edible' (above 1: never edible)",
     )
     genus_threshold: float = Field(
-        0.6, gt=0, le=1, description="a genus this likely is named when the species is not clear"
+        0.6,
+        gt=0,
+        le=1,
+        description="a genus this likely is named when the species is not clear, and makes the "
+        "answer 'dangerous' when its species are mostly dangerous",
+    )
+    genus_danger_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a genus is mostly dangerous when more than this share of its catalog "
+        "species of known edibility are deadly or poisonous (1: never)",
     )
     unseen_lookalike_blocks_edible: bool = True
     open_set: OpenSetSpec | None = None
+    test_time_views: list[InferenceView] = Field(
+        default_factory=lambda: [InferenceView.ORIGINAL],
+        min_length=1,
+        description="the views the served answer averages (the API and the phone run them all); "
+        "'edible' needs them to agree",
+    )
 
     @model_validator(mode="before")
     @classmethod
