@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter
 
-from mushroom_common.bundle import BundleMetadata, ModelVariant, InferenceView, read_metadata
+from mushroom_common.bundle import BundleMetadata, InferenceView, ModelVariant, read_metadata
 
 logger = logging.getLogger(__name__)
 
