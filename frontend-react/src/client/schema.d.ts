@@ -294,11 +294,74 @@ export interface components {
             file: string;
         };
         /**
+         * CautionLookalikePublic
+         * @description A deadly or poisonous species the answer cannot rule out.
+         */
+        CautionLookalikePublic: {
+            /**
+             * Species
+             * @description catalog id
+             */
+            species: string;
+            /** Scientific Name */
+            scientific_name: string;
+            /** Common Names */
+            common_names: string[];
+            edibility: components["schemas"]["Edibility"];
+            /**
+             * Probability
+             * @description the model's probability; null: the model never learned it
+             */
+            probability: number | null;
+            /**
+             * Distinguishing Feature
+             * @description '<the top species' trait> vs <this species' trait>'; null when the catalog does not list it as a look-alike of the top species
+             */
+            distinguishing_feature: string | null;
+            /** @description the photo that shows the telling feature */
+            view: components["schemas"]["PhotoView"] | null;
+        };
+        /**
+         * CautionPublic
+         * @description 'Do not eat it, it could be ...': the top species is harmless, a dangerous one is not
+         *     ruled out.
+         */
+        CautionPublic: {
+            /**
+             * Species
+             * @description the top species' catalog id
+             */
+            species: string;
+            /**
+             * Lookalikes
+             * @description most dangerous first, then most likely; at most three
+             */
+            lookalikes: components["schemas"]["CautionLookalikePublic"][];
+        };
+        /**
          * Edibility
          * @description One scale for edibility, from most to least dangerous.
          * @enum {string}
          */
         Edibility: "deadly" | "poisonous" | "unknown" | "inedible" | "edible_when_cooked" | "edible" | "choice";
+        /**
+         * EdibilityClassesPublic
+         * @description Which edibility values the rules treat as deadly, dangerous and edible.
+         */
+        EdibilityClassesPublic: {
+            /** Deadly */
+            deadly: components["schemas"]["Edibility"][];
+            /**
+             * Dangerous
+             * @description deadly or poisonous
+             */
+            dangerous: components["schemas"]["Edibility"][];
+            /**
+             * Edible
+             * @description may be answered 'edible'
+             */
+            edible: components["schemas"]["Edibility"][];
+        };
         /**
          * ErrorPublic
          * @description Every error body.
@@ -416,6 +479,13 @@ export interface components {
              */
             possibly_unknown_species: boolean;
             /**
+             * Unknown Species Message
+             * @description a sentence for the person when possibly_unknown_species (null otherwise)
+             */
+            unknown_species_message?: string | null;
+            /** @description with verdict 'uncertain': do not eat it, it could be these deadly or poisonous species (the telling feature and the photo that shows it) */
+            caution?: components["schemas"]["CautionPublic"] | null;
+            /**
              * Lookalikes
              * @description the top species' look-alikes, dangerous ones first
              */
@@ -427,6 +497,12 @@ export interface components {
             mushroom_score: number | null;
             model: components["schemas"]["ModelRefPublic"];
         };
+        /**
+         * InferenceView
+         * @description A view of the photo the model also runs on, answers averaged (`runtime.run_views`).
+         * @enum {string}
+         */
+        InferenceView: "original" | "mirror";
         /**
          * LookalikePublic
          * @description A species that is confused with another, and the feature that tells them apart.
@@ -444,6 +520,8 @@ export interface components {
              * @description '<the predicted species' trait> vs <this look-alike's trait>'
              */
             distinguishing_feature: string;
+            /** @description the photo that shows the telling feature (none: smell, taste, ...) */
+            view?: components["schemas"]["PhotoView"] | null;
         };
         /**
          * ModelInfoPublic
@@ -515,16 +593,22 @@ export interface components {
             threshold: number;
         };
         /**
+         * PhotoView
+         * @description Which photo of a mushroom shows a feature: the views a person can be asked to add.
+         * @enum {string}
+         */
+        PhotoView: "cap" | "underside" | "stem_base" | "ring" | "flesh" | "spore_print" | "habitat";
+        /**
          * RulesDocument
          * @description `rules.json`: the model, its labels, the verdict rules and the catalog facts they use.
          */
         RulesDocument: {
             /**
              * Schema Version
-             * @default 1
+             * @default 2
              * @constant
              */
-            schema_version: 1;
+            schema_version: 2;
             model: components["schemas"]["RulesModelPublic"];
             /**
              * Labels
@@ -537,6 +621,7 @@ export interface components {
              * @description edibility from most to least dangerous (look-alikes sort by it)
              */
             edibility_order: components["schemas"]["Edibility"][];
+            edibility_classes: components["schemas"]["EdibilityClassesPublic"];
             /**
              * Species
              * @description every label and every look-alike of a label, by catalog id
@@ -563,6 +648,11 @@ export interface components {
             holds_deadly: boolean;
             /** Holds Poisonous */
             holds_poisonous: boolean;
+            /**
+             * Danger Share
+             * @description share of its catalog species of known edibility that are deadly or poisonous
+             */
+            danger_share: number;
         };
         /**
          * RulesLookalikePublic
@@ -576,6 +666,8 @@ export interface components {
              * @description '<this species' trait> vs <the look-alike's trait>'
              */
             distinguishing_feature: string;
+            /** @description the photo that shows the telling feature */
+            view: components["schemas"]["PhotoView"] | null;
         };
         /**
          * RulesModelPublic
@@ -615,7 +707,7 @@ export interface components {
             input_width: number;
             /**
              * Temperature
-             * @description divide logits by this before softmax
+             * @description the serving variant's own temperature: divide logits by it before softmax
              */
             temperature: number;
             /**
@@ -623,6 +715,11 @@ export interface components {
              * @description the model has a [1, 1] mushroom_score output
              */
             mushroom_score_output: boolean;
+            /**
+             * Test Time Views
+             * @description run the photo in each view, calibrate each, average them in this order (probabilities, logits and scores); 'edible' needs every view to agree
+             */
+            test_time_views: components["schemas"]["InferenceView"][];
         };
         /**
          * RulesSpeciesPublic
@@ -741,12 +838,40 @@ export interface components {
          * @description The thresholds of the safety rules, as `VerdictRules` holds them.
          */
         VerdictRulesPublic: {
-            /** Danger Threshold */
+            /**
+             * Danger Threshold
+             * @description kept for older readers: see the severities
+             */
             danger_threshold: number;
+            /**
+             * Deadly Threshold
+             * @description summed deadly probability that is 'dangerous'
+             */
+            deadly_threshold: number;
+            /**
+             * Poisonous Threshold
+             * @description summed deadly + poisonous probability that is 'dangerous'
+             */
+            poisonous_threshold: number;
+            /**
+             * Caution Threshold
+             * @description a dangerous label this likely is not ruled out (caution)
+             */
+            caution_threshold: number;
+            /**
+             * Caution Limit
+             * @description at most this many species in a caution
+             */
+            caution_limit: number;
             /** Edible Threshold */
             edible_threshold: number;
             /** Genus Threshold */
             genus_threshold: number;
+            /**
+             * Genus Danger Share
+             * @description a likely genus whose danger_share is above this is 'dangerous'
+             */
+            genus_danger_share: number;
             /**
              * Detector Threshold
              * @description mushroom scores below this mean 'not a mushroom'; null: no detector
@@ -766,17 +891,22 @@ export interface components {
 export type BodyExplain = components['schemas']['Body_explain'];
 export type BodyFeedbackPhoto = components['schemas']['Body_feedback_photo'];
 export type BodyPredict = components['schemas']['Body_predict'];
+export type CautionLookalikePublic = components['schemas']['CautionLookalikePublic'];
+export type CautionPublic = components['schemas']['CautionPublic'];
 export type Edibility = components['schemas']['Edibility'];
+export type EdibilityClassesPublic = components['schemas']['EdibilityClassesPublic'];
 export type ErrorPublic = components['schemas']['ErrorPublic'];
 export type FeedbackCreate = components['schemas']['FeedbackCreate'];
 export type FeedbackPublic = components['schemas']['FeedbackPublic'];
 export type GenusPredictionPublic = components['schemas']['GenusPredictionPublic'];
 export type HttpValidationError = components['schemas']['HTTPValidationError'];
 export type IdentificationPublic = components['schemas']['IdentificationPublic'];
+export type InferenceView = components['schemas']['InferenceView'];
 export type LookalikePublic = components['schemas']['LookalikePublic'];
 export type ModelInfoPublic = components['schemas']['ModelInfoPublic'];
 export type ModelRefPublic = components['schemas']['ModelRefPublic'];
 export type OpenSetRulePublic = components['schemas']['OpenSetRulePublic'];
+export type PhotoView = components['schemas']['PhotoView'];
 export type RulesDocument = components['schemas']['RulesDocument'];
 export type RulesGenusPublic = components['schemas']['RulesGenusPublic'];
 export type RulesLookalikePublic = components['schemas']['RulesLookalikePublic'];

@@ -76,7 +76,9 @@ async def identify(
     """Answer one photo; the answer is queued for the log, never waiting on the database."""
     photo = await prepare_photo(data, settings, classifier.input_size)
     try:
-        output = await classifier.predict(photo.pixels)
+        # The bundle's test-time views (verdict owner's edit): averaged, and each view's own
+        # probabilities for the verdict's view agreement.
+        output = await classifier.predict_views(photo.pixels)
     except ModelOutputError as exc:
         logger.error("%s", exc)
         raise ModelUnavailableError(
@@ -95,6 +97,7 @@ async def identify(
             if rules.open_set_method is not None
             else None
         ),
+        view_probabilities=output.view_probabilities,
     )
     answer = IdentificationPublic(
         request_id=uuid.uuid4().hex,
@@ -104,6 +107,8 @@ async def identify(
         predictions=judgement.predictions,
         genera=judgement.genera,
         possibly_unknown_species=judgement.possibly_unknown_species,
+        unknown_species_message=judgement.unknown_species_message,
+        caution=judgement.caution,
         lookalikes=judgement.lookalikes,
         mushroom_score=output.mushroom_score,
         model=ModelRefPublic(name=classifier.metadata.name, version=classifier.metadata.version),

@@ -13,8 +13,10 @@ Rules, in order (the thresholds come from the bundle, tuned on validation photos
       k) reaches `poisonous_threshold`;
    c. the summed probability of the deadly labels reaches `deadly_threshold` (lower: a deadly
       candidate warns sooner);
-   d. the likely genus (summed probability >= `genus_threshold`) is mostly dangerous: more than
+   d. the species is not clear (top species under `genus_threshold`) but the genus is (summed
+      probability >= `genus_threshold`), and that genus is mostly dangerous: more than
       `genus_danger_share` of its catalog species of known edibility are deadly or poisonous.
+      (A clear harmless species, a field mushroom at 97%, is judged as a species: rule 3.)
    Summing matters with hundreds of species: ten similar Amanitas at 4% each are a 40% chance.
 3. `uncertain` with a `caution` ("do not eat, it could be X"): the top species is not dangerous,
    but a dangerous species is not ruled out: a deadly or poisonous catalog look-alike of the top
@@ -607,14 +609,14 @@ def judge(
         )
     if (
         best_genus.probability >= rules.genus_threshold
+        and top_prob < rules.genus_threshold
         and genus_danger_share(catalog, best_genus.genus) > rules.genus_danger_share
     ):
         return answer(
             Reason.DANGEROUS_GENUS,
-            f"This looks most like {display_name(top)}, but above all the model is "
-            f"{percent(best_genus.probability)} sure this is {_article(best_genus.genus)} "
-            f"{best_genus.genus}, and most {best_genus.genus} species are deadly or poisonous: "
-            "do not eat it.",
+            f"The species is not clear, but the model is {percent(best_genus.probability)} "
+            f"sure this is {_article(best_genus.genus)} {best_genus.genus}, and most "
+            f"{best_genus.genus} species are deadly or poisonous: do not eat it.",
         )
 
     candidates = caution_candidates(probabilities, labels, catalog, top.id, rules)
@@ -831,16 +833,14 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
     deadly_sum = (
         features.deadly_mass >= rules.deadly_threshold if features.has_deadly_label else false
     )
-    genus = (features.best_genus_probability >= rules.genus_threshold) & (
-        features.best_genus_danger_share > rules.genus_danger_share
+    clear_genus = (features.best_genus_probability >= rules.genus_threshold) & (
+        features.top_probability < rules.genus_threshold
     )
+    genus = clear_genus & (features.best_genus_danger_share > rules.genus_danger_share)
     caution = features.max_dangerous_probability >= rules.caution_threshold
     if rules.unseen_lookalike_blocks_edible:
         caution = caution | features.top_has_unseen_dangerous_lookalike
     edible_ready = features.top_edible & (features.top_probability >= rules.edible_threshold)
-    clear_genus = (features.best_genus_probability >= rules.genus_threshold) & (
-        features.top_probability < rules.genus_threshold
-    )
     # np.select takes the first true condition: the rules' order.
     conditions = [
         not_mushroom,
