@@ -216,40 +216,46 @@ export function viewsAgree(rules: RulesDocument, viewProbabilities: ArrayLike<nu
   });
 }
 
-/** The deadly or poisonous species an answer topped by `topId` cannot rule out (as `caution_candidates`). */
+/**
+ * The deadly or poisonous species a caution names (as `caution_candidates`), each once, cut to the
+ * rules' limit: the dangerous labels at the caution threshold or more (most likely first); the top
+ * species' dangerous look-alikes (most dangerous first), learned ones and, when unseen look-alikes
+ * block `edible`, unlearned ones; the other dangerous labels with some probability (most likely first).
+ */
 export function cautionCandidates(rules: RulesDocument, probabilities: number[], order: number[], topId: string): CautionLookalikePublic[] {
   const spec = rules.rules;
   const index = new Map(rules.labels.map((label, i) => [label, i] as const));
-  const found: CautionLookalikePublic[] = [];
-  const entry = (id: string, probability: number | null, feature: string | null, view: CautionLookalikePublic['view']) => {
+  const features = new Map(speciesOf(rules, topId).lookalikes.map((lookalike) => [lookalike.species, lookalike] as const));
+  const picked: { id: string; probability: number | null }[] = [];
+  const pick = (id: string, probability: number | null) => {
+    if (id !== topId && picked.every((entry) => entry.id !== id)) picked.push({ id, probability });
+  };
+  const dangerousLabel = (i: number) => isDangerous(rules, speciesOf(rules, rules.labels[i]!).edibility);
+  for (const i of order) {
+    if (probabilities[i]! >= spec.caution_threshold && dangerousLabel(i)) pick(rules.labels[i]!, probabilities[i]!);
+  }
+  for (const lookalike of lookalikesOf(rules, topId)) {
+    const position = index.get(lookalike.species);
+    if (isDangerous(rules, lookalike.edibility) && (position !== undefined || spec.unseen_lookalike_blocks_edible)) {
+      pick(lookalike.species, position === undefined ? null : probabilities[position]!);
+    }
+  }
+  for (const i of order) {
+    if (probabilities[i]! > 0 && dangerousLabel(i)) pick(rules.labels[i]!, probabilities[i]!);
+  }
+  return picked.slice(0, spec.caution_limit).map(({ id, probability }) => {
     const other = speciesOf(rules, id);
+    const feature = features.get(id);
     return {
       species: id,
       scientific_name: other.scientific_name,
       common_names: other.common_names,
       edibility: other.edibility,
       probability: probability === null ? null : clamp01(probability),
-      distinguishing_feature: feature,
-      view,
+      distinguishing_feature: feature?.distinguishing_feature ?? null,
+      view: feature?.view ?? null,
     };
-  };
-  for (const lookalike of speciesOf(rules, topId).lookalikes) {
-    if (!isDangerous(rules, speciesOf(rules, lookalike.species).edibility)) continue;
-    const position = index.get(lookalike.species);
-    const probability = position === undefined ? null : probabilities[position]!;
-    if ((probability === null && spec.unseen_lookalike_blocks_edible) || (probability !== null && probability >= spec.caution_threshold)) {
-      found.push(entry(lookalike.species, probability, lookalike.distinguishing_feature, lookalike.view));
-    }
-  }
-  const seen = new Set(found.map((candidate) => candidate.species));
-  for (const i of order) {
-    const probability = probabilities[i]!;
-    if (probability < spec.caution_threshold) break;
-    const id = rules.labels[i]!;
-    if (isDangerous(rules, speciesOf(rules, id).edibility) && !seen.has(id) && id !== topId) found.push(entry(id, probability, null, null));
-  }
-  found.sort((a, b) => dangerRank(rules, a.edibility) - dangerRank(rules, b.edibility) || (b.probability ?? 0) - (a.probability ?? 0));
-  return found.slice(0, spec.caution_limit);
+  });
 }
 
 function article(word: string): string {
@@ -351,8 +357,10 @@ export function judge(rules: RulesDocument, input: JudgeInput): Judgement {
     );
   }
 
-  const candidates = cautionCandidates(rules, probabilities, order, topId);
-  if (candidates.length > 0) {
+  const known = new Set(labels);
+  const unseen = lookalikesOf(rules, topId).some((lookalike) => isDangerous(rules, lookalike.edibility) && !known.has(lookalike.species));
+  if (dangerousMass >= spec.caution_threshold || (unseen && spec.unseen_lookalike_blocks_edible)) {
+    const candidates = cautionCandidates(rules, probabilities, order, topId);
     const names = join(candidates.slice(0, 2).map((candidate) => `the ${candidate.edibility} ${candidate.common_names[0]}`));
     let message =
       `This looks most like ${displayName(top)} (${percent(topProb)}), but do not eat it: it could be ${names}, which the ` +
