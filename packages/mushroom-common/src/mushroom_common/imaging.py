@@ -37,6 +37,7 @@ __all__ = [
     "decode_for_model",
     "decode_planned",
     "jpeg_scan_count",
+    "jpeg_scan_spans",
     "open_image",
     "plan_decode",
     "resize_for_model",
@@ -116,9 +117,15 @@ def jpeg_scan_count(data: bytes) -> int:
     Returns:
         The count, 0 when `data` is not a JPEG; a malformed tail stops the count where it is.
     """
+    return len(jpeg_scan_spans(data))
+
+
+def jpeg_scan_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) byte offsets of each scan of a JPEG's first image: its SOS segment and its
+    entropy-coded data, up to the next marker (see `jpeg_scan_count`)."""
+    spans: list[tuple[int, int]] = []
     if not data.startswith(b"\xff\xd8"):
-        return 0
-    scans = 0
+        return spans
     position = 2
     end = len(data)
     while position + 4 <= end:
@@ -136,14 +143,16 @@ def jpeg_scan_count(data: bytes) -> int:
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         if length < 2:
             break
+        start = position
         position += 2 + length
         if marker == 0xDA:
-            scans += 1
             found = _NEXT_MARKER.search(data, position)
             if found is None:
+                spans.append((start, end))
                 break
             position = found.start(1) - 1
-    return scans
+            spans.append((start, position))
+    return spans
 
 
 class Abandonable(io.BytesIO):
