@@ -227,7 +227,7 @@ def test_eight_big_webps_at_once_stay_small(server: ApiProcess) -> None:
 
 def test_feedback_photo_checks_its_hash_before_decoding(server: ApiProcess) -> None:
     photo = sample_photos(320, 240, seed=5)["RGB JPEG"]
-    other = _progressive_gradient(6000, subsampling=0)
+    other = _progressive_gradient(4800, subsampling=0)
     with server.client(timeout=60) as client:
         answer = client.post("/predict", files={"file": ("p.jpg", photo, "image/jpeg")})
         assert answer.status_code == 200, answer.text
@@ -246,7 +246,7 @@ def test_feedback_photo_checks_its_hash_before_decoding(server: ApiProcess) -> N
         )
         same = client.post(path, files={"file": ("p.jpg", photo, "image/jpeg")})
     logger.info(
-        "feedback photo, another 6000x6000 progressive JPEG: %d, peak RSS +%.0f MB",
+        "feedback photo, another 4800x4800 progressive JPEG: %d, peak RSS +%.0f MB",
         answers[0].status_code,
         growth,
     )
