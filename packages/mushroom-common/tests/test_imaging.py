@@ -67,14 +67,16 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(photos: dict[str, bytes]) -> Non
     deep = _pixels(photos["16-bit grey PNG"])
     grey = _pixels(photos["grey PNG"])
     assert np.abs(deep - grey).max() <= 1
-    assert deep.max() > 200 and deep.min() < 50
+    assert deep.max() > 200
+    assert deep.min() < 50
 
 
 def test_cmyk_and_greyscale_jpegs_keep_their_picture(photos: dict[str, bytes]) -> None:
     rgb = _pixels(photos["RGB JPEG"])
     assert np.abs(_pixels(photos["CMYK JPEG"]) - rgb).mean() < 4
     grey = _pixels(photos["grey JPEG"])
-    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert (grey[..., 0] == grey[..., 1]).all()
+    assert (grey[..., 1] == grey[..., 2]).all()
 
 
 def test_scans_are_counted_from_markers(photos: dict[str, bytes]) -> None:
@@ -124,15 +126,15 @@ def test_formats_without_draft_are_priced_for_the_decoders_buffers(
 
 
 def test_an_armed_reader_abandons_the_decode(photos: dict[str, bytes]) -> None:
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def stop() -> None:
-        raise Stop
+        raise StopError
 
     stream = Abandonable(photos["progressive JPEG"])
     image = open_image(stream)
     plan_decode(image, SIDE)
     stream.arm(stop)
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         decode_planned(image, SIDE)
