@@ -18,6 +18,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mushroom_common.imaging import to_rgb
+
 pillow_heif.register_heif_opener()
 
 JPEG_QUALITY = 95
@@ -89,14 +91,8 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
+    """The one RGB policy of every photo path (alpha on white, 16-bit scaled, CMYK converted)."""
+    return to_rgb(image)
 
 
 def normalise_photo(data: bytes, *, force_reencode: bool = False) -> StoredPhoto:
