@@ -1,14 +1,14 @@
 """How much memory does decoding one worst-case photo of each format really take?
 
 For each format the script makes a photo at the API's worst case (progressive JPEG 6300x6300,
-WebP 4890x4890, PNG at the 40-megapixel limit, HEIC and AVIF when the Pillow plugins in the lock
-can write them), decodes it in a fresh child process exactly as the API does
-(`mushroom_common.imaging.plan_decode` + `decode_planned`, reduced for a 224-pixel model) and
-reads the child's peak resident memory (VmHWM after a reset) against the decode plan's
-`peak_bytes` estimate, which the API's per-request and all-requests budgets count.
-It then checks that the pod's workers, each holding its whole decode budget, plus a measured idle
-server fit in the k8s memory limit: 8 concurrent worst-case photos wait for budget instead of
-adding up.
+with and without chroma subsampling, WebP 4890x4890, PNG at the 40-megapixel limit, 16-megapixel
+HEIC and AVIF when the Pillow plugins in the lock can write them), decodes it in a fresh child
+process exactly as the API does (`mushroom_common.imaging.plan_decode` + `decode_planned`,
+reduced for a 224-pixel model) and reads the child's peak resident memory (VmHWM after a reset)
+against the plan's `peak_bytes` estimate, which the API's per-photo and per-worker budgets count.
+deployment/tests/test_decode_budget.py reads the latest report to check that the pod's workers,
+each holding its whole decode budget, fit the k8s memory limit: 8 concurrent worst-case photos
+wait for budget instead of adding up.
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ def make_photos(folder: Path, *, full: bool) -> dict[str, Path]:
     scale = 1.0 if full else 0.5
     sizes = {
         "progressive JPEG": ("JPEG", int(6300 * scale), {"progressive": True, "quality": 85}),
+        "progressive JPEG 4:4:4": (
+            "JPEG",
+            int(6300 * scale),
+            {"progressive": True, "quality": 85, "subsampling": 0},
+        ),
         "baseline JPEG": ("JPEG", int(6300 * scale), {"quality": 85}),
         "WebP": ("WEBP", int(4890 * scale), {"quality": 80}),
         "PNG RGB": ("PNG", int(6300 * scale), {"compress_level": 1}),

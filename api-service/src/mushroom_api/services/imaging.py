@@ -48,7 +48,7 @@ from mushroom_common.imaging import (
 pillow_heif.register_heif_opener()
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"})
-DEFAULT_DECODE_BUDGET_BYTES = 96 * 1024 * 1024
+DEFAULT_DECODE_BUDGET_BYTES = 128 * 1024 * 1024
 # Cameras, phones and browsers write at most about 10 scans (libjpeg's progressive default);
 # each scan decodes the whole image again.
 DEFAULT_MAX_SCANS = 32
