@@ -31,7 +31,7 @@ from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
 from mushroom_api.services.explain import ExplainerPool
-from mushroom_api.services.imaging import configure_decoding
+from mushroom_api.services.imaging import DECODE_MEMORY
 from mushroom_api.services.metrics import MetricsMiddleware
 from mushroom_api.services.model_store import ModelHolder, NoModelError
 from mushroom_api.services.prediction_log import PredictionLog
@@ -211,7 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # default to /tmp, which is small in the cluster (and 2.7 -> 0.6 ms per 1 MB upload,
     # benchmarks/hot_path.py). Memory stays bounded: the upload limit middleware cuts every body
     # off at this size, and the upload budget bounds what all of them hold together.
-    configure_decoding(total_bytes=settings.decode_total_bytes)
+    DECODE_MEMORY.resize(settings.decode_total_bytes)
     MultiPartParser.spool_max_size = settings.max_upload_bytes + MULTIPART_SLACK_BYTES
     app.state.upload_budget = ByteBudget(settings.upload_budget_bytes)
     app.add_middleware(

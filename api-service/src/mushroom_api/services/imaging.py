@@ -153,19 +153,6 @@ DECODE_LIMITS = DecodeLimits()
 _CANCELLED: ContextVar[threading.Event | None] = ContextVar("decode_cancelled", default=None)
 
 
-def configure_decoding(
-    *,
-    total_bytes: int,
-    slots: int = DEFAULT_DECODE_SLOTS,
-    max_scans: int = DEFAULT_MAX_SCANS,
-    cpu_s: float = DEFAULT_DECODE_CPU_S,
-) -> None:
-    """Set the worker's decode memory (from API_DECODE_TOTAL_BYTES), slots and CPU limits."""
-    DECODE_MEMORY.resize(total_bytes, slots)
-    DECODE_LIMITS.max_scans = max_scans
-    DECODE_LIMITS.cpu_s = cpu_s
-
-
 async def abandonable(function: Callable[..., _T], *args: object) -> _T:
     """Run `function(*args)` in a worker thread; if the awaiting task is cancelled (its request
     is gone or past its deadline), a decode inside it stops at its next block."""
