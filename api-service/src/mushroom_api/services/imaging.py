@@ -95,7 +95,7 @@ class DecodeAbandonedError(ImageError):
 
 @dataclass
 class DecodeLimits:
-    """The worker's decode limits (set once from the settings by the app)."""
+    """Limits of one decode: the JPEG scan count and the CPU seconds of its thread."""
 
     max_scans: int = DEFAULT_MAX_SCANS
     cpu_s: float = DEFAULT_DECODE_CPU_S
