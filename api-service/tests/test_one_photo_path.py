@@ -74,6 +74,15 @@ def test_a_decode_past_its_cpu_limit_is_stopped(photos: dict[str, bytes]) -> Non
     assert time.thread_time() - started < 1.0
 
 
+def test_a_decode_past_its_wall_clock_deadline_is_refused_as_busy(
+    photos: dict[str, bytes],
+) -> None:
+    bomb = scan_bomb(photos["progressive JPEG"], 20)
+    with pytest.raises(DecoderBusyError, match="too busy to decode this photo in time"):
+        decode_photo(bomb, 10**8, SIZE, limits=DecodeLimits(wall_s=0.0))
+    assert status_for(DecoderBusyError("late")) == 503
+
+
 def test_the_budget_counts_what_the_decoder_allocates(photos: dict[str, bytes]) -> None:
     # 600x450 lossless WebP: about 16 bytes a pixel (4.3 MB), not Pillow's 4 (1.1 MB).
     with pytest.raises(TooManyPixelsError, match="too large to decode"):

@@ -10,9 +10,10 @@ may be decoded:
   peak memory (`DecodePlan.peak_bytes`: a progressive JPEG's full-size coefficients, WebP's and
   HEIC's full-size buffers) under the per-request budget;
 - while decoding: a decode slot of the worker (at most `slots` decodes use CPU at once, others
-  wait), its share of the worker's decode memory, and a CPU-time limit. The decoder reads the
-  photo a block at a time and checks between blocks, so a decode past its CPU limit, or whose
-  request was cancelled, stops there instead of running on after the client has gone.
+  wait), its share of the worker's decode memory, a CPU-time limit and a wall-clock deadline.
+  The decoder reads the photo a block at a time and checks between blocks, so a decode past its
+  limits, or whose request was cancelled, stops there instead of running on after the client
+  has gone.
 
 Every refusal is a domain error (`ImageError`, a `ServiceError`); routes/errors.py maps them to
 HTTP statuses.
@@ -54,6 +55,8 @@ DEFAULT_DECODE_BUDGET_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_SCANS = 32
 # CPU seconds one decode may take: a 40-megapixel PNG or 24-megapixel WebP takes under 1 s here.
 DEFAULT_DECODE_CPU_S = 3.0
+# Wall-clock seconds a decode may run (a busy machine gives it less than a core): past it, 503.
+DEFAULT_DECODE_WALL_S = 10.0
 # Decodes one worker runs at once (a pod has 2 CPUs); the others wait for a slot.
 DEFAULT_DECODE_SLOTS = 2
 _T = TypeVar("_T")
@@ -99,6 +102,7 @@ class DecodeLimits:
 
     max_scans: int = DEFAULT_MAX_SCANS
     cpu_s: float = DEFAULT_DECODE_CPU_S
+    wall_s: float = DEFAULT_DECODE_WALL_S
 
 
 class DecodeMemory:
@@ -236,7 +240,7 @@ def decode_photo(
         with memory.hold(plan.peak_bytes):
             if plan.source_format in JPEG_FORMATS and isinstance(image, ImageFile.ImageFile):
                 image.decodermaxblock = ABANDONABLE_BLOCK_BYTES
-            stream.arm(_stop_check(limits.cpu_s, _CANCELLED.get()))
+            stream.arm(_stop_check(limits, _CANCELLED.get()))
             rgb = decode_planned(image, side)
     except ImageError:
         raise
@@ -249,18 +253,24 @@ def decode_photo(
     return DecodedPhoto(image=rgb, source_format=plan.source_format, source_size=(width, height))
 
 
-def _stop_check(cpu_s: float, cancelled: threading.Event | None) -> Callable[[], None]:
-    """The check run between blocks of a decode: past its CPU time, or its request gone."""
-    started = time.thread_time()
+def _stop_check(limits: DecodeLimits, cancelled: threading.Event | None) -> Callable[[], None]:
+    """The check run between blocks of a decode: its request gone, past its CPU time (the
+    photo's fault: 422) or past its wall-clock deadline (the server's: 503)."""
+    started_cpu = time.thread_time()
+    deadline = time.monotonic() + limits.wall_s
 
     def check() -> None:
         if cancelled is not None and cancelled.is_set():
             raise DecodeAbandonedError("The request was cancelled while its photo was decoded.")
-        used = time.thread_time() - started
-        if used > cpu_s:
+        used = time.thread_time() - started_cpu
+        if used > limits.cpu_s:
             raise TooMuchDecodeWorkError(
                 f"This photo takes too much work to decode (stopped after {used:.1f} s of CPU; "
-                f"the limit is {cpu_s:g} s): send a smaller photo or a baseline JPEG."
+                f"the limit is {limits.cpu_s:g} s): send a smaller photo or a baseline JPEG."
+            )
+        if time.monotonic() > deadline:
+            raise DecoderBusyError(
+                "The server is too busy to decode this photo in time; please try again in a moment."
             )
 
     return check
