@@ -4,11 +4,13 @@ training and evaluation decode, for every kind of photo; its own part is the lim
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mushroom_api.routes.errors import status_for
 from mushroom_api.services import imaging
@@ -24,6 +26,7 @@ from mushroom_api.services.imaging import (
     UnsupportedImageError,
     abandonable,
     decode_photo,
+    strip_metadata,
 )
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.imaging_samples import sample_photos, scan_bomb
@@ -125,3 +128,12 @@ def test_a_cancelled_request_abandons_its_decode(photos: dict[str, bytes]) -> No
     assert len(outcome) == 1
     assert isinstance(outcome[0], DecodeAbandonedError)
     assert imaging.DECODE_MEMORY.in_use == 0
+
+
+def test_a_12_megapixel_phone_jpeg_is_stored_for_feedback_under_the_default_budget() -> None:
+    image = Image.new("RGB", (4032, 3024), (90, 120, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    stored = strip_metadata(buffer.getvalue(), 40_000_000)
+    with Image.open(io.BytesIO(stored)) as kept:
+        assert kept.size == (4032, 3024)

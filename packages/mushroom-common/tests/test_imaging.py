@@ -109,7 +109,7 @@ def test_a_progressive_jpeg_is_priced_for_its_full_size_coefficients(
     baseline = io.BytesIO()
     image.save(baseline, format="JPEG", subsampling=subsampling)
     with open_image(baseline.getvalue()) as opened:
-        assert plan_decode(opened, SIDE).peak_bytes == 16 * 512 * 384, "only the draft output"
+        assert plan_decode(opened, SIDE).peak_bytes == 8 * 512 * 384, "the draft output, turned"
 
 
 def test_formats_without_draft_are_priced_for_the_decoders_buffers(
@@ -120,9 +120,19 @@ def test_formats_without_draft_are_priced_for_the_decoders_buffers(
     for kind, per_pixel in expected.items():
         with open_image(photos[kind]) as image:
             plan = plan_decode(image, SIDE)
-        decode_only = plan.peak_bytes - 12 * 300 * 225
-        assert decode_only >= per_pixel * pixels, kind
-        assert decode_only <= per_pixel * pixels + 4 * 1024 * 1024 + 8 * pixels, kind
+        assert plan.peak_bytes >= per_pixel * pixels, kind
+        assert plan.peak_bytes <= per_pixel * pixels + 4 * 1024 * 1024 + 20 * 300 * 225, kind
+
+
+def test_a_full_size_rgb_jpeg_is_priced_for_its_pixels_and_one_upright_copy() -> None:
+    """A 12 MP phone JPEG decoded whole (the feedback photo's stored copy) fits the budget."""
+    image = Image.new("RGB", (4032, 3024), (90, 120, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    with open_image(buffer.getvalue()) as opened:
+        plan = plan_decode(opened, 4096)
+    assert plan.decoded_size == (4032, 3024)
+    assert plan.peak_bytes == 8 * 4032 * 3024
 
 
 def test_an_armed_reader_abandons_the_decode(photos: dict[str, bytes]) -> None:

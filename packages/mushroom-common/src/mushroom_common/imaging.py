@@ -241,8 +241,17 @@ def plan_decode(image: Image.Image, side: int, data: bytes | None = None) -> Dec
     conversion = _FULL_SIZE_CONVERSIONS.get(mode)
     converted = _pixels(decoded_size) * conversion[1] if conversion is not None else 0
     factor = cover_factor(decoded_size, side)
-    # The reduced image, its upright copy and its RGB (or white-composited) copy.
-    output = 3 * 4 * _pixels((decoded_size[0] // factor, decoded_size[1] // factor))
+    out = _pixels((decoded_size[0] // factor, decoded_size[1] // factor))
+    # The reduced copy (none at factor 1), the upright copy (counted whatever the orientation)
+    # and the RGB conversion (none for RGB; with alpha: RGBA, a white background, the composite).
+    reduced = 4 * out if factor > 1 else 0
+    if mode == "RGB":
+        rgb = 0
+    elif mode in _ALPHA_MODES or mode in _FULL_SIZE_CONVERSIONS:
+        rgb = 12 * out
+    else:
+        rgb = 4 * out
+    output = reduced + 4 * out + rgb
     strips = _STRIP_BYTES if mode in _SIXTEEN_BIT_MODES else 0
     return DecodePlan(
         source_format=source_format,
