@@ -21,7 +21,6 @@ HTTP statuses.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import threading
 import time
@@ -31,9 +30,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
+import anyio.to_thread
 import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
-from starlette.concurrency import run_in_threadpool
 
 from mushroom_api.services.errors import ServiceError
 from mushroom_common.imaging import (
@@ -159,7 +158,8 @@ _CANCELLED: ContextVar[threading.Event | None] = ContextVar("decode_cancelled", 
 
 async def abandonable(function: Callable[..., _T], *args: object) -> _T:
     """Run `function(*args)` in a worker thread; if the awaiting task is cancelled (its request
-    is gone or past its deadline), a decode inside it stops at its next block."""
+    is gone or past its deadline), the task goes on at once and a decode inside the thread stops
+    at its next block (Starlette's run_in_threadpool would wait for the thread to finish)."""
     cancelled = threading.Event()
 
     def run() -> _T:
@@ -170,8 +170,9 @@ async def abandonable(function: Callable[..., _T], *args: object) -> _T:
             _CANCELLED.reset(token)
 
     try:
-        return await run_in_threadpool(run)
-    except asyncio.CancelledError:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except BaseException:
+        # Cancelled (asyncio or an anyio cancel scope): stop the decode where it is.
         cancelled.set()
         raise
 
