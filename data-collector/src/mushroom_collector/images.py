@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import imagehash
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from mushroom_common.imaging import to_rgb
+from mushroom_common import imaging
 
 pillow_heif.register_heif_opener()
 
@@ -90,11 +90,6 @@ def _orientation(image: Image.Image) -> int:
     return int(value) if isinstance(value, int) else 1
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """The one RGB policy of every photo path (alpha on white, 16-bit scaled, CMYK converted)."""
-    return to_rgb(image)
-
-
 def normalise_photo(data: bytes, *, force_reencode: bool = False) -> StoredPhoto:
     """Return the canonical stored form of a photo.
 
@@ -113,7 +108,7 @@ def normalise_photo(data: bytes, *, force_reencode: bool = False) -> StoredPhoto
     upright = _orientation(image) == 1
     if image.format == "JPEG" and image.mode == "RGB" and upright and not force_reencode:
         return StoredPhoto(data, sha256_hex(data), image.width, image.height, reencoded=False)
-    rgb = _to_rgb(ImageOps.exif_transpose(image))
+    rgb = imaging.to_rgb(imaging.upright(image, _orientation(image)))
     buffer = io.BytesIO()
     rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     stored = buffer.getvalue()
@@ -132,7 +127,7 @@ def analyse_photo(data: bytes) -> PhotoInfo:
     width, height, mode = _size_and_mode(data)
     image = _open(data, draft_side=256)
     upright = _orientation(image) == 1
-    phash = imagehash.phash(_to_rgb(image))
+    phash = imagehash.phash(imaging.to_rgb(image))
     return PhotoInfo(width, height, mode, upright, phash_to_int(phash))
 
 
