@@ -207,7 +207,7 @@ def decode_photo(
         min_side: smallest accepted shorter side, in pixels.
         budget_bytes: most decoding memory this one photo may take.
         memory: the slots and bytes all concurrent decodes of the worker share.
-        limits: the JPEG scan limit and the CPU limit of one decode.
+        limits: the JPEG scan limit, and the CPU and wall-clock limits of one decode.
 
     Returns:
         The decoded photo.
