@@ -151,10 +151,10 @@ class Settings(BaseSettings):
         64, ge=1, description="smallest accepted shorter side in pixels (the collector's rule)"
     )
     decode_budget_bytes: int = Field(
-        96 * 1024 * 1024,
+        128 * 1024 * 1024,
         ge=1,
-        description="largest decoded image one request may hold in memory; bigger photos of "
-        "formats that cannot be decoded at reduced size (PNG, WebP, HEIC) are refused",
+        description="most memory one photo's decode may take (what the decoder allocates: a "
+        "progressive JPEG's full-size coefficients, WebP/HEIC buffers); bigger photos are refused",
     )
     decode_total_bytes: int = Field(
         256 * 1024 * 1024,

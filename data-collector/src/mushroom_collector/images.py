@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import imagehash
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from mushroom_common import imaging
 
 pillow_heif.register_heif_opener()
 
@@ -88,17 +90,6 @@ def _orientation(image: Image.Image) -> int:
     return int(value) if isinstance(value, int) else 1
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
-
-
 def normalise_photo(data: bytes, *, force_reencode: bool = False) -> StoredPhoto:
     """Return the canonical stored form of a photo.
 
@@ -117,7 +108,7 @@ def normalise_photo(data: bytes, *, force_reencode: bool = False) -> StoredPhoto
     upright = _orientation(image) == 1
     if image.format == "JPEG" and image.mode == "RGB" and upright and not force_reencode:
         return StoredPhoto(data, sha256_hex(data), image.width, image.height, reencoded=False)
-    rgb = _to_rgb(ImageOps.exif_transpose(image))
+    rgb = imaging.to_rgb(imaging.upright(image, _orientation(image)))
     buffer = io.BytesIO()
     rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     stored = buffer.getvalue()
@@ -136,7 +127,7 @@ def analyse_photo(data: bytes) -> PhotoInfo:
     width, height, mode = _size_and_mode(data)
     image = _open(data, draft_side=256)
     upright = _orientation(image) == 1
-    phash = imagehash.phash(_to_rgb(image))
+    phash = imagehash.phash(imaging.to_rgb(image))
     return PhotoInfo(width, height, mode, upright, phash_to_int(phash))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mushroom_training.preprocess import resize_for_model
+from mushroom_training.preprocess import decode_photo, resize_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def sample_photos() -> list[tuple[str, Image.Image]]:
             continue
         for path in sorted((root / folder).iterdir()):
             if path.suffix.lower() in _IMAGE_SUFFIXES:
-                with Image.open(path) as image:
-                    photos.append((f"{package}:{path.stem}", image.convert("RGB")))
+                # The one photo path: upright, alpha on white, 16-bit scaled (as served).
+                photos.append((f"{package}:{path.stem}", decode_photo(path.read_bytes())))
     return photos
 
 

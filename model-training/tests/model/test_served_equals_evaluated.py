@@ -2,8 +2,10 @@
 probabilities, bit for bit, for the same photos on the committed demo bundle (models/demo/).
 
 The API runs as a real uvicorn server with models/demo as its fallback bundle and an empty
-registry. Photos are sent as PNG, whose decode is the same in the API and in training (the API
-decodes large JPEGs in draft mode, which is a decoding choice, not a model difference).
+registry. Both decode through the one photo path (mushroom_common.imaging: draft, reduce,
+upright, one RGB policy), so every kind of photo is sent as it is: RGB, RGBA, palette with and
+without transparency, 16-bit grey, greyscale with and without alpha, CMYK, progressive and
+EXIF-rotated JPEGs, WebP with alpha, and JPEGs large enough to be decoded in draft mode.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PIL import Image
 from mushroom_api.config import Settings
 from mushroom_api.main import create_app
 from mushroom_common.bundle import BundleMetadata, read_metadata
+from mushroom_common.imaging_samples import sample_photos
 from mushroom_training.evaluate import run_bundle_variant
 from mushroom_training.negatives import generated_images
 from mushroom_training.preprocess import photo_to_input
@@ -49,12 +52,15 @@ def _png(image: Image.Image) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def photos() -> list[bytes]:
-    """Generated images (always) and a few development photos (when ../shared is there)."""
-    chosen = [_png(image) for _, image in generated_images(4)]
-    for path in sorted(SHARED.glob("nordic-field/*/*.jpg"))[::40][:6]:
-        with Image.open(path) as image:
-            chosen.append(_png(image))
+def photos() -> list[tuple[str, bytes]]:
+    """Every kind of photo, generated images, and development photos as they are (JPEGs of a
+    few megapixels, decoded in draft mode) when ../shared is there."""
+    chosen = list(sample_photos(600, 450, seed=1).items())
+    chosen += [(f"generated {name}", _png(image)) for name, image in generated_images(4)]
+    chosen += [
+        (path.name, path.read_bytes())
+        for path in sorted(SHARED.glob("nordic-field/*/*.jpg"))[::40][:6]
+    ]
     return chosen
 
 
@@ -92,7 +98,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_api_and_evaluation_give_identical_probabilities(
-    demo_server: str, photos: list[bytes]
+    demo_server: str, photos: list[tuple[str, bytes]]
 ) -> None:
     metadata: BundleMetadata = read_metadata(DEMO)
     labels = metadata.labels
@@ -100,20 +106,23 @@ def test_api_and_evaluation_give_identical_probabilities(
         model = client.get("/model").json()
         assert (model["version"], model["source"]) == (metadata.version, "demo_fallback")
         served = []
-        for data in photos:
+        for kind, data in photos:
             response = client.post(
                 "/predict",
                 params={"top_k": min(10, len(labels))},
-                files={"file": ("photo.png", data, "image/png")},
+                files={"file": ("photo", data, "application/octet-stream")},
             )
-            assert response.status_code == 200, response.text
+            assert response.status_code == 200, f"{kind}: {response.text}"
             body = response.json()
             served.append({p["species"]: p["probability"] for p in body["predictions"]})
 
     size = metadata.input
-    images = np.stack([photo_to_input(data, size.height, size.width) for data in photos])
+    images = np.stack([photo_to_input(data, size.height, size.width) for _, data in photos])
     evaluated = run_bundle_variant(DEMO, metadata, metadata.serving_variant, images)
-    for answer, probabilities in zip(served, evaluated.probabilities, strict=True):
-        assert answer == {label: float(probabilities[labels.index(label)]) for label in answer}
+    for (kind, _), answer, probabilities in zip(
+        photos, served, evaluated.probabilities, strict=True
+    ):
+        expected = {label: float(probabilities[labels.index(label)]) for label in answer}
+        assert answer == expected, kind
     # The API returns at most 10 species: that many of each distribution were compared.
     assert all(len(answer) == min(10, len(labels)) for answer in served)

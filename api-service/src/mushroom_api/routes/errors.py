@@ -18,7 +18,12 @@ from mushroom_api.services.errors import (
     ServiceError,
 )
 from mushroom_api.services.explain import ExplainerBusyError
-from mushroom_api.services.imaging import ImageError, UnsupportedImageError
+from mushroom_api.services.imaging import (
+    DecodeAbandonedError,
+    DecoderBusyError,
+    ImageError,
+    UnsupportedImageError,
+)
 
 IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": "Photo too large"},
@@ -42,18 +47,14 @@ SERVICE_ERROR_STATUS: dict[type[Exception], int] = {
     ModelUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
     ExplainerBusyError: status.HTTP_503_SERVICE_UNAVAILABLE,
     UnsupportedImageError: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    DecoderBusyError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    DecodeAbandonedError: status.HTTP_503_SERVICE_UNAVAILABLE,
     ImageError: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 
 def status_for(exc: Exception) -> int:
-    """The status of a domain error: its own class's, else its nearest base class's.
-
-    Photo errors carry their own status (`ImageError.status_code`: 413, 415, 422 or 503).
-    """
-    own = getattr(exc, "status_code", None)
-    if isinstance(exc, ImageError) and isinstance(own, int):
-        return own
+    """The status of a domain error: its own class's, else its nearest base class's."""
     for cls in type(exc).__mro__:
         if cls in SERVICE_ERROR_STATUS:
             return SERVICE_ERROR_STATUS[cls]
@@ -70,4 +71,3 @@ def install_service_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
     app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(ImageError, service_error)

@@ -24,7 +24,7 @@ from mushroom_api.services.errors import (
     NotFoundError,
     NotPermittedError,
 )
-from mushroom_api.services.imaging import strip_metadata
+from mushroom_api.services.imaging import abandonable, strip_metadata
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog
 from mushroom_common.storage import Storage
@@ -164,13 +164,14 @@ def _store_photo(
         raise NotPermittedError(
             "This feedback did not agree to share the photo, so the photo is not stored."
         )
-    jpeg = _jpeg_bytes(data, settings)  # ImageError: a domain error the routes map
+    # Cheap checks first: only the photo that was identified (same hash) is ever decoded.
     prediction = store.get_prediction(record.request_id)
     digest = hashlib.sha256(data).hexdigest()
     if prediction is None or prediction.photo_sha256 != digest:
         raise InvalidInputError(
             "This is not the photo that was identified; send the same file again."
         )
+    jpeg = _jpeg_bytes(data, settings)  # ImageError: a domain error the routes map
     key = f"{FEEDBACK_PHOTOS_PREFIX}/{digest}.jpg"
     storage.write_bytes_if_absent(key, jpeg, "image/jpeg")
     stored = store.set_feedback_photo(feedback_id, key)
@@ -185,4 +186,4 @@ async def store_feedback_photo(
     settings: Settings,
 ) -> FeedbackPublic:
     """Store the shared photo of a feedback under `feedback/photos/<sha256>.jpg`."""
-    return await run_in_threadpool(_store_photo, feedback_id, data, store, storage, settings)
+    return await abandonable(_store_photo, feedback_id, data, store, storage, settings)

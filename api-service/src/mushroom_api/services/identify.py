@@ -18,7 +18,7 @@ from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.errors import ModelUnavailableError, NotFoundError
 from mushroom_api.services.explain import ExplainerPool, occlusion_heat_map, render_overlay
-from mushroom_api.services.imaging import decode_photo
+from mushroom_api.services.imaging import abandonable, decode_photo
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_common.catalog import Catalog
 from mushroom_common.imaging import resize_for_model
@@ -51,7 +51,7 @@ def _prepare(data: bytes, settings: Settings, size: tuple[int, int]) -> Prepared
 
 async def prepare_photo(data: bytes, settings: Settings, size: tuple[int, int]) -> PreparedPhoto:
     """Check and decode a photo off the event loop; `ImageError` for bad photos."""
-    return await run_in_threadpool(_prepare, data, settings, size)
+    return await abandonable(_prepare, data, settings, size)
 
 
 def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:

@@ -1,120 +1,180 @@
-"""Photo decoding: supported formats, limits, upright RGB (resize: mushroom_common.imaging).
+"""Photo decoding in the API: the budgets and limits around the one photo path.
 
-Memory is the hostile part of decoding: a 77 KB PNG can declare 40 megapixels of 16-bit grey.
-So every decode is priced before it runs, from the header: the bytes Pillow will hold for the
-decoded pixels (its modes store 1, 2 or 4 bytes a pixel) plus any full-size conversion. A photo
-over the per-request budget is refused with a sentence; JPEGs are priced after draft mode, which
-decodes them at a reduced scale, so only formats without one (PNG, WebP, HEIC) meet the budget.
-All decodes together share a second budget and wait for it, so concurrency cannot add up. Right
-after decoding the image is reduced (box filter) close to the size the caller needs, and every
-conversion (16-bit to 8-bit, alpha, CMYK) runs on the small image.
+The pixels come from `mushroom_common.imaging` (open -> plan -> decode -> RGB), the same code
+training and evaluation use; this module only decides whether, when and for how long a photo
+may be decoded:
+
+- from the header, before any pixel: a supported format, at most `max_pixels`, a shorter side
+  of at least `min_side`, at most `max_scans` JPEG scans (a progressive JPEG refines the whole
+  image once per scan: a few hundred scans in 480 KB is a CPU bomb), and the decoder's real
+  peak memory (`DecodePlan.peak_bytes`: a progressive JPEG's full-size coefficients, WebP's and
+  HEIC's full-size buffers) under the per-request budget;
+- while decoding: a decode slot of the worker (at most `slots` decodes use CPU at once, others
+  wait), its share of the worker's decode memory, a CPU-time limit and a wall-clock deadline.
+  The decoder reads the photo a block at a time and checks between blocks, so a decode past its
+  limits, or whose request was cancelled, stops there instead of running on after the client
+  has gone.
+
+Every refusal is a domain error (`ImageError`, a `ServiceError`); routes/errors.py maps them to
+HTTP statuses.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-import warnings
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
-import numpy as np
+import anyio.to_thread
 import pillow_heif
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-from mushroom_common.imaging import cover_factor, upright
+from mushroom_api.services.errors import ServiceError
+from mushroom_common.imaging import (
+    ABANDONABLE_BLOCK_BYTES,
+    JPEG_FORMATS,
+    Abandonable,
+    DecodePlan,
+    decode_planned,
+    open_image,
+    plan_decode,
+)
 
 pillow_heif.register_heif_opener()
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"})
+DEFAULT_DECODE_BUDGET_BYTES = 128 * 1024 * 1024
+# Cameras, phones and browsers write at most about 10 scans (libjpeg's progressive default);
+# each scan decodes the whole image again.
+DEFAULT_MAX_SCANS = 32
+# CPU seconds one decode may take: a 40-megapixel PNG or 24-megapixel WebP takes under 1 s here.
+DEFAULT_DECODE_CPU_S = 3.0
+# Wall-clock seconds a decode may run (a busy machine gives it less than a core): past it, 503.
+DEFAULT_DECODE_WALL_S = 10.0
+# Decodes one worker runs at once (a pod has 2 CPUs); the others wait for a slot.
+DEFAULT_DECODE_SLOTS = 2
+_T = TypeVar("_T")
 
 
-class ImageError(ValueError):
-    """A photo the API cannot use; `status_code` says which HTTP error it becomes."""
-
-    status_code = 422
+class ImageError(ServiceError):
+    """A photo the API cannot use (routes map each kind to its status)."""
 
 
 class UnsupportedImageError(ImageError):
-    """Not an image, or an image format the API does not take (415)."""
-
-    status_code = 415
+    """Not an image, or an image format the API does not take."""
 
 
 class UndecodableImageError(ImageError):
-    """An image of a supported format that cannot be decoded (422)."""
+    """An image of a supported format that cannot be decoded."""
 
 
 class TooManyPixelsError(ImageError):
-    """More pixels than the limit: a decompression bomb or a needlessly huge photo (422)."""
+    """More pixels than the limit, or more decoding memory than one photo may take."""
 
 
 class TooSmallImageError(ImageError):
-    """Fewer pixels on the shorter side than anyone can identify a mushroom from (422)."""
+    """Fewer pixels on the shorter side than anyone can identify a mushroom from."""
+
+
+class TooMuchDecodeWorkError(ImageError):
+    """A photo whose decode takes too much CPU: too many JPEG scans, or past the CPU limit."""
 
 
 class DecoderBusyError(ImageError):
-    """Decoding memory is taken by other requests for longer than a request may wait (503)."""
+    """Decoding slots or memory are taken by other requests for longer than a request waits."""
 
-    status_code = 503
     retry_after_s = 2
 
 
-# Bytes a pixel takes in Pillow's storage, by mode (RGB is stored in 4 bytes, like RGBA).
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
-# Modes that Image.reduce cannot take, converted at full size first: (target mode, its bytes).
-_FULL_SIZE_CONVERSIONS = {"1": ("L", 1), "P": ("RGBA", 4)}
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
-DEFAULT_DECODE_BUDGET_BYTES = 96 * 1024 * 1024
-# Bytes of float32 copy a 16-bit image is scaled to 8 bits through, one strip at a time.
-_STRIP_BYTES = 4 * 1024 * 1024
+class DecodeAbandonedError(ImageError):
+    """The decode was stopped because its request was cancelled (the client went away)."""
 
 
-def decode_cost(mode: str, size: tuple[int, int]) -> int:
-    """Bytes the decoded pixels of a `mode` image of `size` take, with a full-size conversion."""
-    pixels = size[0] * size[1]
-    cost = _BYTES_PER_PIXEL.get(mode, 4)
-    conversion = _FULL_SIZE_CONVERSIONS.get(mode)
-    if conversion is not None:
-        cost += conversion[1]
-    return pixels * cost
+@dataclass
+class DecodeLimits:
+    """Limits of one decode: the JPEG scan count and the CPU seconds of its thread."""
+
+    max_scans: int = DEFAULT_MAX_SCANS
+    cpu_s: float = DEFAULT_DECODE_CPU_S
+    wall_s: float = DEFAULT_DECODE_WALL_S
 
 
 class DecodeMemory:
-    """Decoded-pixel bytes all requests together may hold; a decode waits for its share."""
+    """The worker's decoding resources: decode slots (CPU) and decoded-pixel bytes (memory).
 
-    def __init__(self, total: int, wait_s: float = 10.0) -> None:
+    A decode holds one slot and its estimated peak bytes while it runs; one that cannot get both
+    within `wait_s` is refused as busy (503), so one client's photos cannot queue the worker up.
+    """
+
+    def __init__(self, total: int, wait_s: float = 10.0, slots: int = DEFAULT_DECODE_SLOTS) -> None:
         self.total = total
         self.wait_s = wait_s
+        self.slots = slots
         self.in_use = 0
+        self.running = 0
         self._free = threading.Condition()
 
-    def resize(self, total: int) -> None:
-        """Change the total (the app sets it from its settings)."""
+    def resize(self, total: int, slots: int | None = None) -> None:
+        """Change the total bytes (and the slots); the app sets them from its settings."""
         with self._free:
             self.total = total
+            if slots is not None:
+                self.slots = slots
             self._free.notify_all()
 
     @contextmanager
     def hold(self, amount: int) -> Iterator[None]:
-        """Hold `amount` bytes while decoding; raise DecoderBusyError after waiting too long."""
+        """Hold a slot and `amount` bytes while decoding; DecoderBusyError after `wait_s`."""
         amount = min(amount, self.total)
         with self._free:
-            if not self._free.wait_for(lambda: self.in_use + amount <= self.total, self.wait_s):
+            if not self._free.wait_for(
+                lambda: self.in_use + amount <= self.total and self.running < self.slots,
+                self.wait_s,
+            ):
                 raise DecoderBusyError(
                     "The server is busy decoding other photos; please try again in a moment."
                 )
             self.in_use += amount
+            self.running += 1
         try:
             yield
         finally:
             with self._free:
                 self.in_use -= amount
+                self.running -= 1
                 self._free.notify_all()
 
 
 DECODE_MEMORY = DecodeMemory(256 * 1024 * 1024)
+DECODE_LIMITS = DecodeLimits()
+# Set while a request's decode runs in a worker thread (see `abandonable`): set = stop now.
+_CANCELLED: ContextVar[threading.Event | None] = ContextVar("decode_cancelled", default=None)
+
+
+async def abandonable(function: Callable[..., _T], *args: object) -> _T:
+    """Run `function(*args)` in a worker thread; if the awaiting task is cancelled (its request
+    is gone or past its deadline), the task goes on at once and a decode inside the thread stops
+    at its next block (Starlette's run_in_threadpool would wait for the thread to finish)."""
+    cancelled = threading.Event()
+
+    def run() -> _T:
+        token = _CANCELLED.set(cancelled)
+        try:
+            return function(*args)
+        finally:
+            _CANCELLED.reset(token)
+
+    try:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except BaseException:
+        # Cancelled (asyncio or an anyio cancel scope): stop the decode where it is.
+        cancelled.set()
+        raise
 
 
 @dataclass(frozen=True)
@@ -134,6 +194,7 @@ def decode_photo(
     min_side: int = 1,
     budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES,
     memory: DecodeMemory = DECODE_MEMORY,
+    limits: DecodeLimits = DECODE_LIMITS,
 ) -> DecodedPhoto:
     """Decode a photo to upright RGB, refusing what is not a supported, sane image.
 
@@ -144,14 +205,17 @@ def decode_photo(
             (JPEG: draft mode; others: a box filter right after decoding) to the smallest size
             whose shorter side still covers the longer side of this.
         min_side: smallest accepted shorter side, in pixels.
-        budget_bytes: most decoded-pixel memory this one photo may take.
-        memory: the budget all concurrent decodes share.
+        budget_bytes: most decoding memory this one photo may take.
+        memory: the slots and bytes all concurrent decodes of the worker share.
+        limits: the JPEG scan limit, and the CPU and wall-clock limits of one decode.
 
     Returns:
         The decoded photo.
     """
-    image = open_photo(data)
-    source_format = (image.format or "").upper()
+    if not data:
+        raise UndecodableImageError("The uploaded file is empty.")
+    stream = Abandonable(data)
+    image = open_photo(stream)
     width, height = image.size
     if width * height > max_pixels:
         raise TooManyPixelsError(_too_many_pixels_message(max_pixels))
@@ -164,20 +228,21 @@ def decode_photo(
         )
     side = max(target_size)
     try:
-        if source_format in ("JPEG", "MPO"):
-            # Decode at 1/2, 1/4 or 1/8 scale while that still covers the model's input: the
-            # DCT-domain reduction is a clean low-pass filter, and the demo model's test top-1
-            # is the same as with a full decode (measured; see benchmarks/RESULTS.md).
-            image.draft("RGB", (side, side))
-        cost = decode_cost(image.mode, image.size)
-        if cost > budget_bytes:
-            raise TooManyPixelsError(_over_budget_message(source_format, image, budget_bytes))
-        with memory.hold(cost):
-            image.load()
-            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-            small = _reduce(image, cover_factor(image.size, side))
-            del image
-            rgb = _to_rgb(_upright(small, orientation))
+        # JPEG: decode at 1/2, 1/4 or 1/8 scale while that still covers the model's input (the
+        # demo model's test top-1 is the same as with a full decode; benchmarks/RESULTS.md).
+        plan = plan_decode(image, side, data)
+        if plan.scans > limits.max_scans:
+            raise TooMuchDecodeWorkError(
+                f"This JPEG has {plan.scans} scans; at most {limits.max_scans} are accepted "
+                "(each scan decodes the whole image again): save it as a baseline JPEG."
+            )
+        if plan.peak_bytes > budget_bytes:
+            raise TooManyPixelsError(_over_budget_message(plan, budget_bytes))
+        with memory.hold(plan.peak_bytes):
+            if plan.source_format in JPEG_FORMATS and isinstance(image, ImageFile.ImageFile):
+                image.decodermaxblock = ABANDONABLE_BLOCK_BYTES
+            stream.arm(_stop_check(limits, _CANCELLED.get()))
+            rgb = decode_planned(image, side)
     except ImageError:
         raise
     except (Image.DecompressionBombError, MemoryError) as exc:
@@ -186,17 +251,38 @@ def decode_photo(
         raise UndecodableImageError(
             "The photo could not be decoded; it may be truncated or damaged."
         ) from exc
-    return DecodedPhoto(image=rgb, source_format=source_format, source_size=(width, height))
+    return DecodedPhoto(image=rgb, source_format=plan.source_format, source_size=(width, height))
 
 
-def open_photo(data: bytes) -> Image.Image:
+def _stop_check(limits: DecodeLimits, cancelled: threading.Event | None) -> Callable[[], None]:
+    """The check run between blocks of a decode: its request gone, past its CPU time (the
+    photo's fault: 422) or past its wall-clock deadline (the server's: 503)."""
+    started_cpu = time.thread_time()
+    deadline = time.monotonic() + limits.wall_s
+
+    def check() -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise DecodeAbandonedError("The request was cancelled while its photo was decoded.")
+        used = time.thread_time() - started_cpu
+        if used > limits.cpu_s:
+            raise TooMuchDecodeWorkError(
+                f"This photo takes too much work to decode (stopped after {used:.1f} s of CPU; "
+                f"the limit is {limits.cpu_s:g} s): send a smaller photo or a baseline JPEG."
+            )
+        if time.monotonic() > deadline:
+            raise DecoderBusyError(
+                "The server is too busy to decode this photo in time; please try again in a moment."
+            )
+
+    return check
+
+
+def open_photo(data: bytes | io.BytesIO) -> Image.Image:
     """Open (not decode) a photo of a supported format; errors say what is wrong with it."""
-    if not data:
+    if isinstance(data, bytes) and not data:
         raise UndecodableImageError("The uploaded file is empty.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = open_image(data)
     except Image.DecompressionBombError as exc:
         raise TooManyPixelsError(
             "The photo has far too many pixels; send a smaller photo."
@@ -209,6 +295,7 @@ def open_photo(data: bytes) -> Image.Image:
         raise UndecodableImageError("The photo could not be read; it may be damaged.") from exc
     source_format = (image.format or "").upper()
     if source_format not in SUPPORTED_FORMATS:
+        image.close()
         raise UnsupportedImageError(
             f"{source_format or 'This'} images are not supported; send a JPEG, PNG, WebP or HEIC "
             "photo."
@@ -232,7 +319,7 @@ def strip_metadata(
         max_pixels: largest width x height accepted.
         max_side: the stored copy is reduced while its shorter side stays above this.
         min_side: smallest accepted shorter side, in pixels.
-        budget_bytes: most decoded-pixel memory the photo may take.
+        budget_bytes: most decoding memory the photo may take.
 
     Returns:
         JPEG bytes.
@@ -251,44 +338,6 @@ def strip_metadata(
     return buffer.getvalue()
 
 
-def _reduce(image: Image.Image, factor: int) -> Image.Image:
-    """The image shrunk `factor` times with a box filter (16-bit grey becomes 8-bit here)."""
-    if image.mode in _SIXTEEN_BIT_MODES:
-        return _sixteen_bit_to_gray(image, factor)
-    conversion = _FULL_SIZE_CONVERSIONS.get(image.mode)
-    if conversion is not None:
-        image = image.convert(conversion[0])
-    if factor <= 1:
-        return image
-    return image.reduce(factor)
-
-
-def _sixteen_bit_to_gray(image: Image.Image, factor: int) -> Image.Image:
-    """A 16-bit grey image as 8-bit grey, shrunk `factor` times, a strip at a time.
-
-    Pillow's own conversion clips 16-bit values at 255 (a bright photo turns white), and a
-    float copy of the whole image takes 8 bytes a pixel; strips keep the copy small.
-    """
-    width, height = image.size
-    high = image.getextrema()[1]
-    peak = 65535.0 if isinstance(high, int | float) and high > 255 else 255.0
-    out_width, out_height = max(1, width // factor), max(1, height // factor)
-    rows = []
-    step = factor * max(1, _STRIP_BYTES // (4 * width * factor))
-    for top in range(0, out_height * factor, step):
-        bottom = min(top + step, out_height * factor)
-        strip = np.asarray(image.crop((0, top, out_width * factor, bottom)), dtype=np.float32)
-        blocks = strip.reshape(-1, factor, out_width, factor).mean(axis=(1, 3))
-        rows.append(np.clip(blocks * (255.0 / peak), 0, 255).round().astype(np.uint8))
-    return Image.fromarray(np.concatenate(rows, axis=0))
-
-
-# EXIF orientation -> the transpose that makes the photo upright (as ImageOps.exif_transpose).
-def _upright(image: Image.Image, orientation: int) -> Image.Image:
-    """Apply the source's EXIF orientation; most photos are already upright and not copied."""
-    return upright(image, orientation)
-
-
 def _too_many_pixels_message(max_pixels: int) -> str:
     return (
         f"The photo has too many pixels (the limit is {max_pixels / 1e6:.0f} megapixels); "
@@ -296,30 +345,11 @@ def _too_many_pixels_message(max_pixels: int) -> str:
     )
 
 
-def _over_budget_message(source_format: str, image: Image.Image, budget_bytes: int) -> str:
-    per_pixel = decode_cost(image.mode, (1, 1))
-    limit = budget_bytes / per_pixel / 1e6
+def _over_budget_message(plan: DecodePlan, budget_bytes: int) -> str:
+    pixels = plan.source_size[0] * plan.source_size[1]
+    limit = budget_bytes / (plan.peak_bytes / pixels) / 1e6
     return (
-        f"This {source_format} photo is too large to decode "
-        f"({image.size[0] * image.size[1] / 1e6:.0f} megapixels; at most {limit:.0f} for this "
-        "kind of image): send it as a JPEG or smaller."
+        f"This {plan.source_format} photo is too large to decode "
+        f"({pixels / 1e6:.0f} megapixels; at most {limit:.0f} for this kind of image): "
+        "send it as a baseline JPEG or smaller."
     )
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: 32-bit scaled down, CMYK converted, alpha on white."""
-    if image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if values.max(initial=0) > 255 else 255.0
-        gray = np.clip(values * (255.0 / peak), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(gray).convert("RGB")
-    if image.mode == "RGB":
-        return image
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
