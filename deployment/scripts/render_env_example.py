@@ -45,13 +45,12 @@ COMPOSE_VALUES: dict[str, str] = {
     "API_FRONTEND_DIR": "/app/frontend-react/dist",
     "TRAIN_RUNS_DIR": "/data/runs",
     "TRAIN_WEIGHTS_CACHE_DIR": "/data/cache/weights",
-    "PIPELINE_WORK_DIR": "/data/runs",
     "PIPELINE_API_URL": "http://api:8000",
     "MUSHROOM_DATABASE_URL": "postgresql://mushroom:mushroom-dev@postgres:5432/mushroom",
 }
 
 SECTIONS: list[tuple[str, str]] = [
-    ("mushroom_common", "Shared by every service (mushroom_common.storage, mushroom_common.store)"),
+    ("mushroom_common", "Shared by every service (mushroom_common.settings)"),
     ("mushroom_api", "API (api-service: API_*)"),
     ("mushroom_collector", "Data collector (data-collector: COLLECTOR_*)"),
     ("mushroom_training", "Training (model-training: TRAIN_*)"),

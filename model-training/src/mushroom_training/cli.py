@@ -36,8 +36,7 @@ StorageOption = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="storage root (path, file:// or gs:// URI); default: TRAIN_STORAGE_URI, "
-        "then MUSHROOM_STORAGE_URI",
+        help="storage root (path, file:// or gs:// URI); default: MUSHROOM_STORAGE_URI",
     ),
 ]
 
@@ -53,7 +52,7 @@ def _setup_logging() -> None:
 
 def _open(uri: str | None) -> Storage:
     try:
-        return open_storage(uri or get_settings().storage_uri)
+        return open_storage(get_settings().storage_uri_or(uri))
     except (ValueError, StorageError) as exc:
         logger.error("%s", exc)
         raise typer.Exit(2) from exc
@@ -149,14 +148,27 @@ def promote(
     force: Annotated[bool, typer.Option("--force", help="promote even if worse (logged)")] = False,
     reason: Annotated[str, typer.Option(help="note kept in the promotion history")] = "",
     storage_uri: StorageOption = None,
+    run_tests: Annotated[
+        bool,
+        typer.Option(
+            "--model-tests/--no-model-tests",
+            help="run model-training/tests/model on the candidate first (source checkouts)",
+        ),
+    ] = True,
 ) -> None:
-    """Make a version the champion if not worse on poison cost and macro-F1 (same test split)."""
+    """Make a version the champion if not worse on poison cost and macro-F1 (same test split)
+    and its model tests pass."""
     _setup_logging()
-    from mushroom_training.registry import PromotionRefusedError
-    from mushroom_training.registry import promote as promote_version
+    from mushroom_training.promotion import PromotionRefusedError, model_tests, run_model_tests
+    from mushroom_training.promotion import promote as promote_version
 
+    checks = run_model_tests if run_tests and model_tests() is not None else None
+    if run_tests and checks is None:
+        logger.warning("no model tests in this installation: the metrics rule decides alone")
     try:
-        event = promote_version(_open(storage_uri), name, version, force=force, reason=reason)
+        event = promote_version(
+            _open(storage_uri), name, version, force=force, reason=reason, checks=checks
+        )
     except PromotionRefusedError as exc:
         logger.error("%s", exc)
         raise typer.Exit(1) from exc
@@ -253,7 +265,7 @@ def pack(
     """Copy a stored bundle into a folder with only some variants (e.g. the repository's demo)."""
     _setup_logging()
     from mushroom_common.registry import ModelRegistry
-    from mushroom_training.registry import pack_bundle
+    from mushroom_training.promotion import pack_bundle
 
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         ModelRegistry(_open(storage_uri)).download(name, version, Path(tmp))
