@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.commands import StorageOption, open_storage_or_exit
 from mushroom_training.config import get_settings, load_config
 
 app = typer.Typer(
@@ -32,14 +32,6 @@ logger = logging.getLogger("mushroom_training")
 STDOUT = Console(width=200)
 STDERR = Console(stderr=True)
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="storage root (path, file:// or gs:// URI); default: MUSHROOM_STORAGE_URI",
-    ),
-]
-
 
 def _setup_logging() -> None:
     root = logging.getLogger()
@@ -48,14 +40,6 @@ def _setup_logging() -> None:
     root.setLevel(logging.INFO)
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _open(uri: str | None) -> Storage:
-    try:
-        return open_storage(get_settings().storage_uri_or(uri))
-    except (ValueError, StorageError) as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
 
 
 def _command_line() -> str:
@@ -83,7 +67,7 @@ def train(
     from mushroom_training.train import train as train_run
 
     run_config = load_config(config, overrides or [])
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     result = train_run(run_config, storage=storage, command=_command_line())
     STDOUT.print(f"run {result.run_id} {result.run_dir}")
     if then_export:
@@ -111,7 +95,7 @@ def export(
 
     bundle = export_run(
         run_dir,
-        storage=_open(storage_uri),
+        storage=open_storage_or_exit(storage_uri),
         version=version,
         command=_command_line(),
         overrides=overrides or [],
@@ -134,7 +118,7 @@ def evaluate(
     from mushroom_common.registry import ModelRegistry
     from mushroom_training.evaluate import evaluate_bundle
 
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         ModelRegistry(storage).download(name, version, Path(tmp))
         results = evaluate_bundle(Path(tmp), storage, dataset_version, split)
@@ -167,7 +151,12 @@ def promote(
         logger.warning("no model tests in this installation: the metrics rule decides alone")
     try:
         event = promote_version(
-            _open(storage_uri), name, version, force=force, reason=reason, checks=checks
+            open_storage_or_exit(storage_uri),
+            name,
+            version,
+            force=force,
+            reason=reason,
+            checks=checks,
         )
     except PromotionRefusedError as exc:
         logger.error("%s", exc)
@@ -186,7 +175,7 @@ def list_command(
     from mushroom_common.registry import ModelRegistry
     from mushroom_training.tracking import search_runs
 
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     registry = ModelRegistry(storage)
     table = Table(title="training runs (test split, Keras model)")
     for column in (
@@ -268,7 +257,7 @@ def pack(
     from mushroom_training.promotion import pack_bundle
 
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-        ModelRegistry(_open(storage_uri)).download(name, version, Path(tmp))
+        ModelRegistry(open_storage_or_exit(storage_uri)).download(name, version, Path(tmp))
         packed = pack_bundle(Path(tmp), target, variants, data_status)
     total = sum(f.size_bytes for f in packed.files)
     STDOUT.print(f"packed {name} {version} into {target} ({total / 1e6:.1f} MB)")

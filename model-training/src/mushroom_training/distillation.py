@@ -4,7 +4,6 @@ trained on the teacher's softened answers."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,16 +105,9 @@ def distill(
         loss=loss,
         metrics=[],
     )
-    started = time.monotonic()
-    fit(
-        head,
-        (train.student, y_train, None),
-        (val.student, y_val),
-        config.student.epochs,
-        config,
-        [session.epoch_logger("student")],
-    )
-    logger.info("distillation done in %.1f s", time.monotonic() - started)
+    train_set, val_set = (train.student, y_train, None), (val.student, y_val)
+    callbacks = [session.epoch_logger("student")]
+    fit(head, train_set, val_set, config.student.epochs, config, callbacks, "distillation")
     val_logits = predict(head, val.student, session.batch_size)
     test_logits = predict(head, test.student, session.batch_size)
     return StudentOutcome(val_logits, test_logits, fit_temperature(val_logits, val.labels))

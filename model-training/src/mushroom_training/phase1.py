@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import keras
@@ -80,13 +79,6 @@ def fit_head(
     else:
         model = keras.Model(inputs, species)
         model.compile(optimizer=optimizer, loss=categorical_loss(config))
-    started = time.monotonic()
-    fit(
-        model,
-        (data.train, y_train, train_weights),
-        (data.val, y_val),
-        config.training.phase1_epochs,
-        config,
-        [session.epoch_logger(phase)],
-    )
-    logger.info("%s: head trained in %.1f s", phase, time.monotonic() - started)
+    train_set, val_set = (data.train, y_train, train_weights), (data.val, y_val)
+    epochs, callbacks = config.training.phase1_epochs, [session.epoch_logger(phase)]
+    fit(model, train_set, val_set, epochs, config, callbacks, f"{phase} head")

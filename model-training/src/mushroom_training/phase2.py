@@ -4,7 +4,6 @@ forgetting for a detector that shares the top."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,17 +69,9 @@ def fine_tune_top(
         config,
         ("imagenet", lambda soft, logits: soft_target_loss(soft, logits, t)) if distil else None,
     )
-    started = time.monotonic()
-    fit(
-        phase2,
-        (train.inputs, train_targets, train_weights),
-        (val.inputs, val_targets),
-        config.training.phase2_epochs,
-        config,
-        callbacks,
-    )
+    train_set, val_set = (train.inputs, train_targets, train_weights), (val.inputs, val_targets)
+    fit(phase2, train_set, val_set, config.training.phase2_epochs, config, callbacks, "phase 2")
     set_top_trainable(network, False)
-    logger.info("phase 2 done in %.1f s", time.monotonic() - started)
 
 
 def keeps_shared_detector(network: Network, config: TrainConfig) -> bool:

@@ -4,6 +4,7 @@ helpers every phase shares."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,10 @@ def fit(
     epochs: int,
     config: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
+    what: str,
 ) -> None:
-    """Fit on in-memory arrays (x, targets, sample weights) with early stopping."""
+    """Fit on in-memory arrays (x, targets, sample weights) with early stopping; log the time."""
+    started = time.monotonic()
     x, y, weights = train
     model.fit(
         x,
@@ -120,6 +123,7 @@ def fit(
         verbose=0,
         callbacks=[early_stopping(config), *callbacks],
     )
+    logger.info("%s done in %.1f s", what, time.monotonic() - started)
 
 
 def soft_target_loss(soft_target: Any, logits: Any, t: float) -> Any:
