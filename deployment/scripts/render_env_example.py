@@ -57,20 +57,9 @@ SECTIONS: list[tuple[str, str]] = [
     ("mushroom_pipeline", "Pipeline and drift monitoring (pipeline: PIPELINE_*)"),
 ]
 
-SHARED_DESCRIPTIONS: dict[str, str] = {
-    "MUSHROOM_STORAGE_URI": "storage root: a path, file:///abs/path or gs://bucket/prefix "
-    "(services default to ./mushroom-data; docker compose uses the named volume at /data)",
-    "STORAGE_EMULATOR_HOST": "point gs:// at a GCS emulator, e.g. http://gcs-emulator:9023 "
-    "(profile gcs); leave unset for real Google Cloud Storage",
-    "GOOGLE_CLOUD_PROJECT": "project id sent to the GCS emulator (real GCS uses the credentials')",
-    "MUSHROOM_STORAGE_RETRY_DEADLINE_S": "seconds to keep retrying transient GCS errors (30)",
-    "WANDB_API_KEY": "Weights & Biases key: also log training runs there (extra `wandb`)",
-    "WANDB_PROJECT": "Weights & Biases project of those runs",
-}
-
 
 def _line(var: EnvVar) -> list[str]:
-    description = var.description or SHARED_DESCRIPTIONS.get(var.name, "")
+    description = var.description
     if len(var.names) > 1:
         description += f" (also read as {', '.join(var.names[1:])})"
     value = COMPOSE_VALUES.get(var.name, var.default)
