@@ -20,7 +20,7 @@ from mushroom_collector.folder import FolderLayoutError, import_folder
 from mushroom_collector.inat import InatClient, InatCollector, InatError
 from mushroom_collector.progress import STDERR
 from mushroom_common.catalog import load_catalog
-from mushroom_common.commands import StorageOption, open_storage_or_exit
+from mushroom_common.commands import StorageOption, command_app, open_storage_or_exit
 from mushroom_common.dataset import REPORT_FILE, SPLITS, dataset_prefix, list_dataset_versions
 from mushroom_common.storage import StorageError
 from mushroom_common.store import (
@@ -30,12 +30,9 @@ from mushroom_common.store import (
     resolve_database_url,
 )
 
-app = typer.Typer(
-    name="mushroom-collect",
-    help="Collect licensed mushroom photos and build immutable, validated dataset versions.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_app(
+    "mushroom-collect",
+    "Collect licensed mushroom photos and build immutable, validated dataset versions.",
 )
 logger = logging.getLogger("mushroom_collector")
 

@@ -18,15 +18,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from mushroom_common.commands import StorageOption, open_storage_or_exit
+from mushroom_common.commands import StorageOption, command_app, open_storage_or_exit
 from mushroom_training.config import get_settings, load_config
 
-app = typer.Typer(
-    name="mushroom-train",
-    help="Train, evaluate, export, promote and list mushroom classifiers.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_app(
+    "mushroom-train",
+    "Train, evaluate, export, promote and list mushroom classifiers.",
 )
 logger = logging.getLogger("mushroom_training")
 STDOUT = Console(width=200)

@@ -16,17 +16,14 @@ from typing import Annotated
 
 import typer
 
-from mushroom_common.commands import StorageOption, open_storage_or_exit
+from mushroom_common.commands import StorageOption, command_app, open_storage_or_exit
 from mushroom_common.storage import StorageError
 from mushroom_pipeline.config import get_settings
 
-app = typer.Typer(
-    name="mushroom-pipeline",
-    help="Collect -> build -> train -> evaluate -> export -> promote -> reload, content-addressed; "
+app = command_app(
+    "mushroom-pipeline",
+    "Collect -> build -> train -> evaluate -> export -> promote -> reload, content-addressed; "
     "drift monitoring; the same steps as a Vertex AI (KFP v2) pipeline.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 logger = logging.getLogger("mushroom_pipeline")
 

@@ -28,3 +28,14 @@ def open_storage_or_exit(uri: str | None) -> Storage:
     except (ValueError, StorageError) as exc:
         logger.error("%s", exc)
         raise typer.Exit(2) from exc
+
+
+def command_app(name: str, summary: str) -> typer.Typer:
+    """A service's Typer app: help without arguments, no shell completion, plain tracebacks."""
+    return typer.Typer(
+        name=name,
+        help=summary,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
