@@ -18,11 +18,11 @@ NPM_STAMP := $(FRONTEND)/node_modules/.package-lock.sha256
 PY_DIRS := packages data-collector model-training api-service pipeline benchmarks deployment conftest.py
 PY_SRC := packages/mushroom-common/src data-collector/src model-training/src api-service/src pipeline/src benchmarks
 
-.PHONY: setup setup-uv setup-api setup-python setup-frontend setup-browser setup-postgres check-python \
+.PHONY: help setup setup-uv setup-api setup-python setup-frontend setup-browser setup-postgres check-python \
 	check-node frontend-deps run dev test lint typecheck check-client test-python test-frontend test-e2e \
 	pipeline bench clean
 
-setup: setup-python setup-frontend
+setup: setup-python setup-frontend ## install everything: the whole workspace and the web app
 
 setup-uv:
 	@test -x "$(UV)" || { python3 -m venv "$(TOOLS_DIR)" >/dev/null 2>&1 && "$(TOOLS_DIR)/bin/pip" install --quiet "uv>=0.5,<1"; } \
@@ -71,42 +71,45 @@ setup-postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Python packages and npm packages download side by side; then the server starts.
-run:
+run: ## install what serving needs and serve the API and web app (HOST=127.0.0.1 PORT=8000)
 	$(MAKE) --no-print-directory -j2 setup-api setup-frontend NPM_OMIT=dev
 	$(UV) run --no-sync mushroom-api --host $(HOST) --port $(PORT)
 
-dev: setup
+dev: setup ## install everything, for development (TensorFlow, MLflow, KFP, linters)
 
-lint:
+lint: ## ruff check + ruff format --check on every Python folder
 	$(UV) run ruff check $(PY_DIRS)
 	$(UV) run ruff format --check $(PY_DIRS)
 
-typecheck:
+typecheck: ## mypy strict on every package
 	$(UV) run mypy $(PY_SRC)
 
-check-client:
+check-client: ## fail when the generated API client differs from openapi.json
 	bash frontend-react/scripts/check-client.sh
 
-test-python:
+test-python: ## every pytest test (with line coverage per package)
 	$(UV) run pytest -q --cov --cov-report= packages data-collector model-training api-service pipeline deployment benchmarks
 	$(UV) run python deployment/scripts/coverage_table.py
 
-test-frontend: setup-frontend
+test-frontend: setup-frontend ## ESLint, tsc and Vitest
 	cd $(FRONTEND) && npm run lint && npm test
 
-test-e2e: setup-browser setup-frontend
+test-e2e: setup-browser setup-frontend ## Playwright against the built app in Chromium
 	cd $(FRONTEND) && npm run test:e2e:built
 
-test: setup setup-browser setup-postgres lint typecheck check-client test-python test-frontend test-e2e
+test: setup setup-browser setup-postgres lint typecheck check-client test-python test-frontend test-e2e ## install everything and run every check and test (what CI runs)
 
-pipeline: setup-python
+pipeline: setup-python ## photos in ../shared/data to a promoted model (about 60 min on 2 cores)
 	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field --import-folder ../shared/data/web-species
 
-bench: setup-python
+bench: setup-python ## the benchmarks (inference, API load, hot path, training speed)
 	$(UV) run python benchmarks/inference.py
 	$(UV) run python benchmarks/api_load.py
 	$(UV) run python benchmarks/hot_path.py
 	$(UV) run python benchmarks/train.py
 
-clean:
+help: ## list these targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/\1\t\2/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+clean: ## remove .venv, .tools, node_modules, the built app and mushroom-data
 	rm -rf .venv .tools $(FRONTEND)/node_modules $(FRONTEND)/dist mushroom-data

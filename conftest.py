@@ -18,6 +18,16 @@ from pathlib import Path
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--bundle`: the model bundle folder the model tests (model-training/tests/model) check."""
+    parser.addoption(
+        "--bundle",
+        default=os.environ.get("MUSHROOM_TEST_BUNDLE") or None,
+        help="model bundle folder for model-training/tests/model (default: MUSHROOM_TEST_BUNDLE, "
+        "else the repository's models/demo)",
+    )
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

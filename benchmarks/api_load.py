@@ -39,26 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import _common
 import httpx
 import typer
-from _common import (
-    BENCHMARKS_DIR,
-    DEMO_BUNDLE_DIR,
-    REPO_ROOT,
-    RESULTS_DIR,
-    LatencySummary,
-    TestPhoto,
-    describe_machine,
-    format_table,
-    locate_saved_model,
-    machine_info,
-    parse_int_list,
-    percentile,
-    standard_photos,
-    summarize_latencies,
-    timestamp,
-    write_report,
-)
+from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, TestPhoto, write_report
 
 from mushroom_common.bundle import read_metadata
 
@@ -66,7 +50,7 @@ logger = logging.getLogger("benchmarks.api_load")
 app = typer.Typer(add_completion=False, help=__doc__)
 
 LOAD_PHOTOS = ("1MB-2000x1500", "upload-1024px")
-DEMO_TRAINING_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
+DEMO_TRAINING_CONFIG = _common.REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 
 
 # ----------------------------------------------------------------------------- requests
@@ -108,7 +92,7 @@ class LevelResult:
     errors: dict[str, int]
     wall_s: float
     requests_per_s: float
-    latency: LatencySummary | None
+    latency: _common.LatencySummary | None
     server_cpu_ms_per_request: float | None = None  # every server process and thread, user + system
     client_cpu_ms_per_request: float | None = None  # the load generator's own CPU
 
@@ -131,7 +115,7 @@ def level_result(
         errors=dict(errors),
         wall_s=wall_s,
         requests_per_s=len(latencies) / wall_s if wall_s > 0 else 0.0,
-        latency=summarize_latencies(latencies) if latencies else None,
+        latency=_common.summarize_latencies(latencies) if latencies else None,
     )
 
 
@@ -700,7 +684,7 @@ AUTOPILOT_PRICE_NOTE = (
     "$0.0049225 per GiB-hour (cloud.google.com/kubernetes-engine/pricing as quoted in 2025, "
     "used on 2026-12-01; no discounts)"
 )
-K8S_BASE = REPO_ROOT / "deployment" / "k8s" / "base"
+K8S_BASE = _common.REPO_ROOT / "deployment" / "k8s" / "base"
 
 
 @dataclass(frozen=True)
@@ -939,7 +923,7 @@ def main(
     if not (bundle_dir / "metadata.json").is_file():
         raise typer.BadParameter(f"no bundle at {bundle_dir} (metadata.json missing)")
     bundle_dir = bundle_dir.resolve()
-    levels_wanted = parse_int_list(concurrency)
+    levels_wanted = _common.parse_int_list(concurrency)
     extra = dict(item.split("=", 1) for item in (api_env_var or []))
     try:
         variants = (
@@ -949,8 +933,8 @@ def main(
         raise typer.BadParameter(str(exc)) from exc
     if len({v.name for v in variants}) != len(variants) or "baseline" in {v.name for v in variants}:
         raise typer.BadParameter("variant names must be unique and not 'baseline'")
-    machine = machine_info()
-    photos = [p for name, p in standard_photos().items() if name in LOAD_PHOTOS]
+    machine = _common.machine_info()
+    photos = [p for name, p in _common.standard_photos().items() if name in LOAD_PHOTOS]
     levels: list[LevelResult] = []
     cold: dict[str, list[float]] = {}
     model_load: list[float] = []
@@ -995,7 +979,7 @@ def main(
                         out = (
                             results_dir
                             / "profiles"
-                            / f"{server.name}-pyspy-{photo.name}-{timestamp()}.txt"
+                            / f"{server.name}-pyspy-{photo.name}-{_common.timestamp()}.txt"
                         )
                         out.parent.mkdir(parents=True, exist_ok=True)
                         profiles.append(
@@ -1010,7 +994,7 @@ def main(
         baseline_model: list[str] = []
         if baseline:
             metadata = read_metadata(bundle_dir)
-            saved_model, where = locate_saved_model(
+            saved_model, where = _common.locate_saved_model(
                 bundle_dir,
                 metadata.name,
                 metadata.version,
@@ -1034,7 +1018,7 @@ def main(
             port = free_port()
             command = [
                 sys.executable,
-                str(BENCHMARKS_DIR / "baseline_server.py"),
+                str(_common.BENCHMARKS_DIR / "baseline_server.py"),
                 "--bundle-dir",
                 str(bundle_dir),
                 *baseline_model,
@@ -1056,7 +1040,7 @@ def main(
                     )
                     if profile:
                         one_mb = next(p for p in photos if p.name == LOAD_PHOTOS[0])
-                        out = results_dir / "profiles" / f"baseline-pyspy-{timestamp()}.txt"
+                        out = results_dir / "profiles" / f"baseline-pyspy-{_common.timestamp()}.txt"
                         profiles.append(
                             profile_api(
                                 base, one_mb, profile_concurrency, baseline_requests, timeout_s, out
@@ -1067,7 +1051,7 @@ def main(
 
     targets = {
         v.name: evaluate_targets(
-            levels, percentile(cold[v.name], 50) if cold.get(v.name) else None, v.name
+            levels, _common.percentile(cold[v.name], 50) if cold.get(v.name) else None, v.name
         )
         for v in variants
     }
@@ -1102,18 +1086,18 @@ def _report(
 ) -> None:
     echo = typer.echo
     echo(f"\nBundle: {bundle_dir}")
-    echo(f"Machine: {describe_machine(machine)}")
+    echo(f"Machine: {_common.describe_machine(machine)}")
     echo("Load generator: httpx asyncio on the same machine (it shares the CPU with the server)")
     echo("\nCold start to ready /readyz (s) and peak RSS of each serving process (MiB)")
     peaks = startup["peak_rss_mib"]
     echo(
-        format_table(
+        _common.format_table(
             ["server", "starts", "median s", "min s", "max s", "peak RSS MiB per worker"],
             [
                 [
                     name,
                     len(v),
-                    percentile(v, 50),
+                    _common.percentile(v, 50),
                     min(v),
                     max(v),
                     " / ".join(f"{p:.0f}" for p in peaks.get(name, [])) or None,
@@ -1127,7 +1111,7 @@ def _report(
         echo(f"API model load, from its own log: {loads} s")
     if startup["imports_ms"]:
         echo("\nImport time of the API's modules (python -X importtime, dependencies included)")
-        echo(format_table(["package", "ms"], startup["imports_ms"]))
+        echo(_common.format_table(["package", "ms"], startup["imports_ms"]))
     by_key = {(lvl.server, lvl.photo, lvl.concurrency): lvl for lvl in levels}
     rows = []
     for lvl in levels:
@@ -1154,7 +1138,7 @@ def _report(
         )
     echo("\nPOST /predict")
     echo(
-        format_table(
+        _common.format_table(
             [
                 "server",
                 "photo",
@@ -1175,7 +1159,7 @@ def _report(
     for server, server_targets in targets.items():
         echo(f"\nTargets ({server})")
         echo(
-            format_table(
+            _common.format_table(
                 ["target", "limit", "measured", "met"],
                 [
                     [
@@ -1195,7 +1179,7 @@ def _report(
         f"{shape.hpa_cpu_utilization:.0%} CPU: deployment/k8s/base)"
     )
     echo(
-        format_table(
+        _common.format_table(
             [
                 "server",
                 "photo",
@@ -1227,19 +1211,19 @@ def _report(
         if prof.note:
             echo(f"  {prof.note}")
         echo(
-            format_table(
+            _common.format_table(
                 ["where the working time goes", "share"],
                 [[c, f"{s:.1%}"] for c, s in prof.categories],
             )
         )
         echo(f"({prof.waiting_share:.1%} of all samples were threads waiting on a queue or lock)")
         echo(
-            format_table(
+            _common.format_table(
                 ["function (self time)", "share"], [[f, f"{s:.1%}"] for f, s in prof.self_share]
             )
         )
         echo(
-            format_table(
+            _common.format_table(
                 ["function (inclusive)", "share"],
                 [[f, f"{s:.1%}"] for f, s in prof.inclusive_share],
             )

@@ -24,13 +24,7 @@ from typing import Annotated, Any
 import httpx
 import numpy as np
 import typer
-from _common import (
-    describe_machine,
-    format_table,
-    machine_info,
-    summarize_latencies,
-    write_report,
-)
+from _common import describe_machine, format_table, machine_info, summarize_latencies, write_report
 from PIL import Image
 
 logger = logging.getLogger("benchmarks.explain_isolation")

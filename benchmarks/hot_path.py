@@ -34,20 +34,11 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
+import _common
 import numpy as np
 import numpy.typing as npt
 import typer
-from _common import (
-    DEMO_BUNDLE_DIR,
-    RESULTS_DIR,
-    bench_record,
-    describe_machine,
-    format_table,
-    machine_info,
-    percentile,
-    standard_photos,
-    write_report,
-)
+from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, write_report
 from PIL import Image
 
 from mushroom_api.services.imaging import decode_photo
@@ -99,7 +90,7 @@ def summarize(
             photo,
             name,
             len(values),
-            percentile(values, 50),
+            _common.percentile(values, 50),
             sum(values) / len(values),
             (notes or {}).get(name, ""),
         )
@@ -405,7 +396,7 @@ def prediction_log_lever(rounds: int) -> list[LeverResult]:
     numbers = itertools.count()
 
     def record() -> PredictionRecord:
-        return bench_record(next(numbers))
+        return _common.bench_record(next(numbers))
 
     with tempfile.TemporaryDirectory() as folder:
         store = PredictionStore(f"sqlite:///{folder}/log.sqlite3")
@@ -506,8 +497,8 @@ def main(
 ) -> None:
     """Measure each lever's alternatives; print one table."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    machine = machine_info()
-    photos = {n: p.data for n, p in standard_photos().items() if n in PHOTOS}
+    machine = _common.machine_info()
+    photos = {n: p.data for n, p in _common.standard_photos().items() if n in PHOTOS}
     size = (read_metadata(bundle_dir).input.width, read_metadata(bundle_dir).input.height)
     chosen: dict[str, Callable[[], list[LeverResult]]] = {
         "decode": lambda: decode_lever(photos, size, rounds),
@@ -523,9 +514,9 @@ def main(
     if unknown:
         raise typer.BadParameter(f"unknown levers {unknown}; choose from {sorted(chosen)}")
     results = [r for name, run in chosen.items() if not levers or name in levers for r in run()]
-    typer.echo(f"Machine: {describe_machine(machine)}")
+    typer.echo(f"Machine: {_common.describe_machine(machine)}")
     typer.echo(
-        format_table(
+        _common.format_table(
             ["lever", "photo", "alternative", "calls", "p50 ms", "mean ms", "note"],
             [
                 [r.lever, r.photo, r.alternative, r.calls, r.p50_ms, r.mean_ms, r.note]

@@ -26,25 +26,11 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
+import _common
 import numpy as np
 import numpy.typing as npt
 import typer
-from _common import (
-    DEMO_BUNDLE_DIR,
-    RESULTS_DIR,
-    SHARED_DATA_DIR,
-    LatencySummary,
-    TestPhoto,
-    describe_machine,
-    format_table,
-    locate_saved_model,
-    machine_info,
-    parse_int_list,
-    registry_copy,
-    standard_photos,
-    summarize_latencies,
-    write_report,
-)
+from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, TestPhoto, write_report
 
 from mushroom_api.services.imaging import decode_photo
 from mushroom_common.bundle import BundleMetadata, read_metadata
@@ -264,7 +250,7 @@ class CaseResult:
     runtime: str
     batch: int
     threads: int
-    latency: LatencySummary
+    latency: _common.LatencySummary
     images_per_s: float
     batched: bool
 
@@ -348,7 +334,7 @@ def measure_runner(
                 runtime=runtime,
                 batch=batch,
                 threads=threads,
-                latency=summarize_latencies(samples),
+                latency=_common.summarize_latencies(samples),
                 images_per_s=batch * len(samples) / sum(samples),
                 batched=runner.batched or batch == 1,
             )
@@ -429,8 +415,8 @@ def _tf_decode_case(tf: Any, photo: TestPhoto, size: tuple[int, int], runs: int)
         photo.kib,
         "tf.io.decode_jpeg + tf.image.resize (course)",
         f"{photo.width}x{photo.height}",
-        summarize_latencies(total_s),
-        summarize_latencies(decode_s).p50_ms,
+        _common.summarize_latencies(total_s),
+        _common.summarize_latencies(decode_s).p50_ms,
     )
 
 
@@ -492,7 +478,7 @@ class DecodeResult:
     kib: float
     mode: str
     decoded_at: str
-    latency: LatencySummary
+    latency: _common.LatencySummary
     decode_p50_ms: float | None = None  # the decode alone, without the resize
 
 
@@ -527,8 +513,8 @@ def decode_cases(
                     photo.kib,
                     mode,
                     f"{width}x{height}",
-                    summarize_latencies(total_s),
-                    summarize_latencies(decode_s).p50_ms,
+                    _common.summarize_latencies(total_s),
+                    _common.summarize_latencies(decode_s).p50_ms,
                 )
             )
             logger.info("decode %s %s: p50 %.1f ms", photo.name, mode, results[-1].latency.p50_ms)
@@ -587,7 +573,7 @@ def main(
     ] = None,
     data_dir: Annotated[
         Path, typer.Option(help="fallback photos in species folders when the dataset is missing")
-    ] = SHARED_DATA_DIR,
+    ] = _common.SHARED_DATA_DIR,
     per_species: Annotated[int, typer.Option(min=1, help="fallback photos per species")] = 40,
     decode: Annotated[bool, typer.Option(help="also time JPEG decode + resize")] = True,
     decode_runs: Annotated[int, typer.Option(min=1, help="timed decodes per photo and mode")] = 15,
@@ -598,11 +584,11 @@ def main(
     if not (bundle_dir / "metadata.json").is_file():
         raise typer.BadParameter(f"no bundle at {bundle_dir} (metadata.json missing)")
     metadata = read_metadata(bundle_dir)
-    batches, thread_counts = parse_int_list(batch_sizes), parse_int_list(threads)
+    batches, thread_counts = _common.parse_int_list(batch_sizes), _common.parse_int_list(threads)
     wanted = set(variants.split(",")) if variants else None
     num_labels = len(metadata.labels)
     size = (metadata.input.width, metadata.input.height)
-    machine = machine_info()
+    machine = _common.machine_info()
 
     eval_set = (
         _eval_set(metadata, storage_uri, dataset_version, data_dir, per_species)
@@ -622,11 +608,11 @@ def main(
         if eval_set is not None
         else np.random.default_rng(0).integers(0, 256, (16, size[1], size[0], 3), dtype=np.uint8)
     )
-    photos = list(standard_photos().values()) if decode else []
+    photos = list(_common.standard_photos().values()) if decode else []
 
     results: list[VariantResult] = []
     tf_decode: list[DecodeResult] = []
-    saved_model, saved_model_where = locate_saved_model(
+    saved_model, saved_model_where = _common.locate_saved_model(
         bundle_dir,
         metadata.name,
         metadata.version,
@@ -635,7 +621,7 @@ def main(
     )
     # (variant, the folder its path is relative to, where that folder came from)
     variant_list = [(v, bundle_dir, "") for v in metadata.variants]
-    copy, copy_where = registry_copy(metadata.name, metadata.version, storage_uri)
+    copy, copy_where = _common.registry_copy(metadata.name, metadata.version, storage_uri)
     notes = []
     if copy is None:
         notes.append(
@@ -798,7 +784,7 @@ def _report(
         f"\nBundle {metadata.name}/{metadata.version} at {bundle_dir} "
         f"(serving variant {metadata.serving_variant})"
     )
-    echo(f"Machine: {describe_machine(machine)}")
+    echo(f"Machine: {_common.describe_machine(machine)}")
     if eval_set is not None:
         echo(f"Top-1 on {len(eval_set.labels)} photos: {eval_set.source}")
         if eval_set.note:
@@ -807,7 +793,7 @@ def _report(
         echo("Top-1: not measured (no dataset and no folder photos)")
     echo("\nVariants")
     echo(
-        format_table(
+        _common.format_table(
             [
                 "variant",
                 "from",
@@ -841,7 +827,7 @@ def _report(
         echo(f"note: {note}")
     echo("\nLatency per call (a call is one batch)")
     echo(
-        format_table(
+        _common.format_table(
             ["variant", "runtime", "batch", "threads", "p50 ms", "p95 ms", "images/s", "batched"],
             [
                 [
@@ -862,7 +848,7 @@ def _report(
     if decoded:
         echo(f"\nDecode + resize to {metadata.input.width}x{metadata.input.height}")
         echo(
-            format_table(
+            _common.format_table(
                 [
                     "photo",
                     "KiB",

@@ -25,16 +25,8 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the root conftest's PostgreSQL
 
-from _common import (
-    DEMO_BUNDLE_DIR,
-    bench_record,
-    describe_machine,
-    format_table,
-    machine_info,
-    standard_photos,
-    summarize_latencies,
-    write_report,
-)
+import _common
+from _common import DEMO_BUNDLE_DIR, write_report
 from api_load import Server, api_command, api_env, free_port, start_server, stop_server_process
 
 from conftest import postgres_bin_dir, start_postgres
@@ -51,10 +43,10 @@ def time_direct_writes(url: str, count: int) -> dict[str, float]:
     seconds = []
     for n in range(count):
         started = time.perf_counter()
-        store.add_predictions([bench_record(n)])
+        store.add_predictions([_common.bench_record(n)])
         seconds.append(time.perf_counter() - started)
     store.close()
-    summary = summarize_latencies(seconds)
+    summary = _common.summarize_latencies(seconds)
     return {"p50_ms": summary.p50_ms, "p95_ms": summary.p95_ms}
 
 
@@ -75,7 +67,7 @@ def main(
 ) -> None:
     """Measure and print the store's cost on /predict."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    photo = standard_photos()["upload-1024px"]
+    photo = _common.standard_photos()["upload-1024px"]
     work = Path(tempfile.mkdtemp(prefix="store-cost-"))
     postgres = start_postgres() if postgres_bin_dir() is not None else None
     if postgres is None:
@@ -114,7 +106,7 @@ def main(
     if postgres is not None:
         direct["postgresql"] = time_direct_writes(postgres.create_database(), writes)
         postgres.remove()
-    summaries = {name: summarize_latencies(values) for name, values in latencies.items()}
+    summaries = {name: _common.summarize_latencies(values) for name, values in latencies.items()}
     base = summaries["off"].p50_ms
     rows: list[list[Any]] = []
     for name, summary in summaries.items():
@@ -138,12 +130,12 @@ def main(
         "rows logged",
         "one write p50 ms (writer thread)",
     ]
-    logger.info("%s", describe_machine(machine_info()))
-    typer.echo(format_table(headers, rows))
+    logger.info("%s", _common.describe_machine(_common.machine_info()))
+    typer.echo(_common.format_table(headers, rows))
     path = write_report(
         "store_cost",
         {
-            "machine": machine_info(),
+            "machine": _common.machine_info(),
             "photo": photo.name,
             "requests": requests,
             "latency": summaries,

@@ -27,18 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import _common
 import numpy as np
 import typer
-from _common import (
-    REPO_ROOT,
-    RESULTS_DIR,
-    LatencySummary,
-    describe_machine,
-    format_table,
-    machine_info,
-    summarize_latencies,
-    write_report,
-)
+from _common import RESULTS_DIR, write_report
 
 logger = logging.getLogger("benchmarks.train")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -47,7 +39,7 @@ PHASES = ("head", "fine-tune", "extract", "head (cached)", "fine-tune (cached)")
 PRECISIONS = ("float32", "bfloat16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 NUM_CLASSES = 9
-DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
+DEMO_CONFIG = _common.REPO_ROOT / "model-training" / "configs" / "demo.yaml"
 
 
 @dataclass(frozen=True)
@@ -74,7 +66,7 @@ class PhaseResult:
     device: str
     batch_size: int
     steps: int
-    step: LatencySummary
+    step: _common.LatencySummary
     images_per_s: float
     trainable_params: int
     build_s: float
@@ -185,7 +177,7 @@ def run_job(job: Job) -> PhaseResult:
         device=device,
         batch_size=batch,
         steps=job.steps,
-        step=summarize_latencies(samples),
+        step=_common.summarize_latencies(samples),
         images_per_s=batch * len(samples) / sum(samples),
         trainable_params=trainable if job.phase != "extract" else 0,
         build_s=build_s,
@@ -258,7 +250,7 @@ def main(
     batch_size = batch_size or run_config.data.batch_size
     image_size = image_size or run_config.data.image_size
     fine_tune_blocks = fine_tune_blocks or run_config.model.fine_tune_blocks or 3
-    machine = machine_info()
+    machine = _common.machine_info()
     wanted_phases = [p.strip() for p in phases.split(",") if p.strip()]
     unknown = [p for p in wanted_phases if p not in PHASES]
     if unknown:
@@ -294,13 +286,13 @@ def main(
     ratio = speedups(results)
 
     echo = typer.echo
-    echo(f"\nMachine: {describe_machine(machine)}")
+    echo(f"\nMachine: {_common.describe_machine(machine)}")
     echo(
         f"EfficientNet-Lite0 at {image_size}x{image_size}, {NUM_CLASSES} classes, batch "
         f"{batch_size}, {steps} timed steps after {warmup_steps} untimed; synthetic data"
     )
     echo(
-        format_table(
+        _common.format_table(
             [
                 "phase",
                 "precision",

@@ -131,6 +131,8 @@ def test_two_workers_share_the_port_and_their_metrics(
         )
         assert counted == answered
         assert len(set(re.findall(r"Started server process \[(\d+)\]", log.read_text()))) == 2
+        # A quiet start: the migrations of the new database print no Alembic lines.
+        assert "alembic" not in log.read_text()
     finally:
         process.terminate()
         process.wait(timeout=30)

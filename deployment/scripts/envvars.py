@@ -161,7 +161,7 @@ def discover() -> list[EnvVar]:
             text = path.read_text(encoding="utf-8")
             module_name = _module_name(package, root, path)
             variables = _literal_reads(package, module_name, ast.parse(text))
-            if "BaseSettings" in text:
+            if "BaseSettings" in text or "SharedSettings" in text:
                 variables += _settings_variables(package, module_name)
             for var in variables:
                 found.setdefault((var.names, var.package), var)

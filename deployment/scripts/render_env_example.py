@@ -45,33 +45,21 @@ COMPOSE_VALUES: dict[str, str] = {
     "API_FRONTEND_DIR": "/app/frontend-react/dist",
     "TRAIN_RUNS_DIR": "/data/runs",
     "TRAIN_WEIGHTS_CACHE_DIR": "/data/cache/weights",
-    "PIPELINE_WORK_DIR": "/data/runs",
     "PIPELINE_API_URL": "http://api:8000",
     "MUSHROOM_DATABASE_URL": "postgresql://mushroom:mushroom-dev@postgres:5432/mushroom",
 }
 
 SECTIONS: list[tuple[str, str]] = [
-    ("mushroom_common", "Shared by every service (mushroom_common.storage, mushroom_common.store)"),
+    ("mushroom_common", "Shared by every service (mushroom_common.settings)"),
     ("mushroom_api", "API (api-service: API_*)"),
     ("mushroom_collector", "Data collector (data-collector: COLLECTOR_*)"),
     ("mushroom_training", "Training (model-training: TRAIN_*)"),
     ("mushroom_pipeline", "Pipeline and drift monitoring (pipeline: PIPELINE_*)"),
 ]
 
-SHARED_DESCRIPTIONS: dict[str, str] = {
-    "MUSHROOM_STORAGE_URI": "storage root: a path, file:///abs/path or gs://bucket/prefix "
-    "(services default to ./mushroom-data; docker compose uses the named volume at /data)",
-    "STORAGE_EMULATOR_HOST": "point gs:// at a GCS emulator, e.g. http://gcs-emulator:9023 "
-    "(profile gcs); leave unset for real Google Cloud Storage",
-    "GOOGLE_CLOUD_PROJECT": "project id sent to the GCS emulator (real GCS uses the credentials')",
-    "MUSHROOM_STORAGE_RETRY_DEADLINE_S": "seconds to keep retrying transient GCS errors (30)",
-    "WANDB_API_KEY": "Weights & Biases key: also log training runs there (extra `wandb`)",
-    "WANDB_PROJECT": "Weights & Biases project of those runs",
-}
-
 
 def _line(var: EnvVar) -> list[str]:
-    description = var.description or SHARED_DESCRIPTIONS.get(var.name, "")
+    description = var.description
     if len(var.names) > 1:
         description += f" (also read as {', '.join(var.names[1:])})"
     value = COMPOSE_VALUES.get(var.name, var.default)

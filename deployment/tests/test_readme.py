@@ -1,9 +1,11 @@
-"""deployment/README.md: every file, playbook and folder it tells a person to use exists."""
+"""deployment/README.md: every file, playbook and folder it tells a person to use exists; the
+repository README's numbers match the files that measured them."""
 
 from __future__ import annotations
 
 import re
 
+import readme_numbers
 from deployment_helpers import ANSIBLE, DEPLOYMENT, REPO_ROOT
 
 README = DEPLOYMENT / "README.md"
@@ -45,3 +47,12 @@ def test_readme_walks_through_every_playbook() -> None:
     for playbook in (ANSIBLE / "playbooks").glob("*.yml"):
         if playbook.name != "site.yml":
             assert f"playbooks/{playbook.name}" in text, playbook.name
+
+
+def test_the_repository_readme_numbers_match_their_sources() -> None:
+    """Every numbers block of README.md is what readme_numbers.py makes from the bundle and the
+    benchmark results (run `uv run python deployment/scripts/readme_numbers.py --write`)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    found = readme_numbers.blocks(text)
+    assert set(found) == set(readme_numbers.RENDERERS)
+    assert found == readme_numbers.blocks(readme_numbers.render(text))

@@ -107,6 +107,8 @@ def logging_config(level: str) -> dict[str, Any]:
             "uvicorn": {"level": level.upper()},
             "uvicorn.error": {"level": level.upper()},
             "uvicorn.access": {"level": "WARNING"},
+            # The start applies migrations quietly; `mushroom-db upgrade` shows Alembic's steps.
+            "alembic": {"level": "WARNING"},
         },
     }
     return config

@@ -1,6 +1,7 @@
 """API settings, read from `API_*` environment variables.
 
-The shared `MUSHROOM_STORAGE_URI` and `MUSHROOM_DATABASE_URL` are read by mushroom_common.
+The shared ones (`MUSHROOM_STORAGE_URI`, `MUSHROOM_DATABASE_URL` ...) come from
+mushroom_common.settings.SharedSettings, which `Settings` extends.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from mushroom_common.settings import SharedSettings
 
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "secret", "admin", "token", "dev"})
 MIN_ADMIN_TOKEN_LENGTH = 32
@@ -57,8 +60,9 @@ def weak_token_problem(token: str) -> str | None:
     return None
 
 
-class Settings(BaseSettings):
-    """Every knob of the API; each one an environment variable with the `API_` prefix."""
+class Settings(SharedSettings):
+    """Every knob of the API; each one an environment variable with the `API_` prefix (the
+    shared ones keep their `MUSHROOM_` names)."""
 
     model_config = SettingsConfigDict(
         env_prefix="API_", extra="ignore", protected_namespaces=(), populate_by_name=True
@@ -66,11 +70,6 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = Field(
         "development", description="production refuses an empty or placeholder admin token"
-    )
-    storage_uri: str | None = Field(
-        None,
-        validation_alias=AliasChoices("MUSHROOM_STORAGE_URI", "API_STORAGE_URI"),
-        description="storage root (shared MUSHROOM_STORAGE_URI); None means ./mushroom-data",
     )
     model_name: str = Field(
         "mushroom-classifier",

@@ -20,8 +20,9 @@ from mushroom_collector.folder import FolderLayoutError, import_folder
 from mushroom_collector.inat import InatClient, InatCollector, InatError
 from mushroom_collector.progress import STDERR
 from mushroom_common.catalog import load_catalog
+from mushroom_common.commands import StorageOption, command_app, open_storage_or_exit
 from mushroom_common.dataset import REPORT_FILE, SPLITS, dataset_prefix, list_dataset_versions
-from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.storage import StorageError
 from mushroom_common.store import (
     DatabaseUrlError,
     PredictionStore,
@@ -29,22 +30,12 @@ from mushroom_common.store import (
     resolve_database_url,
 )
 
-app = typer.Typer(
-    name="mushroom-collect",
-    help="Collect licensed mushroom photos and build immutable, validated dataset versions.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_app(
+    "mushroom-collect",
+    "Collect licensed mushroom photos and build immutable, validated dataset versions.",
 )
 logger = logging.getLogger("mushroom_collector")
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="storage root (path, file:// or gs:// URI); default: MUSHROOM_STORAGE_URI",
-    ),
-]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="no progress bars: log lines only")
 ]
@@ -57,14 +48,6 @@ def _setup_logging(quiet: bool) -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def _open(uri: str | None) -> Storage:
-    try:
-        return open_storage(uri)
-    except (ValueError, StorageError) as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
 
 
 @app.command("import-folder")
@@ -82,7 +65,7 @@ def import_folder_command(
 ) -> None:
     """Import a local class-folder tree (no licence: the dataset card says so)."""
     _setup_logging(quiet)
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     try:
         summary = import_folder(storage, path, load_catalog(), quiet=quiet)
     except FolderLayoutError as exc:
@@ -119,7 +102,7 @@ def build_command(
     """Build a dataset version from everything collected; prints its id last."""
     _setup_logging(quiet)
     settings = get_settings()
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     try:
         params = BuildParams(
             seed=settings.seed if seed is None else seed,
@@ -161,7 +144,7 @@ def build_command(
 def list_command(storage_uri: StorageOption = None) -> None:
     """List the complete dataset versions with their counts."""
     _setup_logging(quiet=True)
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     versions = list_dataset_versions(storage)
     if not versions:
         logger.info("no dataset versions in %s", storage.uri)
@@ -211,7 +194,7 @@ def inat_command(
     """Collect research-grade, openly licensed photos from iNaturalist (resumable)."""
     _setup_logging(quiet)
     settings = get_settings()
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     species_ids = _species_ids(species)
     limit = settings.max_per_species if max_per_species is None else max_per_species
     with InatClient(settings) as client:
@@ -253,7 +236,7 @@ def import_feedback_command(
 ) -> None:
     """Import photos people shared through feedback (unreviewed ones are train-only)."""
     _setup_logging(quiet)
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     try:
         store = PredictionStore(resolve_database_url(database_url, storage))
     except DatabaseUrlError as exc:

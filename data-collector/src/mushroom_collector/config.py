@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from mushroom_common.settings import SharedSettings
 
 DEFAULT_USER_AGENT = (
     "mushroom-id-collector/0.1 (open-source mushroom identification app; "
@@ -13,8 +15,9 @@ DEFAULT_USER_AGENT = (
 )
 
 
-class Settings(BaseSettings):
-    """Every knob of the collector, each an environment variable with the `COLLECTOR_` prefix."""
+class Settings(SharedSettings):
+    """Every knob of the collector, each an environment variable with the `COLLECTOR_` prefix
+    (the shared settings keep their `MUSHROOM_` names)."""
 
     model_config = SettingsConfigDict(env_prefix="COLLECTOR_", extra="ignore")
 

@@ -18,28 +18,16 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.commands import StorageOption, command_app, open_storage_or_exit
 from mushroom_training.config import get_settings, load_config
 
-app = typer.Typer(
-    name="mushroom-train",
-    help="Train, evaluate, export, promote and list mushroom classifiers.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_app(
+    "mushroom-train",
+    "Train, evaluate, export, promote and list mushroom classifiers.",
 )
 logger = logging.getLogger("mushroom_training")
 STDOUT = Console(width=200)
 STDERR = Console(stderr=True)
-
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="storage root (path, file:// or gs:// URI); default: TRAIN_STORAGE_URI, "
-        "then MUSHROOM_STORAGE_URI",
-    ),
-]
 
 
 def _setup_logging() -> None:
@@ -49,14 +37,6 @@ def _setup_logging() -> None:
     root.setLevel(logging.INFO)
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _open(uri: str | None) -> Storage:
-    try:
-        return open_storage(uri or get_settings().storage_uri)
-    except (ValueError, StorageError) as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
 
 
 def _command_line() -> str:
@@ -84,7 +64,7 @@ def train(
     from mushroom_training.train import train as train_run
 
     run_config = load_config(config, overrides or [])
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     result = train_run(run_config, storage=storage, command=_command_line())
     STDOUT.print(f"run {result.run_id} {result.run_dir}")
     if then_export:
@@ -112,7 +92,7 @@ def export(
 
     bundle = export_run(
         run_dir,
-        storage=_open(storage_uri),
+        storage=open_storage_or_exit(storage_uri),
         version=version,
         command=_command_line(),
         overrides=overrides or [],
@@ -135,7 +115,7 @@ def evaluate(
     from mushroom_common.registry import ModelRegistry
     from mushroom_training.evaluate import evaluate_bundle
 
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         ModelRegistry(storage).download(name, version, Path(tmp))
         results = evaluate_bundle(Path(tmp), storage, dataset_version, split)
@@ -149,14 +129,32 @@ def promote(
     force: Annotated[bool, typer.Option("--force", help="promote even if worse (logged)")] = False,
     reason: Annotated[str, typer.Option(help="note kept in the promotion history")] = "",
     storage_uri: StorageOption = None,
+    run_tests: Annotated[
+        bool,
+        typer.Option(
+            "--model-tests/--no-model-tests",
+            help="run model-training/tests/model on the candidate first (source checkouts)",
+        ),
+    ] = True,
 ) -> None:
-    """Make a version the champion if not worse on poison cost and macro-F1 (same test split)."""
+    """Make a version the champion if not worse on poison cost and macro-F1 (same test split)
+    and its model tests pass."""
     _setup_logging()
-    from mushroom_training.registry import PromotionRefusedError
-    from mushroom_training.registry import promote as promote_version
+    from mushroom_training.promotion import PromotionRefusedError, model_tests, run_model_tests
+    from mushroom_training.promotion import promote as promote_version
 
+    checks = run_model_tests if run_tests and model_tests() is not None else None
+    if run_tests and checks is None:
+        logger.warning("no model tests in this installation: the metrics rule decides alone")
     try:
-        event = promote_version(_open(storage_uri), name, version, force=force, reason=reason)
+        event = promote_version(
+            open_storage_or_exit(storage_uri),
+            name,
+            version,
+            force=force,
+            reason=reason,
+            checks=checks,
+        )
     except PromotionRefusedError as exc:
         logger.error("%s", exc)
         raise typer.Exit(1) from exc
@@ -174,7 +172,7 @@ def list_command(
     from mushroom_common.registry import ModelRegistry
     from mushroom_training.tracking import search_runs
 
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     registry = ModelRegistry(storage)
     table = Table(title="training runs (test split, Keras model)")
     for column in (
@@ -253,10 +251,10 @@ def pack(
     """Copy a stored bundle into a folder with only some variants (e.g. the repository's demo)."""
     _setup_logging()
     from mushroom_common.registry import ModelRegistry
-    from mushroom_training.registry import pack_bundle
+    from mushroom_training.promotion import pack_bundle
 
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-        ModelRegistry(_open(storage_uri)).download(name, version, Path(tmp))
+        ModelRegistry(open_storage_or_exit(storage_uri)).download(name, version, Path(tmp))
         packed = pack_bundle(Path(tmp), target, variants, data_status)
     total = sum(f.size_bytes for f in packed.files)
     STDOUT.print(f"packed {name} {version} into {target} ({total / 1e6:.1f} MB)")

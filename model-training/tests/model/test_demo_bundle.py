@@ -1,7 +1,12 @@
-"""Behaviour checks on the committed demo bundle (models/demo/), as the API serves it."""
+"""Behaviour checks on a model bundle as the API serves it: the committed demo bundle
+(models/demo/) by default, or the one named by `--bundle` / MUSHROOM_TEST_BUNDLE.
+
+The promotion step runs the checks not marked `demo_targets` on every candidate before it becomes
+the champion; the `demo_targets` ones hold the shipped demo model to its own numbers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +18,18 @@ from mushroom_common.runtime import BundleRuntime
 from mushroom_training.negatives import generated_images
 from mushroom_training.preprocess import photo_to_input, resize_for_model
 
-DEMO = Path(__file__).parents[3] / "models" / "demo"
 SHARED = Path(__file__).parents[4] / "shared" / "data"
 PHOTOS_PER_SPECIES = 6
 
-pytestmark = pytest.mark.skipif(
-    not (DEMO / "metadata.json").is_file(), reason="no demo bundle at models/demo"
-)
+
+@pytest.fixture(scope="module")
+def metadata(bundle_dir: Path) -> BundleMetadata:
+    return read_metadata(bundle_dir)
 
 
 @pytest.fixture(scope="module")
-def metadata() -> BundleMetadata:
-    return read_metadata(DEMO)
-
-
-@pytest.fixture(scope="module")
-def served(metadata: BundleMetadata) -> BundleRuntime:
-    return BundleRuntime.for_variant(DEMO, metadata)
+def served(bundle_dir: Path, metadata: BundleMetadata) -> BundleRuntime:
+    return BundleRuntime.for_variant(bundle_dir, metadata)
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +49,15 @@ def real_photos(metadata: BundleMetadata) -> tuple[np.ndarray, list[str]]:
     return np.stack(images), species
 
 
-def test_files_match_their_hashes_and_labels_are_catalog_ids(metadata: BundleMetadata) -> None:
-    verify_bundle(DEMO, metadata)
+def test_files_match_their_hashes_and_labels_are_catalog_ids(
+    bundle_dir: Path, metadata: BundleMetadata
+) -> None:
+    verify_bundle(bundle_dir, metadata)
     catalog = load_catalog()
     assert metadata.labels
     assert all(label in catalog for label in metadata.labels)
     assert len(set(metadata.labels)) == len(metadata.labels)
-    assert metadata.data_status == "photos without a licence; for demonstration only"
     assert metadata.dataset_version
-    assert metadata.command.startswith("mushroom-train")
 
 
 def test_served_variant_follows_the_io_contract(
@@ -74,9 +74,12 @@ def test_served_variant_follows_the_io_contract(
         assert 0.0 <= answer.mushroom_score <= 1.0
 
 
+@pytest.mark.demo_targets
 def test_metrics_meet_the_demo_targets(metadata: BundleMetadata) -> None:
     # The broad demo model (260 species, top 6 blocks fine-tuned): 0.56 top-1 on its test split;
     # what must never regress is safety: no deadly or poisonous test photo answered `edible`.
+    assert metadata.data_status == "photos without a licence; for demonstration only"
+    assert metadata.command.startswith("mushroom-train")
     assert metadata.metrics["top1"] >= 0.5
     assert metadata.metrics["verdict_dangerous_as_edible"] == 0
     assert metadata.variant().size_bytes <= 5_000_000
@@ -85,6 +88,7 @@ def test_metrics_meet_the_demo_targets(metadata: BundleMetadata) -> None:
         assert metadata.metrics["top1"] >= variant.metrics["top1"] - 0.01
 
 
+@pytest.mark.demo_targets
 def test_real_photos_are_recognised_and_a_flipped_photo_keeps_its_label(
     metadata: BundleMetadata, served: BundleRuntime, real_photos: tuple[np.ndarray, list[str]]
 ) -> None:
@@ -96,17 +100,21 @@ def test_real_photos_are_recognised_and_a_flipped_photo_keeps_its_label(
     assert np.mean(flipped == predicted) >= 0.85  # measured 0.90 (0.89 with the frozen backbone)
 
 
-def test_int8_agrees_with_float(
-    metadata: BundleMetadata, real_photos: tuple[np.ndarray, list[str]]
-) -> None:
-    names = {v.name for v in metadata.variants}
-    reference = next((n for n in ("float32", "float16") if n in names), None)
-    if "int8" not in names or reference is None:
-        pytest.skip("the bundle lacks an int8 or a float variant")
-    images, _ = real_photos
-    int8 = BundleRuntime.for_variant(DEMO, metadata, "int8").run_batch(images).logits.argmax(1)
-    floats = BundleRuntime.for_variant(DEMO, metadata, reference).run_batch(images).logits.argmax(1)
-    assert np.mean(int8 == floats) >= 0.95
+def test_int8_agreed_with_float_at_export(bundle_dir: Path, metadata: BundleMetadata) -> None:
+    """The export ran the int8 model against the float32 one (before a pack dropped the float
+    variants: the shipped bundle keeps int8 only): int8 loses at most a point of test top-1, and
+    keeps the float model's top-1 answer on 90% of the val photos (the demo: 91%, the answers
+    that move being the unsure ones; 0.3 points of top-1)."""
+    if not any(v.name == "int8" for v in metadata.variants):
+        pytest.skip("the bundle has no int8 variant")
+    report = json.loads((bundle_dir / "report.json").read_text("utf-8"))
+    variants = report["variants"]
+    if "float32" not in variants:
+        pytest.skip("the export made no float32 variant to compare with")
+    assert report["int8_float_agreement_val"] >= 0.9
+    int8, float32 = variants["int8"]["metrics"], variants["float32"]["metrics"]
+    # A point, or one photo of a small test split.
+    assert int8["top1"] >= float32["top1"] - max(0.01, 1 / int8["n"])
 
 
 def test_detector_accepts_mushrooms_and_rejects_noise(

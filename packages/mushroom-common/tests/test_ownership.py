@@ -4,7 +4,8 @@ enforces its feature wall):
 - only mushroom_common.runtime opens a LiteRT `Interpreter(`;
 - only mushroom_common.registry builds `models/...` storage keys;
 - only the store module (mushroom_common/store*) uses `sqlite3`;
-- only mushroom_common.runtime divides logits by a temperature (softmax with temperature).
+- only mushroom_common.runtime divides logits by a temperature (softmax with temperature);
+- only settings modules read the environment (`os.environ`, `os.getenv`) in the packages' sources.
 
 The Python sources are tokenized, so comments and docstrings do not count, and storage keys are
 looked for in string literals only.
@@ -28,6 +29,26 @@ REGISTRY = f"{COMMON}/registry.py"
 # The benchmark that reproduces the course's original server (TensorFlow, its own softmax) to
 # compare against; being the "before" is its purpose.
 COURSE_BASELINE = "benchmarks/baseline_server.py"
+
+# The modules that read the environment: the shared settings and each service's Settings.
+SETTINGS_MODULES = frozenset(
+    {
+        f"{COMMON}/settings.py",
+        "api-service/src/mushroom_api/config.py",
+        "data-collector/src/mushroom_collector/config.py",
+        "model-training/src/mushroom_training/config.py",
+        "pipeline/src/mushroom_pipeline/config.py",
+    }
+)
+# Process plumbing, not settings a person chooses: each names why.
+ENVIRONMENT_PLUMBING = {
+    # prometheus_client's multiprocess switch: the CLI points its workers at one folder.
+    "api-service/src/mushroom_api/cli.py": "PROMETHEUS_MULTIPROC_DIR",
+    "api-service/src/mushroom_api/routes/health.py": "PROMETHEUS_MULTIPROC_DIR",
+    # TensorFlow's C++ log level, set before TensorFlow is imported.
+    "pipeline/src/mushroom_pipeline/cli.py": "TF_CPP_MIN_LOG_LEVEL",
+}
+ENVIRONMENT_NAMES = frozenset({"environ", "getenv", "putenv", "unsetenv"})
 
 # A storage key under models/ in a one-line string literal (docstrings are triple-quoted;
 # 'models/demo' is the repository folder of the demo bundle, not a storage key).
@@ -119,6 +140,14 @@ def temperature_divisions(path: str) -> list[Hit]:
     return hits
 
 
+def environment_uses(path: str) -> list[Hit]:
+    return [
+        Hit(path, t.start[0], t.line)
+        for t in code_tokens(path)
+        if t.type == tokenize.NAME and t.string in ENVIRONMENT_NAMES
+    ]
+
+
 def _report(hits: list[Hit]) -> str:
     return "\n".join(str(h) for h in hits)
 
@@ -133,7 +162,8 @@ def test_the_scanner_finds_what_it_should(tmp_path: Path) -> None:
         "demo = 'models/demo'\n"
         "model = Interpreter(model_path='m.tflite')\n"
         "p = softmax(logits / bundle.temperature)\n"
-        "# Interpreter( in a comment does not count\n",
+        "# Interpreter( in a comment does not count\n"
+        "root = os.environ.get('X')\n",
         "utf-8",
     )
     where = str(sample)  # absolute: ROOT / where is the sample itself
@@ -141,6 +171,7 @@ def test_the_scanner_finds_what_it_should(tmp_path: Path) -> None:
     assert [h.line for h in models_keys(where)] == [3]
     assert [h.line for h in sqlite_uses(where)] == [2]
     assert [h.line for h in temperature_divisions(where)] == [6]
+    assert [h.line for h in environment_uses(where)] == [8]
 
 
 def test_only_the_runtime_opens_a_litert_interpreter() -> None:
@@ -175,3 +206,18 @@ def test_only_the_runtime_applies_a_temperature() -> None:
         "calibrate with mushroom_common.runtime.calibrated_probabilities (or run the bundle "
         f"with BundleRuntime):\n{_report(hits)}"
     )
+
+
+def test_only_settings_modules_read_the_environment() -> None:
+    """Settings are read in one place per service (its `Settings`, extending the shared ones);
+    the benchmarks and deployment scripts, which hand environments to subprocesses, are not
+    package sources."""
+    hits = [
+        h
+        for p in python_files()
+        if "/src/" in p and is_source(p) and p not in SETTINGS_MODULES
+        for h in environment_uses(p)
+        if not (p in ENVIRONMENT_PLUMBING and ENVIRONMENT_PLUMBING[p] in h.text)
+    ]
+    assert not hits, f"read settings through the package's Settings:\n{_report(hits)}"
+    assert all(environment_uses(p) for p in ENVIRONMENT_PLUMBING), "a stale plumbing entry"

@@ -16,16 +16,14 @@ from typing import Annotated
 
 import typer
 
-from mushroom_common.storage import Storage, StorageError, open_storage
+from mushroom_common.commands import StorageOption, command_app, open_storage_or_exit
+from mushroom_common.storage import StorageError
 from mushroom_pipeline.config import get_settings
 
-app = typer.Typer(
-    name="mushroom-pipeline",
-    help="Collect -> build -> train -> evaluate -> export -> promote -> reload, content-addressed; "
+app = command_app(
+    "mushroom-pipeline",
+    "Collect -> build -> train -> evaluate -> export -> promote -> reload, content-addressed; "
     "drift monitoring; the same steps as a Vertex AI (KFP v2) pipeline.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 logger = logging.getLogger("mushroom_pipeline")
 
@@ -33,12 +31,6 @@ logger = logging.getLogger("mushroom_pipeline")
 # tests/code/test_definition.py checks them against definition.STEPS).
 STEPS = ("collect", "build", "train", "export", "evaluate", "promote", "reload")
 STOPPABLE = STEPS[:-1]
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage", help="storage root (path, file:// or gs:// URI); default MUSHROOM_STORAGE_URI"
-    ),
-]
 
 
 def _setup_logging() -> None:
@@ -66,14 +58,6 @@ def _command_line(context: typer.Context, secret: tuple[str, ...] = ("api_token"
         for item in value if isinstance(value, list | tuple) else [value]:
             words += [flag] if item is True else [flag, str(item)]
     return shlex.join(words)
-
-
-def _open(uri: str | None) -> Storage:
-    try:
-        return open_storage(uri)
-    except (ValueError, StorageError) as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
 
 
 @app.command("run")
@@ -157,7 +141,7 @@ def run_command(
         logger.error("--stop-after must be one of %s", ", ".join(STOPPABLE))
         raise typer.Exit(2)
     settings = get_settings()
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     # The pipeline parameters (definition.PARAMS); empty values take the settings' defaults in
     # the steps themselves, as they do on Vertex AI.
     params = {
@@ -268,7 +252,7 @@ def step_command(
         if k not in SECRET_PARAMS
     ]
     command = shlex.join(["mushroom-pipeline", "step", name, *shown])
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     try:
         outcome = run_step(
             storage,
@@ -329,7 +313,7 @@ def monitor_drift_command(
 
     _setup_logging()
     settings = get_settings()
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     windows: dict[str, Window] = {"hour": "hour", "day": "day", "week": "week"}
     chosen_window = windows.get(window or settings.drift_window)
     if chosen_window is None:

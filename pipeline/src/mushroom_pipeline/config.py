@@ -6,7 +6,9 @@ from functools import cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from mushroom_common.settings import SharedSettings
 
 DEMO_CONFIG = "model-training/configs/demo.yaml"
 CONTAINER_DEMO_CONFIG = Path("/app/model-training/configs/demo.yaml")
@@ -29,8 +31,9 @@ def default_train_config() -> Path | None:
     return CONTAINER_DEMO_CONFIG if CONTAINER_DEMO_CONFIG.is_file() else None
 
 
-class Settings(BaseSettings):
-    """Every knob of the pipeline; each one an environment variable with the `PIPELINE_` prefix."""
+class Settings(SharedSettings):
+    """Every knob of the pipeline; each one an environment variable with the `PIPELINE_` prefix
+    (the shared settings keep their `MUSHROOM_` names)."""
 
     model_config = SettingsConfigDict(
         env_prefix="PIPELINE_", extra="ignore", protected_namespaces=()
@@ -49,9 +52,6 @@ class Settings(BaseSettings):
     code_version: str | None = Field(
         None,
         description="code version in every step key; default: package versions + git revision",
-    )
-    work_dir: Path = Field(
-        Path("runs"), description="local folder for training runs (TRAIN_RUNS_DIR of the steps)"
     )
     # Drift monitoring thresholds (documented in pipeline/README.md).
     drift_window: str = Field("day", pattern="^(hour|day|week)$", description="window length")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import Storage
 from mushroom_pipeline.collect import (
     CollectOptions,
@@ -298,11 +299,15 @@ def _promote(context: StepContext, inputs: Values) -> Values:
     )
 
 
-def _reload(context: StepContext, inputs: Values) -> Values:
-    # Imported here: runner.py imports this module. The champion is read when the step runs,
-    # not taken from promote's record, which may be older than the last promotion.
-    from mushroom_pipeline.runner import current_champion
+def _current_champion(storage: Storage, name: str) -> str | None:
+    """The registry's champion version of a model name, if any (raises when unreadable)."""
+    pointer = ModelRegistry(storage).champion(name)
+    return pointer.version if pointer is not None else None
 
+
+def _reload(context: StepContext, inputs: Values) -> Values:
+    # The champion is read when the step runs, not taken from promote's record, which may be
+    # older than the last promotion.
     api_url = str(inputs["api_url"]) or context.settings.api_url or ""
     if not api_url:
         logger.info("step reload    skipped: no API URL")
@@ -312,7 +317,7 @@ def _reload(context: StepContext, inputs: Values) -> Values:
         api_url,
         str(inputs["api_token"]) or context.settings.api_admin_token,
         name,
-        current_champion(context.storage, name),
+        _current_champion(context.storage, name),
         context.settings.api_timeout_s,
     )
     return {"serving": outcome.outputs.get("serving"), "reloaded": outcome.status == "done"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -13,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import Storage
 from mushroom_pipeline.collect import PipelineError
 from mushroom_pipeline.config import Settings
@@ -93,18 +91,12 @@ def code_version(settings: Settings) -> str:
     return f"src-{digest.hexdigest()[:16]}"
 
 
-def training_runs_dir(storage: Storage, settings: Settings) -> Path:
-    """Where training runs go: TRAIN_RUNS_DIR, else beside the local storage, else the work dir."""
-    if os.environ.get("TRAIN_RUNS_DIR"):
-        return Path(os.environ["TRAIN_RUNS_DIR"])
-    local = storage.local_path("pipelines/training-runs")
-    return local if local is not None else settings.work_dir / "training-runs"
+def training_runs_dir(storage: Storage) -> Path:
+    """Where training runs go: training's own rule (`TRAIN_RUNS_DIR`, else runs/ in the local
+    storage root, else ./mushroom-data/runs) applied to this run's storage."""
+    from mushroom_training.config import Settings as TrainSettings
 
-
-def current_champion(storage: Storage, name: str) -> str | None:
-    """The registry's champion version of a model name, if any (raises when unreadable)."""
-    pointer = ModelRegistry(storage).champion(name)
-    return pointer.version if pointer is not None else None
+    return TrainSettings(storage_uri=storage.uri).runs_dir
 
 
 def step_context(
@@ -114,7 +106,7 @@ def step_context(
     return StepContext(
         storage=storage,
         settings=settings,
-        runs_dir=runs_dir or training_runs_dir(storage, settings),
+        runs_dir=runs_dir or training_runs_dir(storage),
         code_version=code_version(settings),
         command=command,
     )
@@ -274,7 +266,7 @@ def _finish(
             status,
             {"report.md": markdown},
             str(training_run_id) if training_run_id else None,
-            training_runs_dir(storage, settings),
+            training_runs_dir(storage),
         )
     for o in outcomes:
         logger.info(

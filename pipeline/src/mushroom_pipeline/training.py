@@ -126,11 +126,24 @@ class TrainingSteps:
 
     def promote(self, name: str, version: str, force: bool) -> dict[str, Any]:
         """Promote through model-training's safety gate; a refusal is an outcome, not an error."""
-        from mushroom_training.registry import PromotionRefusedError, promote
+        from mushroom_training.promotion import (
+            PromotionRefusedError,
+            model_tests,
+            promote,
+            run_model_tests,
+        )
 
+        # The candidate passes the model tests before it becomes the champion (source checkouts;
+        # an installed image has no tests and the metrics rule decides alone).
+        checks = run_model_tests if model_tests() is not None else None
         try:
             event = promote(
-                self.storage, name, version, force=force, reason="mushroom-pipeline run"
+                self.storage,
+                name,
+                version,
+                force=force,
+                reason="mushroom-pipeline run",
+                checks=checks,
             )
         except PromotionRefusedError as exc:
             event = exc.event

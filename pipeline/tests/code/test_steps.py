@@ -155,7 +155,7 @@ def test_data_steps_and_records_work_on_a_gcs_bucket(
     tmp_path: Path, gcs_emulator: tuple[object, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _emulator, uri = gcs_emulator
-    monkeypatch.setenv("PIPELINE_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("TRAIN_RUNS_DIR", str(tmp_path / "runs"))
     photos = write_photo_tree(tmp_path / "photos", per_species=4)
     args = ["run", "--storage", uri, "--import-folder", str(photos), "--stop-after", "build"]
     first = CliRunner().invoke(app, args)
@@ -168,8 +168,8 @@ def test_data_steps_and_records_work_on_a_gcs_bucket(
     ]
     version = second.stdout.splitlines()[1].split("dataset ")[1].split()[0]
     assert f"dataset {version}" in first.stdout
-    # Runs on a bucket keep the tracking store in the local work folder.
-    assert (tmp_path / "work" / "training-runs" / "tracking" / "mlflow.db").is_file()
+    # Runs on a bucket keep the tracking store in the local runs folder.
+    assert (tmp_path / "runs" / "tracking" / "mlflow.db").is_file()
 
 
 def test_code_version_hashes_the_training_code_unless_pinned(

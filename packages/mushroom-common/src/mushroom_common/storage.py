@@ -1,8 +1,8 @@
 """One storage interface over a local folder or a Google Cloud Storage bucket.
 
-Chosen by `MUSHROOM_STORAGE_URI`: a plain path or `file://` URI (default `./mushroom-data`),
-or `gs://bucket/prefix`. Writes are atomic on both backends: a reader sees the old object,
-the new one, or nothing, never half of one.
+Chosen by `MUSHROOM_STORAGE_URI` (read by mushroom_common.settings): a plain path or `file://`
+URI (default `./mushroom-data`), or `gs://bucket/prefix`. Writes are atomic on both backends: a
+reader sees the old object, the new one, or nothing, never half of one.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from mushroom_common.settings import SharedSettings
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_STORAGE_URI = "./mushroom-data"
-STORAGE_URI_ENV = "MUSHROOM_STORAGE_URI"
-RETRY_DEADLINE_ENV = "MUSHROOM_STORAGE_RETRY_DEADLINE_S"
 _TMP_PREFIX = ".tmp-"
 
 T = TypeVar("T")
@@ -259,7 +258,7 @@ class LocalStorage(Storage):
 
 
 def _retry_deadline() -> float:
-    return float(os.environ.get(RETRY_DEADLINE_ENV, "30"))
+    return SharedSettings().storage_retry_deadline_s
 
 
 def _attempt_timeout() -> float:
@@ -299,11 +298,12 @@ class GCSStorage(Storage):
         try:
             client = self._client
             if client is None:
-                if os.environ.get("STORAGE_EMULATOR_HOST"):
+                shared = SharedSettings()
+                if shared.storage_emulator_host:
                     from google.auth.credentials import AnonymousCredentials
 
                     client = gcs.Client(
-                        project=os.environ.get("GOOGLE_CLOUD_PROJECT", "emulator"),
+                        project=shared.google_cloud_project or "emulator",
                         # google-auth leaves this constructor unannotated.
                         credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                     )
@@ -450,7 +450,7 @@ class GCSStorage(Storage):
 
 def open_storage(uri: str | None = None) -> Storage:
     """Open the storage at uri, or at `MUSHROOM_STORAGE_URI`, or at `./mushroom-data`."""
-    chosen = uri or os.environ.get(STORAGE_URI_ENV) or DEFAULT_STORAGE_URI
+    chosen = SharedSettings().storage_uri_or(uri)
     parsed = urlparse(chosen)
     if parsed.scheme == "gs":
         if not parsed.netloc:

@@ -1,15 +1,14 @@
-"""The one place that reads the database settings every service shares (`MUSHROOM_DATABASE_URL`)."""
+"""The database URL of every service (MUSHROOM_DATABASE_URL, read in mushroom_common.settings)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from mushroom_common.settings import SharedSettings
 from mushroom_common.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
@@ -20,21 +19,9 @@ FALLBACK_SQLITE_PATH = Path.home() / ".cache" / "mushroom-id" / "mushroom.sqlite
 _POSTGRES_DRIVERS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}
 
 
-class StoreSettings(BaseSettings):
-    """Settings of the prediction and feedback store, shared by every service."""
-
-    model_config = SettingsConfigDict(env_prefix="MUSHROOM_", extra="ignore")
-
-    database_url: str | None = Field(
-        None,
-        description="prediction and feedback database: sqlite:///path or postgresql://user:pass@"
-        "host/db; default SQLite at <local storage root>/db/mushroom.sqlite3",
-    )
-    retention_days: int = Field(
-        90,
-        ge=1,
-        description="`mushroom-db prune` deletes predictions and feedback older than this",
-    )
+# The database settings (`MUSHROOM_DATABASE_URL`, `MUSHROOM_RETENTION_DAYS`) are shared by every
+# service: mushroom_common.settings reads them with the storage settings.
+StoreSettings = SharedSettings
 
 
 class DatabaseUrlError(ValueError):

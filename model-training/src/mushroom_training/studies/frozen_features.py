@@ -18,16 +18,23 @@ one run compares them all in minutes:
 - unknown-species scores on the demo config's open-set split: the three served ones on the
   head's logits and the embedding-space distances of `mushroom_training.open_set`.
 
-    cd /work/main && uv run python benchmarks/frozen_features.py --help
+    uv run python -m mushroom_training.studies.frozen_features --help
+
+The JSON report goes to `--results-dir` (the repository keeps its runs in benchmarks/results/,
+beside the benchmarks' reports that benchmarks/RESULTS.md cites).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import logging
+import os
+import platform
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,14 +42,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 import typer
-from _common import (
-    REPO_ROOT,
-    RESULTS_DIR,
-    describe_machine,
-    format_table,
-    machine_info,
-    write_report,
-)
 
 from mushroom_common.catalog import load_catalog
 from mushroom_common.storage import open_storage
@@ -52,10 +51,10 @@ from mushroom_training.data import load_dataset
 from mushroom_training.metrics import softmax, top_k_accuracy
 from mushroom_training.open_set import auroc, choose_held_out, known_label_index, score_aurocs
 
-logger = logging.getLogger("benchmarks.frozen_features")
+logger = logging.getLogger(__name__)
 app = typer.Typer(add_completion=False, help=__doc__)
 
-DEMO_CONFIG = REPO_ROOT / "model-training" / "configs" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
 SPLITS = ("train", "val", "test")
 LEARNING_CURVE = (0.25, 0.5, 0.75)  # fractions of each species' train photos; all is "linear"
 
@@ -266,14 +265,21 @@ def main(
     cleaning_thresholds: Annotated[
         str, typer.Option(help="comma-separated own-label probabilities for label cleaning")
     ] = "0.02,0.05",
-    results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
+    results_dir: Annotated[
+        Path, typer.Option(help="where the JSON report goes (relative to the current folder)")
+    ] = Path("benchmarks/results"),
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = get_settings()
     storage = open_storage(storage_uri or settings.storage_uri)
     config = load_config(config_path, [f"data.dataset_version={dataset_version}"])
-    machine = machine_info()
-    logger.info("%s", describe_machine(machine))
+    machine = {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average": os.getloadavg(),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    logger.info("%s", machine)
     variants = [lite.LITE0]
     notes: list[str] = []
     if importlib.util.find_spec(lite.LITE2.package) is not None:
@@ -319,56 +325,23 @@ def main(
             logger.info("danger scores: %s", danger)
     assert lite0 is not None  # Lite0 is always measured: the other rows are on its features
     heads = _head_and_cleaning_rows(lite0, config, epochs, cleaning_thresholds)
-    typer.echo(f"# {describe_machine(machine)}\n")
-    typer.echo(
-        format_table(
-            ["backbone", "px", "photos/s", "val top-1", "test top-1", "test top-5"],
-            [
-                [
-                    b["backbone"],
-                    b["image_size"],
-                    b["photos_per_s"],
-                    b["val_top1"],
-                    b["test_top1"],
-                    b["test_top5"],
-                ]
-                for b in backbones
-            ],
-        )
-    )
-    names = list(backbones[0]["open_set_auroc"])
-    typer.echo("\nUnknown-species AUROC (open-set split of the config)\n")
-    typer.echo(
-        format_table(
-            ["backbone", *names],
-            [[b["backbone"], *b["open_set_auroc"].values()] for b in backbones],
-        )
-    )
-    typer.echo("\nLite0 heads and label cleaning\n")
-    typer.echo(
-        format_table(
-            ["head", "train photos", "val top-1", "test top-1"],
-            [[h["head"], h["train_photos"], h["val_top1"], h["test_top1"]] for h in heads],
-        )
-    )
-    typer.echo("\nLite0 danger scores: deadly/poisonous test photos against the rest\n")
-    typer.echo(format_table(["score", "AUROC"], [[k, v] for k, v in danger.items()]))
-    for note in notes:
-        typer.echo(f"\nnote: {note}")
-    path = write_report(
-        "frozen_features",
-        {
-            "machine": machine,
-            "dataset_version": dataset_version,
-            "epochs": epochs,
-            "backbones": backbones,
-            "heads": heads,
-            "danger_score_auroc": danger,
-            "notes": notes,
-        },
-        results_dir,
-    )
-    typer.echo(f"\nreport: {path}")
+    report = {
+        "benchmark": "frozen_features",
+        "machine": machine,
+        "dataset_version": dataset_version,
+        "epochs": epochs,
+        "backbones": backbones,
+        "heads": heads,
+        "danger_score_auroc": danger,
+        "notes": notes,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = results_dir / f"frozen_features-{stamp}.json"
+    text = json.dumps(report, indent=2, default=float)
+    path.write_text(text + "\n", "utf-8")
+    typer.echo(text)
+    logger.info("report: %s", path)
 
 
 def _head_and_cleaning_rows(

@@ -1,14 +1,19 @@
 """The promotion rule and `pack`: training's part of the registry.
 
 Reading and writing the registry (bundles, champion pointer, promotion history) is
-mushroom_common.registry; this module decides whether a candidate may become the champion.
+mushroom_common.registry; this module decides whether a candidate may become the champion: never
+worse on the metrics rule, and passing the model tests (tests/model, run on the candidate's own
+files by `run_model_tests`) when the caller gives them as `checks`.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +34,11 @@ logger = logging.getLogger(__name__)
 # The promotion rule compares these test-split metrics: lower poison cost is better, higher
 # macro-F1 is better.
 RULE_METRICS = ("poison_cost", "macro_f1")
+# The model tests of a source checkout (an installed image has none: `model_tests()` is None).
+REPO_ROOT = Path(__file__).resolve().parents[3]
+MODEL_TESTS = REPO_ROOT / "model-training" / "tests" / "model" / "test_demo_bundle.py"
+# A bundle check: None when the bundle folder passes, else why it fails.
+BundleCheck = Callable[[Path], str | None]
 
 
 class PromotionRefusedError(RuntimeError):
@@ -58,14 +68,62 @@ def _champion_metrics_on(
     return _rule_metrics(results[champ.serving_variant])
 
 
+def model_tests() -> Path | None:
+    """The model tests file when this is a source checkout, else None."""
+    return MODEL_TESTS if MODEL_TESTS.is_file() else None
+
+
+def run_model_tests(bundle_dir: Path) -> str | None:
+    """Run the model tests on a bundle folder (every test but the demo model's own targets).
+
+    Args:
+        bundle_dir: a local bundle folder (the candidate, downloaded).
+
+    Returns:
+        None when they pass, else the end of pytest's report.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(MODEL_TESTS),
+        "--bundle",
+        str(bundle_dir),
+        "-m",
+        "not demo_targets",
+    ]
+    logger.info("model tests on %s", bundle_dir)
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return None
+    tail = (done.stdout + done.stderr).strip().splitlines()[-12:]
+    return f"model tests failed (pytest exit {done.returncode}): " + " | ".join(tail)
+
+
+def _check_candidate(registry: ModelRegistry, name: str, version: str, check: BundleCheck) -> str:
+    with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
+        registry.download(name, version, Path(tmp))
+        return check(Path(tmp)) or ""
+
+
 def promote(
-    storage: Storage, name: str, version: str, *, force: bool = False, reason: str = ""
+    storage: Storage,
+    name: str,
+    version: str,
+    *,
+    force: bool = False,
+    reason: str = "",
+    checks: BundleCheck | None = None,
 ) -> PromotionEvent:
     """Make a bundle version the champion if it is not worse than the current one.
 
     Not worse means: poison cost <= the champion's and macro-F1 >= the champion's, both on the
     candidate's test split (the champion is re-evaluated there when it was trained on another
-    dataset version). `force` promotes anyway; every attempt is appended to the history.
+    dataset version), and `checks` (e.g. `run_model_tests`) pass on the candidate's files.
+    `force` promotes anyway; every attempt is appended to the history.
 
     Args:
         storage: the registry's storage.
@@ -73,6 +131,7 @@ def promote(
         version: the candidate version.
         force: promote even if worse (logged as forced).
         reason: a note kept in the history.
+        checks: run on the downloaded candidate before it may become the champion.
 
     Returns:
         The recorded event.
@@ -98,6 +157,10 @@ def promote(
             )
         if metrics["macro_f1"] < previous_metrics["macro_f1"] - 1e-9:
             worse.append(f"macro-F1 {metrics['macro_f1']:.4f} < {previous_metrics['macro_f1']:.4f}")
+    if checks is not None:
+        failure = _check_candidate(registry, name, version, checks)
+        if failure:
+            worse.append(failure)
     accepted = not worse or force
     if not worse:
         verdict = "not worse than the champion" if current else "no champion yet"

@@ -1,11 +1,15 @@
-"""frozen_features.py: label suspects, heads, mixup and danger scores (the real data runs only
-as a script)."""
+"""The frozen-features study: label suspects, heads, mixup and danger scores (the real data
+runs only from the command line)."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from frozen_features import (
+
+from mushroom_common.catalog import load_catalog
+from mushroom_training.config import TrainConfig
+from mushroom_training.metrics import top_k_accuracy
+from mushroom_training.studies.frozen_features import (
     PooledSplits,
     danger_score_aurocs,
     label_suspects,
@@ -14,10 +18,6 @@ from frozen_features import (
     per_species_subset,
     train_head,
 )
-
-from mushroom_common.catalog import load_catalog
-from mushroom_training.config import TrainConfig
-from mushroom_training.metrics import top_k_accuracy
 
 
 def test_a_photo_is_suspect_only_when_its_label_is_unlikely_and_a_rival_is_likely() -> None:
