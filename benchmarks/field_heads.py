@@ -13,21 +13,34 @@ in-source test. The field test is only read for the report, never to choose.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
-from _common import DEMO_BUNDLE_DIR, SHARED_DATA_DIR
+from _common import (
+    DEMO_BUNDLE_DIR,
+    RESULTS_DIR,
+    SHARED_DATA_DIR,
+    describe_machine,
+    machine_info,
+    write_report,
+)
 from PIL import ImageOps
 
 from mushroom_common.bundle import read_metadata
+from mushroom_common.catalog import Catalog, load_catalog
 from mushroom_common.dataset import read_manifest
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.storage import open_storage
+from mushroom_common.verdict import VerdictRules, judge
 from mushroom_training import field, field_head
+from mushroom_training.metrics import fit_temperature, softmax
+from mushroom_training.open_set import auroc
 
 logger = logging.getLogger("benchmarks.field_heads")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -122,6 +135,270 @@ def extract(
             features=np.array(feats, np.float32),
         )
         logger.info("augmented view %d: %.0f s", view, time.perf_counter() - t0)
+
+
+@dataclass
+class Features:
+    """The cached features of every photo, in the order of `plain.npz`."""
+
+    species: np.ndarray
+    split: np.ndarray
+    role: np.ndarray
+    origin: np.ndarray
+    plain: np.ndarray
+    mirror: np.ndarray
+    logits: np.ndarray
+    augmented: list[np.ndarray]  # per round: features of the train photos (train order)
+    train_mask: np.ndarray
+
+
+def load_features(cache_dir: Path, rounds: int) -> Features:
+    plain = np.load(cache_dir / "plain.npz")
+    split = plain["split"]
+    train_mask = split == "train"
+    augmented = []
+    train_hashes = plain["hashes"][train_mask]
+    for view in range(rounds):
+        path = cache_dir / f"aug{view}.npz"
+        if not path.exists():
+            break
+        aug = np.load(path)
+        position = {h: i for i, h in enumerate(aug["hashes"])}
+        augmented.append(aug["features"][[position[h] for h in train_hashes]])
+    return Features(
+        plain["species"],
+        split,
+        plain["role"],
+        plain["origin"],
+        plain["features"],
+        plain["mirror_features"],
+        plain["logits"],
+        augmented,
+        train_mask,
+    )
+
+
+def evaluation_sets(f: Features) -> dict[str, np.ndarray]:
+    """Row indexes of each measured set (see `mushroom_training.field`)."""
+    field_rows = np.isin(f.role, ["field_val", "field_test", "field_train", "open_set"])
+    return {
+        "val": np.flatnonzero(f.split == "val"),
+        "in_source_test": np.flatnonzero((f.split == "test") & ~field_rows),
+        "field_val": np.flatnonzero(f.role == "field_val"),
+        "field_test": np.flatnonzero(f.role == "field_test"),
+        "field_test_extra": np.flatnonzero(
+            (f.role == "field_test") & (f.origin == field.FIELD_EXTRA)
+        ),
+        "field_test_sources": np.flatnonzero(
+            (f.role == "field_test") & (f.origin != field.FIELD_EXTRA)
+        ),
+        "open_set": np.flatnonzero(f.role == "open_set"),
+    }
+
+
+def source_balanced_top1(probs: np.ndarray, y: np.ndarray, origin: np.ndarray) -> float:
+    """Mean over field sources of each source's top-1 (no source outweighs the others)."""
+    hits = probs.argmax(axis=1) == y
+    return float(np.mean([hits[origin == o].mean() for o in np.unique(origin)]))
+
+
+@dataclass(frozen=True)
+class _Head:
+    """A linear head on the cached features, optionally averaging in the mirror view."""
+
+    f: Features
+    weights: np.ndarray
+    bias: np.ndarray
+    mirror_view: bool
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.f.plain[rows] @ self.weights + self.bias
+        return out
+
+    def probabilities(self, rows: np.ndarray, temperature: float) -> np.ndarray:
+        p: np.ndarray = softmax(self.logits(rows), temperature)
+        if self.mirror_view:
+            mirrored = self.f.mirror[rows] @ self.weights + self.bias
+            p = (p + softmax(mirrored, temperature)) / 2
+        return p
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    config: field_head.HeadConfig | None  # None: the served head
+    views: int  # augmented rounds used (0: photo + mirror only)
+    tta: bool  # mirror view averaged in at test time
+    posthoc_tau: float = 0.0
+
+
+CANDIDATES = (
+    Candidate("served head", None, 0, False),
+    Candidate("served head + mirror view", None, 0, True),
+    Candidate("retrained, plain loss", field_head.HeadConfig(), 0, False),
+    Candidate(
+        "retrained, logit-adjusted loss (tau 1)", field_head.HeadConfig(loss_tau=1.0), 0, False
+    ),
+    Candidate("retrained, balanced weights", field_head.HeadConfig(balanced_weights=1.0), 0, False),
+    Candidate("retrained, plain loss, field-like views", field_head.HeadConfig(), 3, False),
+    Candidate(
+        "retrained, logit-adjusted, field-like views", field_head.HeadConfig(loss_tau=1.0), 3, False
+    ),
+    Candidate(
+        "retrained, logit-adjusted (tau 0.5), field-like views",
+        field_head.HeadConfig(loss_tau=0.5),
+        3,
+        False,
+    ),
+    Candidate(
+        "retrained, balanced weights, field-like views",
+        field_head.HeadConfig(balanced_weights=1.0),
+        3,
+        False,
+    ),
+    Candidate(
+        "retrained, logit-adjusted, field-like views + mirror view",
+        field_head.HeadConfig(loss_tau=1.0),
+        3,
+        True,
+    ),
+)
+
+
+@app.command()
+def study(
+    bundle_dir: Annotated[Path, typer.Option(help="the served bundle")] = DEMO_BUNDLE_DIR,
+    cache_dir: Annotated[Path, typer.Option(help="where `extract` wrote the features")] = CACHE,
+    epochs: Annotated[int, typer.Option(help="epochs of every head")] = 8,
+    results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
+    save_best: Annotated[
+        Path | None, typer.Option(help="write the best head (field val) here")
+    ] = None,
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    started = time.perf_counter()
+    metadata = read_metadata(bundle_dir)
+    labels = list(metadata.labels)
+    index = {label: i for i, label in enumerate(labels)}
+    catalog = load_catalog()
+    f = load_features(cache_dir, 3)
+    sets = evaluation_sets(f)
+    y = np.array([index.get(s, -1) for s in f.species])
+    w0, b0 = field_head.read_head(bundle_dir / "model_int8.tflite", len(labels))
+    check = np.abs(f.plain[:200] @ w0 + b0 - f.logits[:200]).max()
+    logger.info("served head on cached features vs served logits: max difference %.3f", check)
+    train_y = y[f.train_mask]
+    counts = np.bincount(train_y, minlength=len(labels)).astype(np.float64) + 1.0
+    prior = counts / counts.sum()
+    rules = VerdictRules.from_bundle(metadata)
+    rows: list[dict[str, Any]] = []
+    heads: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    for candidate in CANDIDATES:
+        t0 = time.perf_counter()
+        if candidate.config is None:
+            w, b = w0, b0
+        else:
+            parts = [f.plain[f.train_mask], f.mirror[f.train_mask], *f.augmented[: candidate.views]]
+            x = np.concatenate(parts)
+            yy = np.concatenate([train_y] * len(parts))
+            config = dataclasses.replace(candidate.config, epochs=epochs)
+            w, b = field_head.train_head(x, yy, prior, w0, b0, config)
+        b_used = b - candidate.posthoc_tau * np.log(prior)
+
+        head = _Head(f, w, b_used, candidate.tta)
+        val = sets["val"]
+        temperature = fit_temperature(head.logits(val), y[val])
+        fv = sets["field_val"]
+        row: dict[str, Any] = {
+            "candidate": candidate.name,
+            "views": candidate.views,
+            "mirror_view": candidate.tta,
+            "config": dataclasses.asdict(candidate.config) if candidate.config else None,
+            "temperature": temperature,
+            "field_val_source_balanced_top1": source_balanced_top1(
+                head.probabilities(fv, temperature), y[fv], f.origin[fv]
+            ),
+            "seconds": time.perf_counter() - t0,
+        }
+        for name, rows_ in sets.items():
+            if name in ("val", "open_set"):
+                continue
+            probs = head.probabilities(rows_, temperature)
+            truth = [str(s) for s in f.species[rows_]]
+            row[name] = {
+                **field.accuracy_numbers(probs, truth, labels, catalog),
+                **field.class_bias(probs, truth, labels),
+            }
+            if name.startswith("field_test") or name == "field_val":
+                verdicts, top1 = _verdicts(probs, labels, catalog, rules)
+                row[name].update(
+                    {
+                        f"verdict_{k}": v
+                        for k, v in field.safety_numbers(truth, verdicts, top1, catalog).items()
+                    }
+                )
+        known = head.probabilities(sets["field_test"], temperature).max(axis=1)
+        unknown = head.probabilities(sets["open_set"], temperature).max(axis=1)
+        row["open_set_auroc"] = auroc(-known, -unknown)
+        rows.append(row)
+        heads[candidate.name] = (w, b_used, temperature)
+        logger.info(
+            "%-58s fval(bal) %.3f | ftest %.3f genus %.3f extra %.3f | in-src %.3f | "
+            "big %.3f rest %.3f | auroc %.3f (%.0f s)",
+            candidate.name,
+            row["field_val_source_balanced_top1"],
+            row["field_test"]["top1"],
+            row["field_test"]["genus_top1"],
+            row["field_test_extra"]["top1"],
+            row["in_source_test"]["top1"],
+            row["field_test"]["big_recall"] or 0,
+            row["field_test"]["rest_recall"] or 0,
+            row["open_set_auroc"],
+            row["seconds"],
+        )
+    best = max(rows, key=lambda r: r["field_val_source_balanced_top1"])
+    logger.info("best on field validation: %s", best["candidate"])
+    if save_best is not None:
+        w, b, temperature = heads[best["candidate"]]
+        # The int8 logits must cover what the head gives (a margin for unseen photos).
+        every = np.concatenate([f.plain, f.mirror]) @ w + b
+        spread = float(every.max() - every.min())
+        np.savez(
+            save_best,
+            weights=w,
+            bias=b,
+            temperature=temperature,
+            mirror_view=next(c.tta for c in CANDIDATES if c.name == best["candidate"]),
+            candidate=best["candidate"],
+            logit_range=np.array([every.min() - 0.1 * spread, every.max() + 0.1 * spread]),
+        )
+    path = write_report(
+        "field_heads",
+        {
+            "machine": describe_machine(machine_info()),
+            "bundle": metadata.version,
+            "epochs": epochs,
+            "chosen_on": "field validation, source-balanced top-1",
+            "best": best["candidate"],
+            "candidates": rows,
+            "seconds": time.perf_counter() - started,
+        },
+        results_dir,
+    )
+    logger.info("wrote %s", path)
+
+
+def _verdicts(
+    probs: np.ndarray, labels: list[str], catalog: Catalog, rules: VerdictRules
+) -> tuple[list[str], list[str]]:
+    """The served rules on each photo (detector and open-set scores left out: the head study
+    changes neither the detector nor, by itself, the open-set threshold)."""
+    verdicts, top1 = [], []
+    for p in probs:
+        j = judge(p, labels, None, catalog, rules, top_k=1, unknown_score=-float(p.max()))
+        verdicts.append(j.verdict.value)
+        top1.append(j.predictions[0].species)
+    return verdicts, top1
 
 
 if __name__ == "__main__":

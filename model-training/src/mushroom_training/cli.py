@@ -120,6 +120,43 @@ def export(
     STDOUT.print(f"bundle {bundle.name} {bundle.version} {bundle.uri}")
 
 
+@app.command("field-head")
+def field_head_command(
+    source: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="the served bundle folder")
+    ],
+    head: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="head .npz (field_heads study)")
+    ],
+    target: Annotated[Path, typer.Argument(help="the new bundle folder (replaced)")],
+    data_root: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="the shared data folder")
+    ] = Path("../shared/data"),
+    storage_uri: StorageOption = None,
+) -> None:
+    """Write a bundle with a species head retrained for field photos (issue 23): the source's
+    trunk and detector, thresholds tuned by severity on field validation photos."""
+    _setup_logging()
+    from mushroom_common.bundle import read_metadata
+    from mushroom_common.catalog import load_catalog
+    from mushroom_common.dataset import read_manifest
+    from mushroom_training.field_bundle import export_field_bundle
+
+    storage = _open(storage_uri)
+    parent = read_metadata(source)
+    metadata = export_field_bundle(
+        source,
+        target,
+        head,
+        storage,
+        read_manifest(storage, parent.dataset_version),
+        data_root,
+        load_catalog(),
+        _command_line(),
+    )
+    STDOUT.print(f"bundle {metadata.name} {metadata.version} {target}")
+
+
 @app.command()
 def evaluate(
     name: Annotated[str, typer.Argument(help="model name in the registry")],
