@@ -132,6 +132,10 @@ def field_head_command(
     data_root: Annotated[
         Path, typer.Option(exists=True, file_okay=False, help="the shared data folder")
     ] = Path("../shared/data"),
+    keep_rules: Annotated[
+        bool,
+        typer.Option(help="keep the source's temperature and rules: measure and record only"),
+    ] = False,
     storage_uri: StorageOption = None,
 ) -> None:
     """Write a bundle with a species head retrained for field photos (issue 23): the source's
@@ -153,6 +157,7 @@ def field_head_command(
         data_root,
         load_catalog(),
         _command_line(),
+        keep_rules=keep_rules,
     )
     STDOUT.print(f"bundle {metadata.name} {metadata.version} {target}")
 

@@ -32,7 +32,7 @@ from mushroom_common.bundle import (
 from mushroom_common.catalog import Catalog
 from mushroom_common.dataset import ManifestRow
 from mushroom_common.imaging import decode_for_model, resize_for_model
-from mushroom_common.runtime import BundleRuntime, calibrated_probabilities
+from mushroom_common.runtime import BundleRuntime, calibrated_probabilities, variant_temperature
 from mushroom_common.storage import Storage
 from mushroom_common.verdict import OpenSetMethod, VerdictRules, open_set_score
 from mushroom_training import field, field_head, safety
@@ -134,6 +134,8 @@ def export_field_bundle(
     data_root: Path,
     catalog: Catalog,
     command: str,
+    *,
+    keep_rules: bool = False,
 ) -> BundleMetadata:
     """Write the bundle (see the module docstring) and return its metadata.
 
@@ -147,6 +149,8 @@ def export_field_bundle(
         data_root: the shared data folder (field photos).
         catalog: the species catalog the rules are tuned with.
         command: the command line, recorded in the metadata.
+        keep_rules: keep the source's temperature and decision rules (measure only: for a
+            served head whose field-tuned rules are not safe enough to ship).
     """
     parent = read_metadata(source_dir)
     labels = list(parent.labels)
@@ -157,10 +161,12 @@ def export_field_bundle(
     shutil.copytree(source_dir, target_dir)
     (target_dir / "metadata.json").unlink()
     model = target_dir / parent.variant().path
-    low, high = (float(v) for v in head["logit_range"])
-    field_head.replace_head(
-        source_dir / parent.variant().path, model, head["weights"], head["bias"], (low, high)
-    )
+    retrained = not bool(head["served_head"]) if "served_head" in head.files else True
+    if retrained:
+        low, high = (float(v) for v in head["logit_range"])
+        field_head.replace_head(
+            source_dir / parent.variant().path, model, head["weights"], head["bias"], (low, high)
+        )
     runtime = BundleRuntime(
         model,
         labels=labels,
@@ -183,7 +189,11 @@ def export_field_bundle(
     val_out = outputs.take(np.arange(n_val))
     val_truth = [r.species for r in rows["val"]]
     index = {label: i for i, label in enumerate(labels)}
-    temperature = fit_temperature(val_out.logits, np.array([index[t] for t in val_truth]))
+    temperature = (
+        variant_temperature(parent, parent.variant())
+        if keep_rules
+        else fit_temperature(val_out.logits, np.array([index[t] for t in val_truth]))
+    )
     open_set = parent.decision_rules.open_set
     method = open_set.method if open_set is not None else None
 
@@ -198,7 +208,7 @@ def export_field_bundle(
 
     # The open-set threshold keeps its meaning: 95% of the in-source val photos pass it.
     val_answers = answer(val_out, val_truth)
-    if open_set is not None and val_answers.unknown_scores is not None:
+    if not keep_rules and open_set is not None and val_answers.unknown_scores is not None:
         open_set = open_set.model_copy(
             update={"threshold": float(np.quantile(val_answers.unknown_scores, 0.95))}
         )
@@ -206,6 +216,7 @@ def export_field_bundle(
     base = VerdictRules.from_spec(
         spec, parent.mushroom_detector.threshold if parent.mushroom_detector else None
     )
+    report: dict[str, Any] = {}
     field_val = answer(*subset(lambda p: p.role == "field_val"))
     in_source_val = answer(
         val_out.take(
@@ -216,19 +227,54 @@ def export_field_bundle(
     rules, grid = safety.tune_field_rules(
         field_val, [in_source_val], labels, catalog, base, safety.FieldTuningSettings()
     )
-    spec = spec.model_copy(
-        update={
-            "danger_threshold": rules.poisonous_threshold,
-            "deadly_threshold": rules.deadly_threshold,
-            "poisonous_threshold": rules.poisonous_threshold,
-            "caution_threshold": rules.caution_threshold,
-            "edible_threshold": min(rules.edible_threshold, 1.01),
-        }
+    report["field_tuned_rules"] = {
+        "deadly_threshold": rules.deadly_threshold,
+        "poisonous_threshold": rules.poisonous_threshold,
+        "caution_threshold": rules.caution_threshold,
+        "edible_threshold": rules.edible_threshold,
+        "shipped": not keep_rules,
+    }
+    report["field_tuned_rules_outcome"] = {
+        name: safety.verdict_rates(a, labels, catalog, rules)
+        for name, a in (("field_val", field_val), ("in_source_val", in_source_val))
+    }
+    if keep_rules:
+        rules = base
+    spec = (
+        spec
+        if keep_rules
+        else spec.model_copy(
+            update={
+                "danger_threshold": rules.poisonous_threshold,
+                "deadly_threshold": rules.deadly_threshold,
+                "poisonous_threshold": rules.poisonous_threshold,
+                "caution_threshold": rules.caution_threshold,
+                "edible_threshold": min(rules.edible_threshold, 1.01),
+            }
+        )
     )
     rules = VerdictRules.from_spec(
         spec, parent.mushroom_detector.threshold if parent.mushroom_detector else None
     )
     test_out = outputs.take(np.arange(n_val, n_val + n_test))
+    report["field_tuned_rules_outcome"]["field_test"] = safety.verdict_rates(
+        answer(*subset(lambda p: p.role == "field_test")),
+        labels,
+        catalog,
+        VerdictRules.from_spec(
+            parent.decision_rules.model_copy(
+                update={
+                    "deadly_threshold": report["field_tuned_rules"]["deadly_threshold"],
+                    "poisonous_threshold": report["field_tuned_rules"]["poisonous_threshold"],
+                    "caution_threshold": report["field_tuned_rules"]["caution_threshold"],
+                    "edible_threshold": report["field_tuned_rules"]["edible_threshold"],
+                    "open_set": open_set,
+                    "test_time_views": views,
+                }
+            ),
+            parent.mushroom_detector.threshold if parent.mushroom_detector else None,
+        ),
+    )
     test_truth = [r.species for r in rows["test"]]
     test_answers = answer(test_out, test_truth)
     field_test = answer(*subset(lambda p: p.role == "field_test"))
@@ -238,7 +284,6 @@ def export_field_bundle(
         "field_val": field_val,
         "field_test": field_test,
     }
-    report: dict[str, Any] = {}
     for name, a in columns.items():
         report[name] = {
             **field.accuracy_numbers(a.probabilities, a.true_species, labels, catalog),

@@ -128,9 +128,8 @@ def field_view(image: Image.Image, size: int, rng: np.random.Generator) -> npt.N
         image = ImageOps.mirror(image)
     if rng.random() < 0.5:
         image = image.rotate(float(rng.uniform(-25, 25)), Image.Resampling.BILINEAR, expand=False)
-    pixels = np.asarray(image.convert("RGB"), np.float32)
     gains = rng.uniform(0.8, 1.2, 3) * rng.uniform(0.75, 1.25)
-    pixels = pixels * gains
+    pixels = np.asarray(image.convert("RGB"), np.float64) * gains
     if rng.random() < 0.3:
         pixels = pixels + rng.normal(0, rng.uniform(2, 10), pixels.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -151,10 +150,10 @@ def field_view(image: Image.Image, size: int, rng: np.random.Generator) -> npt.N
     return resize_for_model(image, size, size)
 
 
-def _softmax(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
-    return np.asarray(e / e.sum(axis=1, keepdims=True), np.float64)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), np.float32)
 
 
 @dataclass(frozen=True)
@@ -185,19 +184,19 @@ def train_head(
     prior-free scores; `balanced_weights` weights each photo by (1 / its class count) ** power."""
     rng = np.random.default_rng(config.seed)
     num = len(prior)
-    w = init_weights.astype(np.float64).copy()
-    b = init_bias.astype(np.float64).copy()
-    shift = config.loss_tau * np.log(prior)
+    w = init_weights.astype(np.float32).copy()
+    b = init_bias.astype(np.float32).copy()
+    shift = (config.loss_tau * np.log(prior)).astype(np.float32)
     counts = np.bincount(labels, minlength=num).astype(np.float64)
     sample_w = (1.0 / np.maximum(counts[labels], 1.0)) ** config.balanced_weights
-    sample_w = sample_w / sample_w.mean()
+    sample_w = (sample_w / sample_w.mean()).astype(np.float32)
     targets_on = 1.0 - config.label_smoothing
     smooth = config.label_smoothing / num
     m_w, v_w = np.zeros_like(w), np.zeros_like(w)
     m_b, v_b = np.zeros_like(b), np.zeros_like(b)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     step = 0
-    x_all = features.astype(np.float64)
+    x_all = np.asarray(features, np.float32)
     for _ in range(config.epochs):
         order = rng.permutation(len(labels))
         for start in range(0, len(order), config.batch_size):
