@@ -136,13 +136,23 @@ def field_head_command(
         bool,
         typer.Option(help="keep the source's temperature and rules: measure and record only"),
     ] = False,
+    measure_catalog: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="a species.yaml to measure with (e.g. with every field-extra species)",
+        ),
+    ] = None,
     storage_uri: StorageOption = None,
 ) -> None:
     """Write a bundle with a species head retrained for field photos (issue 23): the source's
     trunk and detector, thresholds tuned by severity on field validation photos."""
     _setup_logging()
+    import yaml
+
     from mushroom_common.bundle import read_metadata
-    from mushroom_common.catalog import load_catalog
+    from mushroom_common.catalog import load_catalog, parse_catalog
     from mushroom_common.dataset import read_manifest
     from mushroom_training.field_bundle import export_field_bundle
 
@@ -158,6 +168,11 @@ def field_head_command(
         load_catalog(),
         _command_line(),
         keep_rules=keep_rules,
+        measure_catalog=(
+            parse_catalog(yaml.safe_load(measure_catalog.read_text("utf-8")))
+            if measure_catalog is not None
+            else None
+        ),
     )
     STDOUT.print(f"bundle {metadata.name} {metadata.version} {target}")
 

@@ -136,6 +136,7 @@ def export_field_bundle(
     command: str,
     *,
     keep_rules: bool = False,
+    measure_catalog: Catalog | None = None,
 ) -> BundleMetadata:
     """Write the bundle (see the module docstring) and return its metadata.
 
@@ -151,9 +152,13 @@ def export_field_bundle(
         command: the command line, recorded in the metadata.
         keep_rules: keep the source's temperature and decision rules (measure only: for a
             served head whose field-tuned rules are not safe enough to ship).
+        measure_catalog: a catalog to measure with (e.g. one with entries for every
+            `field-extra/` species); `catalog` still writes rules.json.
     """
     parent = read_metadata(source_dir)
     labels = list(parent.labels)
+    shipped_catalog = catalog
+    catalog = measure_catalog if measure_catalog is not None else catalog
     head = np.load(head_file)
     views = [InferenceView.ORIGINAL] + ([InferenceView.MIRROR] if bool(head["mirror_view"]) else [])
     if target_dir.exists():
@@ -327,7 +332,25 @@ def export_field_bundle(
         }
     )
     now = datetime.now(UTC)
-    _write_report(target_dir, parent, report, metrics, temperature, views)
+    if retrained:
+        head_note = (
+            f"Species head retrained for field photos on the pooled features of "
+            f"`{parent.version}` (trunk, detector and the plots below are that run's)."
+        )
+    else:
+        head_note = (
+            f"The model of `{parent.version}`, unchanged (no retrained head beat it on field "
+            "validation: benchmarks/RESULTS.md); the plots below are that run's."
+        )
+    rules_note = (
+        "Its decision rules are kept: the thresholds tuned by severity on field validation "
+        f"({report['field_tuned_rules']}) answered a dangerous field-test photo `edible`."
+        if keep_rules
+        else "Thresholds tuned by severity on field validation."
+    )
+    _write_report(
+        target_dir, parent, report, metrics, temperature, views, f"{head_note} {rules_note}"
+    )
     from mushroom_common import rules_export
 
     metadata = parent.model_copy(
@@ -345,7 +368,7 @@ def export_field_bundle(
         }
     )
     write_metadata(target_dir, metadata)
-    rules_export.write_rules_file(target_dir, metadata, catalog)
+    rules_export.write_rules_file(target_dir, metadata, shipped_catalog)
     metadata = metadata.model_copy(update={"files": hash_bundle_files(target_dir)})
     write_metadata(target_dir, metadata)
     logger.info("wrote %s: %s", target_dir, metrics)
@@ -394,6 +417,7 @@ def _write_report(
     metrics: dict[str, Any],
     temperature: float,
     views: list[InferenceView],
+    note: str,
 ) -> None:
     """report.json gains a `field` section (in-source test and field test columns); report.md
     gets the field tables on top of the parent run's report."""
@@ -401,7 +425,7 @@ def _write_report(
     document = json.loads(path.read_text("utf-8"))
     document["field"] = {
         "parent_version": parent.version,
-        "head": "retrained on the parent's pooled features (mushroom-train field-head)",
+        "note": note,
         "temperature": temperature,
         "test_time_views": [v.value for v in views],
         "metrics": metrics,
@@ -424,10 +448,8 @@ def _write_report(
     lines = [
         "## Field test (issue 23)",
         "",
-        f"Species head retrained for field photos on the pooled features of `{parent.version}` "
-        "(trunk, detector and the plots below are that run's). Columns: the dataset version's "
-        "test split; field validation (tuning only); field test (other photographers, never "
-        "tuned on). Thresholds tuned by severity on field validation.",
+        f"{note} Columns: the dataset version's test split; field validation (the field photos "
+        "choices are made on); field test (other photographers' photos, never tuned on).",
         "",
         "| | test split | field val | field test |",
         "|---|---|---|---|",
