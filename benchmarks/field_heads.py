@@ -77,7 +77,9 @@ def extract(
     # 1. every dataset photo and every field-extra photo: plain and mirrored.
     rows = sorted(manifest, key=lambda r: r.content_hash)
     key_of = {r.content_hash: r.image_key for r in rows}
-    items = [(r.content_hash, r.species, r.split, None) for r in rows]
+    items: list[tuple[str, str, str, Path | None]] = [
+        (r.content_hash, r.species, r.split, None) for r in rows
+    ]
     items += [
         (field.sha256_of(p.path), p.species, p.role, p.path)
         for p in photos
@@ -308,8 +310,9 @@ def study(
                 trained[key] = field_head.train_head(x, yy, prior, w0, b0, config)
             w, b = trained[key]
             if candidate.mean_with_served:
-                w, b = (w + w0) / 2, (b + b0) / 2
-        b_used = b - candidate.posthoc_tau * np.log(prior)
+                w = ((w + w0) / 2).astype(np.float32)
+                b = ((b + b0) / 2).astype(np.float32)
+        b_used = (b - candidate.posthoc_tau * np.log(prior)).astype(np.float32)
 
         head = _Head(f, w, b_used, candidate.tta)
         val = sets["val"]

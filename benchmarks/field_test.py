@@ -264,7 +264,13 @@ def main(
         stored = run_photos(runtime, blobs, size)
         logger.info("ran %d photos x 2 views in %.0f s", len(blobs), time.perf_counter() - t0)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **stored)
+        np.savez(
+            cache,
+            logits=stored["logits"],
+            mirror_logits=stored["mirror_logits"],
+            score=stored["score"],
+            mirror_score=stored["mirror_score"],
+        )
     measured = [p for p in photos if p.role != "field_train"]
     n_in = len(in_source)
 

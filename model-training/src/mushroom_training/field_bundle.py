@@ -328,7 +328,7 @@ def export_field_bundle(
         update={
             "temperature": temperature,
             "size_bytes": model.stat().st_size,
-            "metrics": dict(metrics),
+            "metrics": {**(parent.variant().metrics if not retrained else {}), **metrics},
         }
     )
     now = datetime.now(UTC)
@@ -363,7 +363,8 @@ def export_field_bundle(
             "created_at": now,
             "parent_run_id": parent.tracking_run_id,
             "command": command,
-            "metrics": dict(metrics),
+            # An unchanged model keeps the parent's measurements (same model, same test split).
+            "metrics": {**(parent.metrics if not retrained else {}), **metrics},
             "files": [],
         }
     )
@@ -431,7 +432,7 @@ def _write_report(
         "metrics": metrics,
         **report,
     }
-    path.write_text(json.dumps(document, indent=1) + "\n", "utf-8")
+    path.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
     rows = [
         ("photos", "photos", "{}"),
         ("top-1", "top1", "pct"),

@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 
 from mushroom_common.catalog import load_catalog
-from mushroom_common.dataset import ManifestRow
+from mushroom_common.dataset import ManifestRow, Split
 from mushroom_training import field, field_head
 from mushroom_training.registry import field_gate
 
 LABELS = ["amanita_muscaria", "amanita_vaginata", "boletus_edulis", "amanita_phalloides"]
 
 
-def _row(data: bytes, species: str, split: str) -> ManifestRow:
+def _row(data: bytes, species: str, split: Split) -> ManifestRow:
     content_hash = hashlib.sha256(data).hexdigest()
     return ManifestRow(
         content_hash=content_hash,
         image_key=f"photos/{content_hash}.jpg",
         species=species,
-        split=split,  # type: ignore[arg-type]
+        split=split,
         group_id=content_hash[:16],
         source="folder",
         license="unlicensed",
@@ -34,7 +34,7 @@ def _row(data: bytes, species: str, split: str) -> ManifestRow:
 def test_field_photos_follow_the_version_split_and_field_extra_is_test_or_open_set(
     tmp_path: Path,
 ) -> None:
-    files = {
+    files: dict[str, tuple[bytes, Split | None]] = {
         "web-species/amanita_muscaria/YaSeCA-aaaaaaaaaaaa.jpg": (b"a", "val"),
         "web-species/amanita_muscaria/YaSeCA-bbbbbbbbbbbb.jpg": (b"b", "test"),
         "web-species/amanita_muscaria/YaSeCA-cccccccccccc.jpg": (b"c", "train"),
