@@ -52,13 +52,25 @@ def _rule_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: metrics[k] for k in RULE_METRICS if k in metrics}
 
 
+# Safety is absolute on every photo set a bundle records (a check, not a choice: nothing is
+# tuned on these): no deadly/poisonous photo answered `edible`.
+SAFETY_METRICS = {
+    "verdict_dangerous_as_edible": "dangerous test-split photos",
+    "field_dangerous_answered_edible": "dangerous field-test photos",
+    "field_unknown_dangerous_answered_edible": "dangerous photos of unknown species",
+}
+
+
 def field_gate(candidate: dict[str, float], champion: dict[str, float] | None) -> list[str]:
     """Why a candidate with field-validation numbers is worse (empty: not worse).
 
-    Safety is absolute (no dangerous field-validation photo answered `edible`); the rest is
-    relative to a champion that has field numbers too.
+    Safety is absolute (no dangerous photo answered `edible` on field validation nor on any set
+    in `SAFETY_METRICS`); the rest is relative to a champion that has field numbers too.
     """
     worse: list[str] = []
+    for key, what in SAFETY_METRICS.items():
+        if candidate.get(key, 0.0) > 0:
+            worse.append(f"{candidate[key]:.0f} {what} answered edible")
     if candidate["field_val_dangerous_answered_edible"] > 0:
         worse.append(
             f"{candidate['field_val_dangerous_answered_edible']:.0f} dangerous field-validation "
@@ -143,7 +155,11 @@ def promote(
         else None
     )
     if all(k in candidate.metrics for k in FIELD_RULE_METRICS):
-        metrics = {k: candidate.metrics[k] for k in FIELD_RULE_METRICS}
+        metrics = {
+            k: candidate.metrics[k]
+            for k in (*FIELD_RULE_METRICS, *SAFETY_METRICS)
+            if k in candidate.metrics
+        }
         if champ is not None:
             previous_metrics = {
                 k: champ.metrics[k] for k in FIELD_RULE_METRICS if k in champ.metrics

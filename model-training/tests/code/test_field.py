@@ -143,3 +143,6 @@ def test_field_gate_refuses_dangerous_as_edible_and_worse_field_numbers() -> Non
     assert field_gate(worse, champion) == ["field-val top-1 0.5500 < 0.6000"]
     louder = {**champion, "field_val_edible_answered_dangerous": 0.7}
     assert "edible answered dangerous" in field_gate(louder, champion)[0]
+    # A dangerous photo answered edible on any recorded set refuses, whatever field val says.
+    leaky = {**better, "field_unknown_dangerous_answered_edible": 2.0}
+    assert field_gate(leaky, champion) == ["2 dangerous photos of unknown species answered edible"]
