@@ -136,7 +136,7 @@ def field_head_command(
     from mushroom_common.dataset import read_manifest
     from mushroom_training.field_bundle import export_field_bundle
 
-    storage = _open(storage_uri)
+    storage = open_storage_or_exit(storage_uri)
     parent = read_metadata(source)
     metadata = export_field_bundle(
         source,
