@@ -244,7 +244,11 @@ def test_metrics_count_requests_and_verdicts(
     use(app, ["suillus_luteus", "boletus_edulis"], [0.95, 0.05])
     predict(client, photo())
     text = client.get("/metrics").text
-    assert 'mushroom_api_predictions_total{species="suillus_luteus",verdict="edible"}' in text
+    assert 'mushroom_api_verdicts_total{verdict="edible"}' in text
+    assert "suillus_luteus" not in text, "counts per species need the admin token"
+    admin = client.get("/metrics", headers={"Authorization": "Bearer test-admin-token"}).text
+    assert 'mushroom_api_predictions_total{species="suillus_luteus",verdict="edible"}' in admin
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert 'mushroom_api_requests_total{method="POST",route="/predict",status="200"}' in text
     assert "mushroom_api_request_seconds_bucket" in text
     assert "mushroom_api_top_probability_bucket" in text

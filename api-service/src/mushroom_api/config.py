@@ -197,6 +197,11 @@ class Settings(BaseSettings):
         description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed "
         "(empty: nobody's, so the client address is the socket's)",
     )
+    metrics_cache_s: float = Field(
+        0.0,
+        ge=0,
+        description="a /metrics page is reused at least this long (and 10x its render time)",
+    )
     rate_limit_clients: int = Field(
         100_000, ge=1, description="clients the rate limiter remembers (oldest forgotten)"
     )

@@ -21,6 +21,7 @@ from mushroom_api.middleware import (
     MULTIPART_SLACK_BYTES,
     ApiCorsMiddleware,
     ByteBudget,
+    MetricsMiddleware,
     RateLimitMiddleware,
     SafePathMiddleware,
     SecurityHeadersMiddleware,
@@ -32,7 +33,7 @@ from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.imaging import DECODE_MEMORY
-from mushroom_api.services.metrics import MetricsMiddleware
+from mushroom_api.services.metrics import MetricsPage
 from mushroom_api.services.model_store import ModelHolder, NoModelError
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_api.services.storage_calls import BoundedStorage
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
+    app.state.metrics_page = MetricsPage(settings.metrics_cache_s)
     for router in (identify.router, feedback.router, species.router, model.router, health.router):
         app.include_router(router)
     if settings.frontend_dir is not None and settings.frontend_dir.is_dir():

@@ -1,4 +1,5 @@
-"""ASGI middleware: the upload limit (while streaming) and the per-client rate limit."""
+"""ASGI middleware: request metrics, the upload limit (while streaming), the per-client rate
+limit, CORS on API paths, security headers and safe paths."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mushroom_api.services.metrics import observe_request
 
 # Multipart framing (boundaries, part headers) on top of the photo's own bytes.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -362,3 +365,39 @@ class ApiCorsMiddleware:
             await self.app(scope, receive, send)
             return
         await self.cors(scope, receive, send)
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template, known method and status.
+
+    Labels come from closed sets only (see `observe_request`): a made-up method or path is
+    counted as "other" or "unmatched", never under its own name.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            observe_request(
+                getattr(route, "path", None),
+                scope.get("path", ""),
+                scope.get("method", ""),
+                status,
+                time.perf_counter() - started,
+            )
