@@ -184,14 +184,32 @@ class Settings(BaseSettings):
         2, ge=1, description="/explain requests running or waiting at once (503 beyond)"
     )
     max_header_bytes: int = Field(
-        16 * 1024, ge=1024, description="largest request line plus headers (bigger: 400)"
+        16 * 1024, ge=1024, description="largest request line plus headers (bigger: 431)"
     )
     header_timeout_s: int = Field(
         5, ge=1, description="seconds to send the headers of a request, and idle keep-alive"
     )
     max_connections: int = Field(
-        1000, ge=1, description="concurrent connections (503 beyond; capped by open files)"
+        1000,
+        ge=1,
+        description="concurrent connections (capped by open files); beyond it a new one closes "
+        "the longest-idle one",
     )
+    max_connections_per_address: int = Field(
+        64,
+        ge=1,
+        description="concurrent connections from one client address (configured proxies "
+        "excepted); beyond it a new one closes that address's longest-idle one",
+    )
+    body_timeout_s: float = Field(
+        120, gt=0, description="seconds a request body may take to arrive in full"
+    )
+    min_body_bytes_per_s: int = Field(
+        4096,
+        ge=0,
+        description="slowest accepted upload after the first header_timeout_s seconds of a body",
+    )
+    max_header_count: int = Field(100, ge=1, description="most header lines of a request (431)")
     forwarded_allow_ips: str = Field(
         "",
         description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed "

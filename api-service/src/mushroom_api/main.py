@@ -23,6 +23,7 @@ from mushroom_api.middleware import (
     ByteBudget,
     MetricsMiddleware,
     RateLimitMiddleware,
+    RequestHeadMiddleware,
     SafePathMiddleware,
     SecurityHeadersMiddleware,
     UploadLimitMiddleware,
@@ -238,4 +239,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SafePathMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        RequestHeadMiddleware,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+    )
     return app

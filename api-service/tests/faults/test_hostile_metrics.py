@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, read_response_head, start_api
 from mushroom_api_process import random_photo
+from mushroom_faults_kit import ApiProcess, api_env, make_demo, read_response_head, start_api
 
 METHODS = 300
 METHOD_LENGTH = 2000
@@ -38,10 +38,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Itera
 def _made_up_method(port: int, rng: random.Random) -> None:
     method = "".join(rng.choices(string.ascii_uppercase, k=METHOD_LENGTH))
     path = "/" + "".join(rng.choices(string.ascii_lowercase, k=40))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
-            read_response_head(sock, 5)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        contextlib.suppress(OSError),
+    ):
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        read_response_head(sock, 5)
 
 
 def test_made_up_methods_and_paths_fold_into_one_label(server: ApiProcess) -> None:
