@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         60, ge=0, description="requests per client IP and minute on model routes (0 = off)"
     )
+    species_rate_limit_per_minute: int = Field(
+        120, ge=0, description="requests per client IP and minute on /species (0 = off)"
+    )
     frontend_dir: Path | None = Field(
         default_factory=default_frontend_dir, description="built frontend served at /"
     )

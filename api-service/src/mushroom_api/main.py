@@ -32,6 +32,7 @@ from mushroom_api.middleware import (
 from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
+from mushroom_api.services import species as species_service
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.imaging import DECODE_MEMORY
 from mushroom_api.services.metrics import MetricsPage
@@ -99,6 +100,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(holder.reload)
     except NoModelError as exc:
         logger.error("no model is served yet: %s", exc)
+    if holder.current is not None:
+        # Built once now, not by the first crowd that asks for it.
+        await asyncio.to_thread(
+            species_service.species_page, holder.catalog, set(holder.current.labels)
+        )
     watcher = (
         asyncio.create_task(holder.watch(settings.reload_poll_seconds))
         if settings.reload_poll_seconds > 0
@@ -227,6 +233,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateLimitMiddleware,
         per_minute=settings.rate_limit_per_minute,
         is_limited=lambda path: path.startswith(RATE_LIMITED_PREFIXES),
+        max_clients=settings.rate_limit_clients,
+    )
+    app.add_middleware(
+        RateLimitMiddleware,
+        per_minute=settings.species_rate_limit_per_minute,
+        is_limited=lambda path: path.startswith("/species"),
         max_clients=settings.rate_limit_clients,
     )
     app.add_middleware(
