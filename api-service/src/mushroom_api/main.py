@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartParser
 
 from mushroom_api import __version__
 from mushroom_api.config import Settings, get_settings
@@ -32,6 +31,7 @@ from mushroom_api.middleware import (
 from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
+from mushroom_api.routes.uploads import install_multipart_parser
 from mushroom_api.services import species as species_service
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.imaging import DECODE_MEMORY
@@ -221,7 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # benchmarks/hot_path.py). Memory stays bounded: the upload limit middleware cuts every body
     # off at this size, and the upload budget bounds what all of them hold together.
     DECODE_MEMORY.resize(settings.decode_total_bytes)
-    MultiPartParser.spool_max_size = settings.max_upload_bytes + MULTIPART_SLACK_BYTES
+    install_multipart_parser(settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
     app.state.upload_budget = ByteBudget(settings.upload_budget_bytes)
     app.add_middleware(
         UploadLimitMiddleware,

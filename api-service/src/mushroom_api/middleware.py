@@ -277,8 +277,13 @@ SECURITY_HEADERS = (
 )
 
 
+# Answers about someone's photo or feedback: no browser, proxy or service worker keeps them.
+NO_STORE_PREFIXES = ("/predict", "/explain", "/feedback")
+
+
 class SecurityHeadersMiddleware:
-    """Add the browser security headers to every response."""
+    """Add the browser security headers to every response (and `Cache-Control: no-store` to
+    answers about a photo or a feedback)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -289,7 +294,9 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = self._docs_policy if scope.get("path") in DOCS_PATHS else self._policy
+        path = scope.get("path", "")
+        policy = self._docs_policy if path in DOCS_PATHS else self._policy
+        private = path.startswith(NO_STORE_PREFIXES)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -299,6 +306,8 @@ class SecurityHeadersMiddleware:
                     if name.lower() != b"server"
                 ]
                 headers += [*SECURITY_HEADERS, (b"content-security-policy", policy)]
+                if private and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 
