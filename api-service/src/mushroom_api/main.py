@@ -42,7 +42,13 @@ from mushroom_api.services.storage_calls import BoundedStorage
 from mushroom_common.catalog import load_catalog
 from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import Storage, StorageError, open_storage
-from mushroom_common.store import PredictionStore, StoreError, redact, resolve_database_url
+from mushroom_common.store import (
+    PredictionStore,
+    StoreError,
+    StoreFileGoneError,
+    redact,
+    resolve_database_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +174,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.error(
             "database failed on %s %s: %s", request.method, printable(request.url.path), exc
         )
+        detail = "Feedback cannot be stored right now; please try again later."
+        if isinstance(exc, StoreFileGoneError):
+            detail = (
+                "Feedback cannot be stored: this server's feedback database was deleted or "
+                "replaced while it ran, so nothing is written until it is restarted."
+            )
         return JSONResponse(
-            {"detail": "Feedback cannot be stored right now; please try again later."},
+            {"detail": detail},
             status_code=503,
             headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
         )

@@ -42,6 +42,14 @@ class StoreUnavailableError(StoreError):
     """The database cannot be reached, is full, locked, or refused the operation."""
 
 
+class StoreFileGoneError(StoreUnavailableError):
+    """The SQLite file this store opened was deleted or replaced under it.
+
+    Open connections would go on writing into the deleted inode, and every row would be lost:
+    nothing is read or written until the process is restarted on a good file.
+    """
+
+
 class StoreSchemaError(StoreError):
     """The database's schema is not the one this code needs (run `mushroom-db upgrade`)."""
 
@@ -150,6 +158,45 @@ class PredictionStore:
         """Open (lazily: no connection is made until the first call) the database at `url`."""
         self.engine = create_store_engine(url, timeout_s=timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        database = self.engine.url.database
+        # The SQLite file and its (device, inode) once a connection opened it.
+        self._sqlite_file: Path | None = (
+            Path(database).resolve()
+            if self.backend == "sqlite" and database and database != ":memory:"
+            else None
+        )
+        self._sqlite_identity: tuple[int, int] | None = None
+        if self._sqlite_file is not None:
+            event.listen(self.engine, "connect", self._note_file)
+
+    def _note_file(self, _dbapi_connection: Any, _record: Any) -> None:
+        if self._sqlite_file is None or self._sqlite_identity is not None:
+            return
+        with contextlib.suppress(OSError):
+            found = self._sqlite_file.stat()
+            self._sqlite_identity = (found.st_dev, found.st_ino)
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file can no longer be used (deleted or replaced), else None.
+
+        A stat of one local file: cheap enough for every transaction and every readiness probe.
+        """
+        if self._sqlite_file is None or self._sqlite_identity is None:
+            return None
+        try:
+            found = self._sqlite_file.stat()
+        except FileNotFoundError:
+            return "the database file was deleted"
+        except OSError as exc:
+            return f"the database file cannot be read ({exc.strerror})"
+        if (found.st_dev, found.st_ino) != self._sqlite_identity:
+            return "the database file was replaced by another file"
+        return None
+
+    def _check_file(self) -> None:
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreFileGoneError(f"{problem}; restart on a good database file")
 
     @property
     def backend(self) -> str:
@@ -162,6 +209,7 @@ class PredictionStore:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        self._check_file()
         try:
             with self._sessions.begin() as session:
                 yield session
