@@ -276,7 +276,12 @@ def test_production_refuses_a_placeholder_admin_token() -> None:
     with pytest.raises(ValidationError, match="too few characters"):
         Settings(env="production", admin_token="password" * 5)
     token = "Zq8vL3xW0pR7tY2uK9mN4bC6dF1gH5jS"
-    assert Settings(env="production", admin_token=token).admin_enabled
+    with pytest.raises(ValidationError, match="API_REQUEST_ID_SECRET"):
+        Settings(env="production", admin_token=token)
+    with pytest.raises(ValidationError, match="API_REQUEST_ID_SECRET"):
+        Settings(env="production", admin_token=token, request_id_secret="changeme")
+    secret = "pL0kJ9hG8fD7sA6zX5cV4bN3mQ2wE1rT"
+    assert Settings(env="production", admin_token=token, request_id_secret=secret).admin_enabled
 
 
 def test_empty_token_disables_reload(settings: Settings) -> None:

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "secret", "admin", "token", "dev"})
 MIN_ADMIN_TOKEN_LENGTH = 32
 MIN_ADMIN_TOKEN_DISTINCT = 12
+# Development only (production refuses to start without a real API_REQUEST_ID_SECRET).
+DEVELOPMENT_REQUEST_ID_SECRET = "development-only-request-id-secret"
 CONTAINER_DEMO_DIR = Path("/app/models/demo")
 CONTAINER_FRONTEND_DIR = Path("/app/frontend-react/dist")
 
@@ -109,6 +111,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(15 * 1024 * 1024, ge=1, description="largest accepted photo")
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
     admin_token: str = Field("", description="bearer token of POST /admin/reload")
+    request_id_secret: str = Field(
+        "",
+        description="HMAC key that signs request ids, the same on every replica (production: "
+        "a real secret, e.g. `openssl rand -hex 32`; development: a fixed key)",
+    )
     reload_poll_seconds: float = Field(
         0, ge=0, description="check the champion pointer this often (0 = no watcher)"
     )
@@ -238,12 +245,22 @@ class Settings(BaseSettings):
             problem = weak_token_problem(self.admin_token)
             if problem is not None:
                 raise ValueError(f"API_ADMIN_TOKEN {problem}: set a real secret in production")
+            problem = weak_token_problem(self.request_id_secret)
+            if problem is not None:
+                raise ValueError(
+                    f"API_REQUEST_ID_SECRET {problem}: set a real secret in production"
+                )
         return self
 
     @property
     def trusted_proxies(self) -> list[str]:
         """The proxies whose forwarded headers say who the client is."""
         return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+
+    @property
+    def request_id_key(self) -> bytes:
+        """The key request ids are signed with (a fixed one in development, when unset)."""
+        return (self.request_id_secret or DEVELOPMENT_REQUEST_ID_SECRET).encode("utf-8")
 
     @property
     def admin_enabled(self) -> bool:

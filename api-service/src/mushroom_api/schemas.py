@@ -47,7 +47,9 @@ class ModelRefPublic(BaseModel):
 class IdentificationPublic(BaseModel):
     """The answer of POST /predict."""
 
-    request_id: str = Field(description="uuid4 hex; quote it in POST /feedback")
+    request_id: str = Field(
+        description="64 hex characters signed by the service; quote it in POST /feedback"
+    )
     verdict: Verdict
     message: str = Field(description="one plain sentence for a person")
     disclaimer: str = Field(description="always present: no app can tell if a mushroom is safe")

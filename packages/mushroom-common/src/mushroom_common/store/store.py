@@ -57,7 +57,7 @@ class StoreSchemaError(StoreError):
 # The newest migration shipped with this package (a test checks it is Alembic's head). Knowing it
 # without Alembic lets a start against an up-to-date database skip importing Alembic, Mako and
 # Pygments: a quarter of the API's cold start (benchmarks/RESULTS.md).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 def _migrations_config(connection: Any | None = None) -> Config:
@@ -306,14 +306,22 @@ class PredictionStore:
 
     # Feedback
 
-    def add_feedback(self, record: FeedbackRecord) -> tuple[FeedbackRecord, bool]:
+    def add_feedback(
+        self, record: FeedbackRecord, *, require_prediction: bool = True
+    ) -> tuple[FeedbackRecord, bool]:
         """Store a feedback unless one with its (request_id, idempotency_key) exists.
+
+        Args:
+            record: the feedback.
+            require_prediction: refuse feedback on a request id no logged prediction has; the
+                API passes False for a request id it signed itself, whose prediction another
+                replica may still be logging (the rows join on request_id once it lands).
 
         Returns:
             The stored record (the earlier one on a replay) and whether it was added now.
 
         Raises:
-            StoreSchemaError: there is no logged prediction with the record's request id.
+            MissingPredictionError: `require_prediction` and no prediction has the request id.
         """
 
         def existing(session: Session) -> FeedbackRecord | None:
@@ -330,13 +338,15 @@ class PredictionStore:
             return earlier, False
         try:
             with self._session() as session:
+                if require_prediction and session.get(Prediction, record.request_id) is None:
+                    raise MissingPredictionError(record.request_id)
                 session.add(Feedback(**record.model_dump()))
         except IntegrityError as exc:
-            # Either a concurrent replay won the unique constraint, or the prediction is missing.
+            # A concurrent replay won the unique constraint.
             earlier = self._run(existing)
             if earlier is not None:
                 return earlier, False
-            raise MissingPredictionError(record.request_id) from exc
+            raise StoreUnavailableError(_reason(exc)) from exc
         return record, True
 
     def get_feedback(self, feedback_id: str) -> FeedbackRecord | None:
