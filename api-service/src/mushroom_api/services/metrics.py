@@ -156,11 +156,15 @@ def _render(private: bool) -> bytes:
     return generate_latest(_Without(source, frozenset(hidden)))
 
 
+SLOW_RENDER_S = 0.05
+
+
 class MetricsPage:
     """The /metrics text, rendered in a thread and reused for a while.
 
-    A page is reused for `max_age_s`, or for ten times as long as it took to render when that is
-    longer (so scrapes never spend more than a tenth of the time rendering). Scrapes that arrive
+    A page is reused for `max_age_s`, and a page that took over `SLOW_RENDER_S` to render for
+    ten times as long as it took (so scrapes never spend more than a tenth of the time
+    rendering). Scrapes that arrive
     while a render runs wait for that one render instead of starting more, and no render ever
     runs on the event loop (a big page would block /healthz while it does).
     """
@@ -186,7 +190,9 @@ class MetricsPage:
         page = _render(private)
         now = time.monotonic()
         with self._lock:
-            self._pages[private] = (now + max(self.max_age_s, 10 * (now - started)), page)
+            took = now - started
+            slow = 10 * took if took > SLOW_RENDER_S else 0.0
+            self._pages[private] = (now + max(self.max_age_s, slow), page)
         return page
 
     async def render(self, *, private: bool) -> bytes:
