@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--attack", action="append", choices=sorted(ATTACKS), default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     results = {
         attack: {python: measure(python, attack) for python in args.python}
         for attack in args.attack or sorted(ATTACKS)
