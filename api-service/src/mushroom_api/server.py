@@ -309,7 +309,10 @@ def server_config(
         # Connections are capped by the protocol (idle ones make room); uvicorn's own limit
         # would answer every request 503, /healthz included, while idle sockets are open.
         limit_concurrency=None,
-        backlog=min(2048, limit),
+        # Queued handshakes hold no file descriptor; a full queue drops SYNs (a 1 s retry for
+        # every client) while a crowd connects, and accepted connections beyond the limit
+        # make room by closing idle ones.
+        backlog=2048,
         # Only a configured proxy may say who the client is; uvicorn trusts 127.0.0.1 by default.
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or [],
