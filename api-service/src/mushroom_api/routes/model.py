@@ -12,8 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mushroom_api.deps import CatalogDep, ClassifierDep, ModelHolderDep, SettingsDep
 from mushroom_api.schemas import ErrorPublic, ModelInfoPublic
-from mushroom_api.services.classifier import ModelFileDamagedError
 from mushroom_api.services.identify import verdict_rules
+from mushroom_api.services.model_files import ModelFileDamagedError
 from mushroom_api.services.model_info import model_info
 from mushroom_api.services.model_store import NoModelError, ReloadRefusedError
 from mushroom_api.services.phone_rules import model_file, phone_rules

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from mushroom_common.bundle import BundleIntegrityError, BundleMetadata, verify_bundle
+from mushroom_common.bundle import BundleMetadata
 from mushroom_common.runtime import (
     BundleRuntime,
     NonFiniteOutputError,
@@ -34,24 +34,6 @@ ModelOutputError = NonFiniteOutputError
 
 class ModelLoadError(RuntimeError):
     """A bundle that cannot be served (missing file, wrong shapes, unknown labels)."""
-
-
-class ModelFileDamagedError(ModelLoadError):
-    """The model file on disk no longer matches the sha256 its bundle records."""
-
-
-def verify_model_file(metadata: BundleMetadata, bundle_dir: Path) -> None:
-    """Check the serving file against its recorded sha256 (bundles that record none pass).
-
-    Raises:
-        ModelFileDamagedError: the file is missing or its bytes changed.
-    """
-    if not metadata.files:
-        return
-    try:
-        verify_bundle(bundle_dir, metadata, [metadata.variant().path])
-    except BundleIntegrityError as exc:
-        raise ModelFileDamagedError(str(exc)) from exc
 
 
 class Classifier:

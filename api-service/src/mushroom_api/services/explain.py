@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from mushroom_api.services.classifier import Classifier, ModelFileDamagedError, verify_model_file
+from mushroom_api.services.classifier import Classifier
 from mushroom_api.services.errors import ModelUnavailableError, ServiceError
+from mushroom_api.services.model_files import ModelFileDamagedError, verify_model_file
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from mushroom_api.services.classifier import Classifier, ModelFileDamagedError
+from mushroom_api.services.classifier import Classifier
+from mushroom_api.services.model_files import ModelFileDamagedError
 from mushroom_common.bundle import sha256_file
 from mushroom_common.catalog import Catalog
 from mushroom_common.rules_export import RulesDocument, build_rules_document
