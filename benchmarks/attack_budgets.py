@@ -11,8 +11,9 @@ server's peak RSS and the CPU seconds it spent. `--python` names the interpreter
   (page size and scrape time reported);
 - species_crowd: 100 sockets from 10 addresses pipelining 20 GET /species each, never reading.
 
-    uv run python benchmarks/attack_budgets.py \
-        --python ../main/.venv/bin/python --python .venv/bin/python
+    cd /work/wt/reliability
+    uv run python benchmarks/attack_budgets.py --python ../../main/.venv/bin/python \\
+        --python .venv/bin/python
 """
 
 from __future__ import annotations
