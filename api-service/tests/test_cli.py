@@ -126,7 +126,7 @@ def test_two_workers_share_the_port_and_their_metrics(
         counted = sum(
             float(m.group(1))
             for m in re.finditer(
-                r"^mushroom_api_predictions_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.MULTILINE
+                r"^mushroom_api_verdicts_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.MULTILINE
             )
         )
         assert counted == answered

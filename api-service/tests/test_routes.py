@@ -327,7 +327,11 @@ def test_metrics_count_requests_and_verdicts(
     use(app, ["suillus_luteus", "boletus_edulis"], [0.95, 0.05])
     predict(client, photo())
     text = client.get("/metrics").text
-    assert 'mushroom_api_predictions_total{species="suillus_luteus",verdict="edible"}' in text
+    assert 'mushroom_api_verdicts_total{verdict="edible"}' in text
+    assert "suillus_luteus" not in text, "counts per species need the admin token"
+    admin = client.get("/metrics", headers={"Authorization": "Bearer test-admin-token"}).text
+    assert 'mushroom_api_predictions_total{species="suillus_luteus",verdict="edible"}' in admin
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert 'mushroom_api_requests_total{method="POST",route="/predict",status="200"}' in text
     assert "mushroom_api_request_seconds_bucket" in text
     assert "mushroom_api_top_probability_bucket" in text
@@ -355,7 +359,12 @@ def test_production_refuses_a_placeholder_admin_token() -> None:
     with pytest.raises(ValidationError, match="too few characters"):
         Settings(env="production", admin_token="password" * 5)
     token = "Zq8vL3xW0pR7tY2uK9mN4bC6dF1gH5jS"
-    assert Settings(env="production", admin_token=token).admin_enabled
+    with pytest.raises(ValidationError, match="API_REQUEST_ID_SECRET"):
+        Settings(env="production", admin_token=token)
+    with pytest.raises(ValidationError, match="API_REQUEST_ID_SECRET"):
+        Settings(env="production", admin_token=token, request_id_secret="changeme")
+    secret = "pL0kJ9hG8fD7sA6zX5cV4bN3mQ2wE1rT"
+    assert Settings(env="production", admin_token=token, request_id_secret=secret).admin_enabled
 
 
 def test_empty_token_disables_reload(settings: Settings) -> None:

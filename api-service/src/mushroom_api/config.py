@@ -18,6 +18,8 @@ from mushroom_common.settings import SharedSettings
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "secret", "admin", "token", "dev"})
 MIN_ADMIN_TOKEN_LENGTH = 32
 MIN_ADMIN_TOKEN_DISTINCT = 12
+# Development only (production refuses to start without a real API_REQUEST_ID_SECRET).
+DEVELOPMENT_REQUEST_ID_SECRET = "development-only-request-id-secret"
 CONTAINER_DEMO_DIR = Path("/app/models/demo")
 CONTAINER_FRONTEND_DIR = Path("/app/frontend-react/dist")
 
@@ -108,6 +110,11 @@ class Settings(SharedSettings):
     max_upload_bytes: int = Field(15 * 1024 * 1024, ge=1, description="largest accepted photo")
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
     admin_token: str = Field("", description="bearer token of POST /admin/reload")
+    request_id_secret: str = Field(
+        "",
+        description="HMAC key that signs request ids, the same on every replica (production: "
+        "a real secret, e.g. `openssl rand -hex 32`; development: a fixed key)",
+    )
     reload_poll_seconds: float = Field(
         0, ge=0, description="check the champion pointer this often (0 = no watcher)"
     )
@@ -138,6 +145,9 @@ class Settings(SharedSettings):
     )
     rate_limit_per_minute: int = Field(
         60, ge=0, description="requests per client IP and minute on model routes (0 = off)"
+    )
+    species_rate_limit_per_minute: int = Field(
+        120, ge=0, description="requests per client IP and minute on /species (0 = off)"
     )
     frontend_dir: Path | None = Field(
         default_factory=default_frontend_dir, description="built frontend served at /"
@@ -183,18 +193,41 @@ class Settings(SharedSettings):
         2, ge=1, description="/explain requests running or waiting at once (503 beyond)"
     )
     max_header_bytes: int = Field(
-        16 * 1024, ge=1024, description="largest request line plus headers (bigger: 400)"
+        16 * 1024, ge=1024, description="largest request line plus headers (bigger: 431)"
     )
     header_timeout_s: int = Field(
         5, ge=1, description="seconds to send the headers of a request, and idle keep-alive"
     )
     max_connections: int = Field(
-        1000, ge=1, description="concurrent connections (503 beyond; capped by open files)"
+        1000,
+        ge=1,
+        description="concurrent connections (capped by open files); beyond it a new one closes "
+        "the longest-idle one",
     )
+    max_connections_per_address: int = Field(
+        64,
+        ge=1,
+        description="concurrent connections from one client address (configured proxies "
+        "excepted); beyond it a new one closes that address's longest-idle one",
+    )
+    body_timeout_s: float = Field(
+        120, gt=0, description="seconds a request body may take to arrive in full"
+    )
+    min_body_bytes_per_s: int = Field(
+        4096,
+        ge=0,
+        description="slowest accepted upload after the first header_timeout_s seconds of a body",
+    )
+    max_header_count: int = Field(100, ge=1, description="most header lines of a request (431)")
     forwarded_allow_ips: str = Field(
         "",
         description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed "
         "(empty: nobody's, so the client address is the socket's)",
+    )
+    metrics_cache_s: float = Field(
+        0.0,
+        ge=0,
+        description="a /metrics page is reused at least this long (and 10x its render time)",
     )
     rate_limit_clients: int = Field(
         100_000, ge=1, description="clients the rate limiter remembers (oldest forgotten)"
@@ -211,12 +244,22 @@ class Settings(SharedSettings):
             problem = weak_token_problem(self.admin_token)
             if problem is not None:
                 raise ValueError(f"API_ADMIN_TOKEN {problem}: set a real secret in production")
+            problem = weak_token_problem(self.request_id_secret)
+            if problem is not None:
+                raise ValueError(
+                    f"API_REQUEST_ID_SECRET {problem}: set a real secret in production"
+                )
         return self
 
     @property
     def trusted_proxies(self) -> list[str]:
         """The proxies whose forwarded headers say who the client is."""
         return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+
+    @property
+    def request_id_key(self) -> bytes:
+        """The key request ids are signed with (a fixed one in development, when unset)."""
+        return (self.request_id_secret or DEVELOPMENT_REQUEST_ID_SECRET).encode("utf-8")
 
     @property
     def admin_enabled(self) -> bool:

@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartParser
 
 from mushroom_api import __version__
 from mushroom_api.config import Settings, get_settings
@@ -21,7 +20,9 @@ from mushroom_api.middleware import (
     MULTIPART_SLACK_BYTES,
     ApiCorsMiddleware,
     ByteBudget,
+    MetricsMiddleware,
     RateLimitMiddleware,
+    RequestHeadMiddleware,
     SafePathMiddleware,
     SecurityHeadersMiddleware,
     UploadLimitMiddleware,
@@ -30,16 +31,24 @@ from mushroom_api.middleware import (
 from mushroom_api.routes import feedback, health, identify, model, species
 from mushroom_api.routes.errors import install_service_error_handlers
 from mushroom_api.routes.frontend import frontend_router, is_api_path
+from mushroom_api.routes.uploads import install_multipart_parser
+from mushroom_api.services import species as species_service
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_api.services.imaging import DECODE_MEMORY
-from mushroom_api.services.metrics import MetricsMiddleware
+from mushroom_api.services.metrics import MetricsPage
 from mushroom_api.services.model_store import ModelHolder, NoModelError
 from mushroom_api.services.prediction_log import PredictionLog
 from mushroom_api.services.storage_calls import BoundedStorage
 from mushroom_common.catalog import load_catalog
 from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import Storage, StorageError, open_storage
-from mushroom_common.store import PredictionStore, StoreError, redact, resolve_database_url
+from mushroom_common.store import (
+    PredictionStore,
+    StoreError,
+    StoreFileGoneError,
+    redact,
+    resolve_database_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +106,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(holder.reload)
     except NoModelError as exc:
         logger.error("no model is served yet: %s", exc)
+    if holder.current is not None:
+        # Built once now, not by the first crowd that asks for it.
+        await asyncio.to_thread(
+            species_service.species_page, holder.catalog, set(holder.current.labels)
+        )
     watcher = (
         asyncio.create_task(holder.watch(settings.reload_poll_seconds))
         if settings.reload_poll_seconds > 0
@@ -160,8 +174,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.error(
             "database failed on %s %s: %s", request.method, printable(request.url.path), exc
         )
+        detail = "Feedback cannot be stored right now; please try again later."
+        if isinstance(exc, StoreFileGoneError):
+            detail = (
+                "Feedback cannot be stored: this server's feedback database was deleted or "
+                "replaced while it ran, so nothing is written until it is restarted."
+            )
         return JSONResponse(
-            {"detail": "Feedback cannot be stored right now; please try again later."},
+            {"detail": detail},
             status_code=503,
             headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
         )
@@ -201,6 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
+    app.state.metrics_page = MetricsPage(settings.metrics_cache_s)
     for router in (identify.router, feedback.router, species.router, model.router, health.router):
         app.include_router(router)
     if settings.frontend_dir is not None and settings.frontend_dir.is_dir():
@@ -212,7 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # benchmarks/hot_path.py). Memory stays bounded: the upload limit middleware cuts every body
     # off at this size, and the upload budget bounds what all of them hold together.
     DECODE_MEMORY.resize(settings.decode_total_bytes)
-    MultiPartParser.spool_max_size = settings.max_upload_bytes + MULTIPART_SLACK_BYTES
+    install_multipart_parser(settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
     app.state.upload_budget = ByteBudget(settings.upload_budget_bytes)
     app.add_middleware(
         UploadLimitMiddleware,
@@ -227,6 +248,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_clients=settings.rate_limit_clients,
     )
     app.add_middleware(
+        RateLimitMiddleware,
+        per_minute=settings.species_rate_limit_per_minute,
+        is_limited=lambda path: path.startswith("/species"),
+        max_clients=settings.rate_limit_clients,
+    )
+    app.add_middleware(
         ApiCorsMiddleware,
         is_api_path=is_api_path,
         allow_origins=settings.cors_origins,
@@ -236,4 +263,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SafePathMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        RequestHeadMiddleware,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+    )
     return app

@@ -1,4 +1,5 @@
-"""ASGI middleware: the upload limit (while streaming) and the per-client rate limit."""
+"""ASGI middleware: request metrics, the upload limit (while streaming), the per-client rate
+limit, CORS on API paths, security headers and safe paths."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mushroom_api.services.metrics import observe_request
 
 # Multipart framing (boundaries, part headers) on top of the photo's own bytes.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -274,8 +277,13 @@ SECURITY_HEADERS = (
 )
 
 
+# Answers about someone's photo or feedback: no browser, proxy or service worker keeps them.
+NO_STORE_PREFIXES = ("/predict", "/explain", "/feedback")
+
+
 class SecurityHeadersMiddleware:
-    """Add the browser security headers to every response."""
+    """Add the browser security headers to every response (and `Cache-Control: no-store` to
+    answers about a photo or a feedback)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -286,7 +294,9 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = self._docs_policy if scope.get("path") in DOCS_PATHS else self._policy
+        path = scope.get("path", "")
+        policy = self._docs_policy if path in DOCS_PATHS else self._policy
+        private = path.startswith(NO_STORE_PREFIXES)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -296,6 +306,8 @@ class SecurityHeadersMiddleware:
                     if name.lower() != b"server"
                 ]
                 headers += [*SECURITY_HEADERS, (b"content-security-policy", policy)]
+                if private and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -362,3 +374,76 @@ class ApiCorsMiddleware:
             await self.app(scope, receive, send)
             return
         await self.cors(scope, receive, send)
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template, known method and status.
+
+    Labels come from closed sets only (see `observe_request`): a made-up method or path is
+    counted as "other" or "unmatched", never under its own name.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            observe_request(
+                getattr(route, "path", None),
+                scope.get("path", ""),
+                scope.get("method", ""),
+                status,
+                time.perf_counter() - started,
+            )
+
+
+class RequestHeadMiddleware:
+    """Refuse request heads no route should see, before anything else reads them.
+
+    - 431 when the request line and headers together are over `max_header_bytes`, or there are
+      more than `max_header_count` header lines, however they arrived (h11 only limits a block
+      that is still incomplete after a read, so one write of 60 KB got through).
+    - 400, and the connection closed, for a request that carries both Content-Length and
+      Transfer-Encoding (request smuggling: a proxy and this server may disagree on its end).
+    """
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int, max_header_count: int) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", [])
+        size = len(scope.get("method", "")) + len(scope.get("raw_path") or b"")
+        size += len(scope.get("query_string", b""))
+        names = set()
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+            names.add(name)
+        if size > self.max_header_bytes or len(headers) > self.max_header_count:
+            await send_error(send, 431, "The request's headers are too large.")
+            return
+        if b"content-length" in names and b"transfer-encoding" in names:
+            await send_error(
+                send, 400, "The request has both a Content-Length and a Transfer-Encoding."
+            )
+            return
+        await self.app(scope, receive, send)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from mushroom_common.catalog import Edibility
 from mushroom_common.verdict import (
@@ -51,7 +51,9 @@ class ModelRefPublic(BaseModel):
 class IdentificationPublic(BaseModel):
     """The answer of POST /predict."""
 
-    request_id: str = Field(description="uuid4 hex; quote it in POST /feedback")
+    request_id: str = Field(
+        description="64 hex characters signed by the service; quote it in POST /feedback"
+    )
     verdict: Verdict
     message: str = Field(description="one plain sentence for a person")
     disclaimer: str = Field(description="always present: no app can tell if a mushroom is safe")
@@ -82,18 +84,32 @@ class IdentificationPublic(BaseModel):
     model: ModelRefPublic
 
 
+def _storable(text: str) -> str:
+    """Text every database can store: no NUL, no lone surrogate (PostgreSQL takes neither)."""
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise ValueError("must not contain a lone surrogate character")
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+
+
 class FeedbackCreate(BaseModel):
     """What a person says about an answer."""
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=64)
-    correct: bool
-    species: str | None = Field(
+    request_id: StorableText = Field(min_length=1, max_length=64)
+    correct: StrictBool
+    species: StorableText | None = Field(
         None, max_length=100, description="catalog id of the right species, if known"
     )
-    comment: str | None = Field(None, max_length=1000)
-    share_photo: bool = Field(False, description="the person agrees that the photo may be stored")
+    comment: StorableText | None = Field(None, max_length=1000)
+    share_photo: StrictBool = Field(
+        False, description="the person agrees that the photo may be stored"
+    )
 
 
 class FeedbackPublic(BaseModel):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import os
+import secrets
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mushroom_api.deps import ModelHolderDep, PredictionLogDep, SettingsDep
 from mushroom_api.schemas import ErrorPublic, StatusPublic
-from mushroom_api.services.metrics import REGISTRY
+from mushroom_api.services.metrics import MetricsPage
 
 router = APIRouter(tags=["health"])
+optional_bearer = HTTPBearer(
+    auto_error=False, description="API_ADMIN_TOKEN: adds the per-species counts to /metrics"
+)
 
 
 # Both probes are `async def`: they run on the event loop itself, so no thread pool (busy with
@@ -55,13 +60,24 @@ async def readyz(
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        403: {"model": ErrorPublic, "description": "A token that is not the admin token"},
+    },
 )
-async def prometheus_metrics() -> Response:
-    """Prometheus metrics: requests, latency, verdicts, species, confidence."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Several worker processes (mushroom-api --workers N): add up every worker's counters.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+async def prometheus_metrics(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(optional_bearer)],
+) -> Response:
+    """Prometheus metrics: requests, latency, verdicts, confidence; with the admin token also
+    the counts per species."""
+    private = False
+    if credentials is not None:
+        if not settings.admin_enabled or not secrets.compare_digest(
+            credentials.credentials.encode(), settings.admin_token.encode()
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "The admin token is not valid.")
+        private = True
+    page: MetricsPage = request.app.state.metrics_page
+    return Response(await page.render(private=private), media_type=CONTENT_TYPE_LATEST)

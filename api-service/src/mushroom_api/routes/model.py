@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mushroom_api.deps import CatalogDep, ClassifierDep, ModelHolderDep, SettingsDep
 from mushroom_api.schemas import ErrorPublic, ModelInfoPublic
 from mushroom_api.services.identify import verdict_rules
+from mushroom_api.services.model_files import ModelFileDamagedError
 from mushroom_api.services.model_info import model_info
 from mushroom_api.services.model_store import NoModelError, ReloadRefusedError
 from mushroom_api.services.phone_rules import model_file, phone_rules
@@ -70,7 +71,14 @@ def get_model_file(
     sha256: Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="from GET /model/rules")],
 ) -> FileResponse:
     """The served model's TFLite file; its sha256 in the address makes it cacheable for good."""
-    path = model_file(classifier, sha256)
+    try:
+        path = model_file(classifier, sha256)
+    except ModelFileDamagedError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The model file on this server is damaged; an admin reload repairs it.",
+            headers={"Retry-After": "30"},
+        ) from exc
     if path is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

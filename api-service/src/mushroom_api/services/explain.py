@@ -9,6 +9,7 @@ explanations queue every prediction behind them (p99 of /predict went from 226 t
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -18,8 +19,15 @@ import numpy.typing as npt
 from PIL import Image
 
 from mushroom_api.services.classifier import Classifier
-from mushroom_api.services.errors import ServiceError
+from mushroom_api.services.errors import ModelUnavailableError, ServiceError
+from mushroom_api.services.model_files import ModelFileDamagedError, verify_model_file
 
+logger = logging.getLogger(__name__)
+
+MODEL_FILE_DAMAGED = (
+    "The model file on this server is damaged, so explanations are unavailable; an admin "
+    "reload repairs it."
+)
 OCCLUDER_VALUE = 127
 OVERLAY_ALPHA = 0.55
 EXPLAIN_BUSY_RETRY_AFTER_S = 5
@@ -59,6 +67,12 @@ class ExplainerPool:
             if found is None:
                 model = served
                 if self.pool_size > 0:
+                    # Its own copy of the model file: checked, as the served one was at load.
+                    try:
+                        verify_model_file(served.metadata, served.bundle_dir)
+                    except ModelFileDamagedError as exc:
+                        logger.error("not explaining with a damaged model file: %s", exc)
+                        raise ModelUnavailableError(MODEL_FILE_DAMAGED) from exc
                     model = Classifier(
                         served.metadata,
                         served.bundle_dir,

@@ -26,6 +26,7 @@ from mushroom_api.services.errors import (
 )
 from mushroom_api.services.imaging import abandonable, strip_metadata
 from mushroom_api.services.prediction_log import PredictionLog
+from mushroom_api.services.request_ids import signed_at
 from mushroom_common.catalog import Catalog
 from mushroom_common.storage import Storage
 from mushroom_common.store import (
@@ -90,10 +91,17 @@ def _create(
     settings: Settings,
 ) -> tuple[FeedbackPublic, bool]:
     prediction = _find_prediction(body.request_id, store, log)
-    if prediction is None:
+    # An id this service signed is an answer even before its prediction is logged (another
+    # replica may still be writing it): the feedback is stored now and joins it when it lands.
+    answered_at = (
+        prediction.created_at
+        if prediction is not None
+        else signed_at(settings.request_id_key, body.request_id)
+    )
+    if answered_at is None:
         raise NotFoundError(NO_ANSWER)
     window = timedelta(hours=settings.feedback_window_hours)
-    if datetime.now(UTC) - prediction.created_at > window:
+    if datetime.now(UTC) - answered_at > window:
         text = window_text(settings.feedback_window_hours)
         raise FeedbackWindowClosedError(
             f"This answer is more than {text} old; feedback is accepted for {text} after an answer."
@@ -118,7 +126,7 @@ def _create(
         photo_key=None,
     )
     try:
-        stored, created = store.add_feedback(record)
+        stored, created = store.add_feedback(record, require_prediction=prediction is not None)
     except MissingPredictionError as exc:
         # Pruned between the lookup and the insert.
         raise NotFoundError(NO_ANSWER) from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from mushroom_api.services.errors import ModelUnavailableError, NotFoundError
 from mushroom_api.services.explain import ExplainerPool, occlusion_heat_map, render_overlay
 from mushroom_api.services.imaging import abandonable, decode_photo
 from mushroom_api.services.prediction_log import PredictionLog
+from mushroom_api.services.request_ids import new_request_id
 from mushroom_common.catalog import Catalog
 from mushroom_common.imaging import resize_for_model
 from mushroom_common.store import PredictionRecord
@@ -100,7 +100,7 @@ async def identify(
         view_probabilities=output.view_probabilities,
     )
     answer = IdentificationPublic(
-        request_id=uuid.uuid4().hex,
+        request_id=new_request_id(settings.request_id_key),
         verdict=judgement.verdict,
         message=judgement.message,
         disclaimer=DISCLAIMER,

@@ -243,7 +243,17 @@ class ModelHolder:
                     and (current.metadata.name, current.metadata.version)
                     == (pointer.name, pointer.version)
                 ):
-                    return current
+                    if _verified(
+                        current.bundle_dir, current.metadata, current.metadata.variant().path
+                    ):
+                        return current
+                    # The cached copy was damaged after it loaded (/explain and phones read it
+                    # again): download it again and serve a fresh load of it.
+                    logger.warning(
+                        "the cached champion %s/%s is damaged: downloading it again",
+                        pointer.name,
+                        pointer.version,
+                    )
                 location = fetch_champion(self.registry, pointer, self.settings.model_cache_dir)
                 classifier = self._load(location)
                 _remember_served(location)

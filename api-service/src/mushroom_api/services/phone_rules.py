@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from mushroom_api.services.classifier import Classifier
+from mushroom_api.services.model_files import ModelFileDamagedError
 from mushroom_common.bundle import sha256_file
 from mushroom_common.catalog import Catalog
 from mushroom_common.rules_export import RulesDocument, build_rules_document
@@ -38,6 +39,31 @@ def phone_rules(classifier: Classifier, catalog: Catalog, rules: VerdictRules) -
     )
 
 
+_verified: dict[Path, tuple[int, int, int]] = {}
+
+
 def model_file(classifier: Classifier, sha256: str) -> Path | None:
-    """The served model file when `sha256` names it; None for any other (older) model."""
-    return classifier.model_path if sha256 == model_sha256(classifier) else None
+    """The served model file when `sha256` names it; None for any other (older) model.
+
+    The file is hashed again whenever it changed on disk since it was last found intact (it is
+    served as immutable: damaged bytes would stay in phones for good).
+
+    Raises:
+        ModelFileDamagedError: the file on disk no longer has that sha256.
+    """
+    if sha256 != model_sha256(classifier):
+        return None
+    path = classifier.model_path
+    try:
+        found = path.stat()
+    except OSError as exc:
+        raise ModelFileDamagedError(f"{path.name} is missing") from exc
+    signature = (found.st_ino, found.st_size, found.st_mtime_ns)
+    with _lock:
+        if _verified.get(path) == signature:
+            return path
+    if sha256_file(path) != sha256:
+        raise ModelFileDamagedError(f"{path.name} does not match its sha256")
+    with _lock:
+        _verified[path] = signature
+    return path

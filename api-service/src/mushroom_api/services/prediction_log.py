@@ -103,6 +103,8 @@ class PredictionLog:
     def health(self) -> str | None:
         """None when the log is writable, else one sentence (no URLs, no paths) saying why not."""
         busy_since = self._busy_since
+        if self.store.file_problem() is not None:
+            return "The prediction database file was deleted or replaced under the server"
         if not self._schema_ready:
             return "The prediction database cannot be reached or migrated yet"
         if busy_since is not None and time.monotonic() - busy_since > self._stall_after_s:

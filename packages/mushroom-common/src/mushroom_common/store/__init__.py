@@ -24,6 +24,7 @@ from mushroom_common.store.store import (
     MissingPredictionError,
     PredictionStore,
     StoreError,
+    StoreFileGoneError,
     StoreSchemaError,
     StoreUnavailableError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "PredictionStore",
     "PruneResult",
     "StoreError",
+    "StoreFileGoneError",
     "StoreSchemaError",
     "StoreSettings",
     "StoreUnavailableError",

@@ -9,7 +9,6 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
-    ForeignKey,
     MetaData,
     String,
     Text,
@@ -79,9 +78,9 @@ class Feedback(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    request_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("predictions.request_id", ondelete="CASCADE"), index=True
-    )
+    # No foreign key (migration 0002): feedback on a signed request id may land before the
+    # prediction that another replica is still logging; the rows join on request_id.
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(128))
     correct: Mapped[bool] = mapped_column(Boolean)
     species: Mapped[str | None] = mapped_column(String(200))

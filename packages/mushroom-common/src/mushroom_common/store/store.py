@@ -42,6 +42,14 @@ class StoreUnavailableError(StoreError):
     """The database cannot be reached, is full, locked, or refused the operation."""
 
 
+class StoreFileGoneError(StoreUnavailableError):
+    """The SQLite file this store opened was deleted or replaced under it.
+
+    Open connections would go on writing into the deleted inode, and every row would be lost:
+    nothing is read or written until the process is restarted on a good file.
+    """
+
+
 class StoreSchemaError(StoreError):
     """The database's schema is not the one this code needs (run `mushroom-db upgrade`)."""
 
@@ -49,7 +57,7 @@ class StoreSchemaError(StoreError):
 # The newest migration shipped with this package (a test checks it is Alembic's head). Knowing it
 # without Alembic lets a start against an up-to-date database skip importing Alembic, Mako and
 # Pygments: a quarter of the API's cold start (benchmarks/RESULTS.md).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 def _migrations_config(connection: Any | None = None) -> Config:
@@ -150,6 +158,45 @@ class PredictionStore:
         """Open (lazily: no connection is made until the first call) the database at `url`."""
         self.engine = create_store_engine(url, timeout_s=timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        database = self.engine.url.database
+        # The SQLite file and its (device, inode) once a connection opened it.
+        self._sqlite_file: Path | None = (
+            Path(database).resolve()
+            if self.backend == "sqlite" and database and database != ":memory:"
+            else None
+        )
+        self._sqlite_identity: tuple[int, int] | None = None
+        if self._sqlite_file is not None:
+            event.listen(self.engine, "connect", self._note_file)
+
+    def _note_file(self, _dbapi_connection: Any, _record: Any) -> None:
+        if self._sqlite_file is None or self._sqlite_identity is not None:
+            return
+        with contextlib.suppress(OSError):
+            found = self._sqlite_file.stat()
+            self._sqlite_identity = (found.st_dev, found.st_ino)
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file can no longer be used (deleted or replaced), else None.
+
+        A stat of one local file: cheap enough for every transaction and every readiness probe.
+        """
+        if self._sqlite_file is None or self._sqlite_identity is None:
+            return None
+        try:
+            found = self._sqlite_file.stat()
+        except FileNotFoundError:
+            return "the database file was deleted"
+        except OSError as exc:
+            return f"the database file cannot be read ({exc.strerror})"
+        if (found.st_dev, found.st_ino) != self._sqlite_identity:
+            return "the database file was replaced by another file"
+        return None
+
+    def _check_file(self) -> None:
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreFileGoneError(f"{problem}; restart on a good database file")
 
     @property
     def backend(self) -> str:
@@ -162,6 +209,7 @@ class PredictionStore:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        self._check_file()
         try:
             with self._sessions.begin() as session:
                 yield session
@@ -258,14 +306,22 @@ class PredictionStore:
 
     # Feedback
 
-    def add_feedback(self, record: FeedbackRecord) -> tuple[FeedbackRecord, bool]:
+    def add_feedback(
+        self, record: FeedbackRecord, *, require_prediction: bool = True
+    ) -> tuple[FeedbackRecord, bool]:
         """Store a feedback unless one with its (request_id, idempotency_key) exists.
+
+        Args:
+            record: the feedback.
+            require_prediction: refuse feedback on a request id no logged prediction has; the
+                API passes False for a request id it signed itself, whose prediction another
+                replica may still be logging (the rows join on request_id once it lands).
 
         Returns:
             The stored record (the earlier one on a replay) and whether it was added now.
 
         Raises:
-            StoreSchemaError: there is no logged prediction with the record's request id.
+            MissingPredictionError: `require_prediction` and no prediction has the request id.
         """
 
         def existing(session: Session) -> FeedbackRecord | None:
@@ -282,13 +338,15 @@ class PredictionStore:
             return earlier, False
         try:
             with self._session() as session:
+                if require_prediction and session.get(Prediction, record.request_id) is None:
+                    raise MissingPredictionError(record.request_id)
                 session.add(Feedback(**record.model_dump()))
         except IntegrityError as exc:
-            # Either a concurrent replay won the unique constraint, or the prediction is missing.
+            # A concurrent replay won the unique constraint.
             earlier = self._run(existing)
             if earlier is not None:
                 return earlier, False
-            raise MissingPredictionError(record.request_id) from exc
+            raise StoreUnavailableError(_reason(exc)) from exc
         return record, True
 
     def get_feedback(self, feedback_id: str) -> FeedbackRecord | None:
