@@ -44,7 +44,7 @@ SETTINGS_MODULES = frozenset(
 ENVIRONMENT_PLUMBING = {
     # prometheus_client's multiprocess switch: the CLI points its workers at one folder.
     "api-service/src/mushroom_api/cli.py": "PROMETHEUS_MULTIPROC_DIR",
-    "api-service/src/mushroom_api/routes/health.py": "PROMETHEUS_MULTIPROC_DIR",
+    "api-service/src/mushroom_api/services/metrics.py": "PROMETHEUS_MULTIPROC_DIR",
     # TensorFlow's C++ log level, set before TensorFlow is imported.
     "pipeline/src/mushroom_pipeline/cli.py": "TF_CPP_MIN_LOG_LEVEL",
 }

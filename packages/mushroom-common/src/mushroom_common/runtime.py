@@ -366,6 +366,16 @@ class BundleRuntime:
             None if scores is None else float(scores[0]),
         )
 
+    def run_outputs(self, pixels: Pixels) -> list[FloatArray]:
+        """One photo -> every output tensor of the model, dequantized, in the model's order.
+
+        For studies that read an output beside the logits (e.g. the pooled features a study
+        adds as an extra output); serving reads `run`.
+        """
+        self._interpreter.set_tensor(self._input_index, self._check(pixels)[np.newaxis, ...])
+        self._interpreter.invoke()
+        return [self._read(_tensor(detail))[0] for detail in self._interpreter.get_output_details()]
+
     def run_batch(self, pixels: Pixels | Sequence[Pixels]) -> BatchPrediction:
         """Many photos ([N, H, W, 3] or a sequence of [H, W, 3]), `batch_size` per invoke.
 
