@@ -21,7 +21,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mushroom_common.bundle import BundleMetadata, InferenceView, read_metadata, sha256_file
+from mushroom_common.bundle import (
+    BundleFile,
+    BundleMetadata,
+    InferenceView,
+    read_metadata,
+    sha256_file,
+    write_metadata,
+)
 from mushroom_common.catalog import Catalog, Edibility, PhotoView, load_catalog
 from mushroom_common.verdict import (
     CAUTION_LIMIT,
@@ -293,7 +300,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("bundle_dir", type=Path, help="the bundle folder (e.g. models/demo)")
     bundle_dir = parser.parse_args(argv).bundle_dir
-    target = write_rules_file(bundle_dir, read_metadata(bundle_dir), load_catalog())
+    metadata = read_metadata(bundle_dir)
+    target = write_rules_file(bundle_dir, metadata, load_catalog())
+    # The bundle's metadata records every file's hash (the API verifies them): keep it true.
+    if any(entry.path == target.name for entry in metadata.files):
+        rehashed = BundleFile(
+            path=target.name, sha256=sha256_file(target), size_bytes=target.stat().st_size
+        )
+        files = [rehashed if entry.path == target.name else entry for entry in metadata.files]
+        write_metadata(bundle_dir, metadata.model_copy(update={"files": files}))
     logger.info("wrote %s", target)
 
 
