@@ -34,6 +34,9 @@ CONTRACT_KEYS = {
     "lookalikes",
     "mushroom_score",
     "model",
+    "photos",
+    "next_photo",
+    "prior",
 }
 
 
