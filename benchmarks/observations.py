@@ -38,15 +38,19 @@ from _common import DEMO_BUNDLE_DIR, PHOTO_CACHE_DIR, SHARED_DATA_DIR, format_ta
 
 from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import Catalog, Edibility, load_catalog
+from mushroom_common.dataset import read_manifest
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.observation import (
     FUSION_METHODS,
+    FusionMethod,
     PriorStrength,
     apply_prior,
     fuse,
     location_prior,
+    used_photos,
 )
 from mushroom_common.runtime import BundleRuntime
+from mushroom_common.storage import open_storage
 from mushroom_common.verdict import Verdict, VerdictRules, judge
 
 logger = logging.getLogger("observations")
@@ -61,29 +65,41 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class FieldPhoto:
-    """One field photo of a species the model knows."""
+    """One field photo of a species the model knows, and the part of the field split it is in."""
 
     path: Path
     species: str
     source: str
-    part: str  # "field-extra" (never trained on) or "field-sources" (partly trained on)
+    # "field val" / "field test": the dataset version's val / test photos of the field sources
+    # (never trained on); "field-extra": other photographers (never trained on); "trained":
+    # field-source photos in the version's train split (seen in training, not measured).
+    part: str
 
 
-def field_photos(data_dir: Path, labels: set[str]) -> list[FieldPhoto]:
-    """Every field photo of a labelled species, in a stable order."""
+def _splits(storage_uri: str, version: str) -> dict[str, str]:
+    """sha256 of a photo's bytes -> its split in the dataset version the bundle was trained on."""
+    rows = read_manifest(open_storage(storage_uri), version)
+    return {row.content_hash: row.split for row in rows}
+
+
+def field_photos(data_dir: Path, labels: set[str], splits: dict[str, str]) -> list[FieldPhoto]:
+    """Every field photo of a labelled species, in a stable order, with its part."""
+    named = {"val": "field val", "test": "field test", "train": "trained"}
     photos: list[FieldPhoto] = []
+    candidates: list[tuple[Path, str, str]] = []
     for folder in sorted((data_dir / "nordic-field").iterdir()):
         if folder.is_dir() and folder.name in labels:
-            photos += [
-                FieldPhoto(p, folder.name, "nordic-field", "field-sources")
-                for p in sorted(folder.glob("*.jpg"))
-            ]
+            candidates += [(p, folder.name, "nordic-field") for p in sorted(folder.glob("*.jpg"))]
     for folder in sorted((data_dir / "web-species").iterdir()):
         if folder.is_dir() and folder.name in labels:
             for path in sorted(folder.glob("*.jpg")):
                 source = path.name.split("-")[0]
                 if source in FIELD_SOURCES:
-                    photos.append(FieldPhoto(path, folder.name, source, "field-sources"))
+                    candidates.append((path, folder.name, source))
+    for path, species, source in candidates:
+        split = splits.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        if split is not None:  # photos the build dropped (duplicates) are in no split
+            photos.append(FieldPhoto(path, species, source, named[split]))
     for folder in sorted((data_dir / "field-extra").iterdir()):
         if folder.is_dir() and folder.name in labels:
             photos += [
@@ -143,6 +159,36 @@ def pseudo_observations(
     return found
 
 
+PARTS: dict[str, tuple[str, ...]] = {
+    "field val": ("field val",),
+    "field test": ("field test", "field-extra"),
+    "of which field-extra": ("field-extra",),
+}
+
+
+def _observation_verdict(
+    rows: FloatArray,
+    scores: FloatArray,
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+    method: FusionMethod,
+) -> tuple[FloatArray, Verdict]:
+    """The served path: photos that look like a mushroom, fused, judged with them as views."""
+    used = used_photos([float(x) for x in scores], rules.detector_threshold)
+    fused = fuse(rows[used], method)
+    verdict = judge(
+        fused,
+        labels,
+        float(scores.max()),
+        catalog,
+        rules,
+        3,
+        view_probabilities=rows[used] if len(used) > 1 else None,
+    ).verdict
+    return fused, verdict
+
+
 def fusion_table(
     photos: list[FieldPhoto],
     probabilities: FloatArray,
@@ -159,33 +205,38 @@ def fusion_table(
     results: list[dict[str, Any]] = []
     for size in (2, 3):
         observations = pseudo_observations(photos, size, per_group, seed)
-        for part in ("field-sources", "field-extra", "all"):
-            chosen = (
-                [o for group in observations.values() for o in group]
-                if part == "all"
-                else observations.get(part, [])
-            )
+        for part, members in PARTS.items():
+            chosen = [o for name in members for o in observations.get(name, [])]
             if not chosen:
                 continue
             single = float(
                 np.mean([np.argmax(probabilities[i]) == truth[i] for o in chosen for i in o])
             )
+            single_edible = sum(
+                int(
+                    judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3).verdict
+                    is Verdict.EDIBLE
+                )
+                for o in chosen
+                for i in o
+                if view.dangerous[truth[i]]
+            )
             row: dict[str, Any] = {
                 "part": part,
                 "photos": size,
                 "observations": len(chosen),
+                "dangerous_observations": sum(int(view.dangerous[truth[o[0]]]) for o in chosen),
                 "single_top1": single,
+                "single_dangerous_photos_answered_edible": single_edible,
             }
             for method in FUSION_METHODS:
-                correct = 0
-                danger_edible = 0
+                correct = danger_edible = 0
                 for o in chosen:
-                    fused = fuse(probabilities[list(o)], method)
+                    fused, verdict = _observation_verdict(
+                        probabilities[list(o)], scores[list(o)], labels, catalog, rules, method
+                    )
                     correct += int(np.argmax(fused) == truth[o[0]])
                     if view.dangerous[truth[o[0]]]:
-                        verdict = judge(
-                            fused, labels, float(scores[list(o)].min()), catalog, rules, 3
-                        ).verdict
                         danger_edible += int(verdict is Verdict.EDIBLE)
                 row[f"{method}_top1"] = correct / len(chosen)
                 row[f"{method}_dangerous_answered_edible"] = danger_edible
@@ -201,45 +252,56 @@ def prior_table(
     catalog: Catalog,
     rules: VerdictRules,
 ) -> list[dict[str, Any]]:
-    """Top-1 of European species' photos with and without a European location."""
+    """Top-1 of European species' field photos with and without a European place (and month)."""
     truth = np.array([labels.index(p.species) for p in photos])
-    european = [
-        i
-        for i, p in enumerate(photos)
-        if "europe" in [str(r) for r in catalog.get(p.species).regions]
-    ]
     deadly = np.array([catalog.get(label).edibility is Edibility.DEADLY for label in labels])
     view = catalog.label_view(labels)
     results: list[dict[str, Any]] = []
-    base_top1 = float(np.mean([np.argmax(probabilities[i]) == truth[i] for i in european]))
-    for factor in (0.5, 0.2, 0.1, 0.05):
-        strength = PriorStrength(out_of_range_factor=factor)
-        prior = location_prior(labels, catalog, lat=EUROPE[0], lon=EUROPE[1], strength=strength)
-        correct = lowered = warnings_lost = danger_edible_before = danger_edible_after = 0
-        for i in european:
-            before = probabilities[i]
-            after = apply_prior(before, prior)
-            correct += int(np.argmax(after) == truth[i])
-            lowered += int(np.any(after[deadly] < before[deadly] - 1e-12))
-            verdict_before = judge(before, labels, float(scores[i]), catalog, rules, 3).verdict
-            verdict_after = judge(after, labels, float(scores[i]), catalog, rules, 3).verdict
-            deadly_warning = float(before[deadly].sum()) >= rules.danger_threshold
-            warnings_lost += int(deadly_warning and verdict_after is not Verdict.DANGEROUS)
-            if view.dangerous[truth[i]]:
-                danger_edible_before += int(verdict_before is Verdict.EDIBLE)
-                danger_edible_after += int(verdict_after is Verdict.EDIBLE)
-        results.append(
-            {
-                "out_of_range_factor": factor,
-                "photos": len(european),
-                "top1_without": base_top1,
-                "top1_with": correct / len(european),
-                "photos_with_a_deadly_probability_lowered": lowered,
-                "deadly_warnings_lost": warnings_lost,
-                "dangerous_answered_edible_without": danger_edible_before,
-                "dangerous_answered_edible_with": danger_edible_after,
-            }
-        )
+    for part, members in PARTS.items():
+        european = [
+            i
+            for i, p in enumerate(photos)
+            if p.part in members and "europe" in [str(r) for r in catalog.get(p.species).regions]
+        ]
+        if not european:
+            continue
+        verdicts_before = [
+            judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3).verdict
+            for i in european
+        ]
+        base_top1 = float(np.mean([np.argmax(probabilities[i]) == truth[i] for i in european]))
+        for factor, month in itertools.product((0.5, 0.2, 0.1, 0.05), (None, 9)):
+            strength = PriorStrength(out_of_range_factor=factor)
+            prior = location_prior(
+                labels, catalog, lat=EUROPE[0], lon=EUROPE[1], month=month, strength=strength
+            )
+            correct = lowered = lost = edible_before = edible_after = 0
+            for i, verdict_before in zip(european, verdicts_before, strict=True):
+                before = probabilities[i]
+                after = apply_prior(before, prior)
+                correct += int(np.argmax(after) == truth[i])
+                lowered += int(np.any(after[deadly] < before[deadly] - 1e-12))
+                verdict_after = judge(after, labels, float(scores[i]), catalog, rules, 3).verdict
+                lost += int(
+                    verdict_before is Verdict.DANGEROUS and verdict_after is not Verdict.DANGEROUS
+                )
+                if view.dangerous[truth[i]]:
+                    edible_before += int(verdict_before is Verdict.EDIBLE)
+                    edible_after += int(verdict_after is Verdict.EDIBLE)
+            results.append(
+                {
+                    "part": part,
+                    "out_of_range_factor": factor,
+                    "month": month,
+                    "photos": len(european),
+                    "top1_without": base_top1,
+                    "top1_with": correct / len(european),
+                    "deadly_probability_lowered": lowered,
+                    "dangerous_verdicts_lost": lost,
+                    "dangerous_answered_edible_without": edible_before,
+                    "dangerous_answered_edible_with": edible_after,
+                }
+            )
     return results
 
 
@@ -272,6 +334,7 @@ def occlusion_box(
 
 def crop_table(
     runtime: BundleRuntime,
+    single: BundleRuntime,
     photos: list[FieldPhoto],
     probabilities: FloatArray,
     labels: list[str],
@@ -279,10 +342,11 @@ def crop_table(
     grid: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Top-1 before and after cropping to the occlusion box, for all and for small subjects."""
+    """Top-1 before and after cropping to the occlusion box, on field test photos (all, and
+    those whose box is small)."""
     height, width = runtime.input_size
     rng = random.Random(seed)
-    indexes = list(range(len(photos)))
+    indexes = [i for i, p in enumerate(photos) if p.part in PARTS["field test"]]
     rng.shuffle(indexes)
     indexes = sorted(indexes[:limit])
     records: list[tuple[bool, bool, bool, str]] = []
@@ -301,8 +365,8 @@ def crop_table(
             min(1.0, right + margin_x) * image.width,
             min(1.0, bottom + margin_y) * image.height,
         )
-        cropped = image.crop(tuple(round(v) for v in box))
-        after = runtime.run(resize_for_model(cropped, height, width)).probabilities
+        cropped = image.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
+        after = single.run(resize_for_model(cropped, height, width)).probabilities
         truth = labels.index(photo.species)
         records.append(
             (
@@ -326,7 +390,7 @@ def crop_table(
         "all": summary(records),
         "small_subject": summary([r for r in records if r[0]]),
         "large_subject": summary([r for r in records if not r[0]]),
-        "field_extra_small": summary([r for r in records if r[0] and r[3] == "field-extra"]),
+        "field_extra": summary([r for r in records if r[3] == "field-extra"]),
     }
 
 
@@ -337,6 +401,9 @@ def main(
     crop_photos: Annotated[int, typer.Option(help="photos for the crop study (0: skip)")] = 300,
     grid: Annotated[int, typer.Option(help="occlusion grid of the crop study")] = 5,
     seed: int = 0,
+    storage: Annotated[
+        str, typer.Option(help="storage root holding the bundle's dataset version (its splits)")
+    ] = "/work/store",
 ) -> None:
     """Measure fusion, the location prior and cropping on field photos; write a JSON report."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -344,7 +411,7 @@ def main(
     catalog = load_catalog()
     labels = list(metadata.labels)
     runtime = BundleRuntime.for_variant(bundle, metadata, batch_size=32)
-    photos = field_photos(data, set(labels))
+    photos = field_photos(data, set(labels), _splits(storage, metadata.dataset_version))
     names = "\n".join(str(p.path) for p in photos).encode()
     key = f"{metadata.version}-{len(photos)}-{hashlib.sha256(names).hexdigest()[:8]}"
     probabilities, scores = predict_all(
@@ -352,13 +419,22 @@ def main(
     )
     rules = VerdictRules.from_bundle(metadata)
     counts = {
-        part: sum(1 for p in photos if p.part == part) for part in ("field-sources", "field-extra")
+        part: sum(1 for p in photos if p.part == part)
+        for part in ("field val", "field test", "field-extra", "trained")
     }
     fusion = fusion_table(photos, probabilities, scores, labels, catalog, rules, per_group, seed)
     prior = prior_table(photos, probabilities, scores, labels, catalog, rules)
-    single = runtime if crop_photos == 0 else BundleRuntime.for_variant(bundle, metadata)
     crop = (
-        crop_table(single, photos, probabilities, labels, crop_photos, grid, seed)
+        crop_table(
+            BundleRuntime.for_variant(bundle, metadata, batch_size=grid * grid + 1),
+            BundleRuntime.for_variant(bundle, metadata),
+            photos,
+            probabilities,
+            labels,
+            crop_photos,
+            grid,
+            seed,
+        )
         if crop_photos
         else {}
     )

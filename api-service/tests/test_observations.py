@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -37,6 +41,8 @@ TODAY_KEYS = {
     "lookalikes",
     "mushroom_score",
     "model",
+    "unknown_species_message",
+    "caution",
 }
 LABELS = [
     "agaricus_campestris",  # edible; deadly look-alikes
@@ -141,6 +147,11 @@ def test_one_photo_without_extras_answers_exactly_as_before(
     assert body["genera"] == [g.model_dump(mode="json") for g in judged.genera]
     assert body["lookalikes"] == [la.model_dump(mode="json") for la in judged.lookalikes]
     assert body["mushroom_score"] == score
+    assert body["possibly_unknown_species"] == judged.possibly_unknown_species
+    assert body["unknown_species_message"] == judged.unknown_species_message
+    assert body["caution"] == (
+        judged.caution.model_dump(mode="json") if judged.caution is not None else None
+    )
     assert body["prior"] == {"applied": False, "region": None, "month": None}
     assert [p["index"] for p in body["photos"]] == [0]
     assert body["photos"][0]["top"]["species"] == "agaricus_campestris"
@@ -290,3 +301,79 @@ def test_each_photo_keeps_its_limit_and_the_request_a_total(
         assert together.json()["detail"].startswith("The photos are too large together")
         two = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(2)]
         assert client.post("/predict", files=two).status_code == 200
+
+
+def test_next_photo_asks_for_the_gills_then_stops_asking(
+    observed: tuple[TestClient, ColourClassifier],
+) -> None:
+    client, _ = observed
+    first = _post(client, CAP, data={"view": "cap"}).json()
+    assert first["next_photo"]["view"] == "underside"
+    assert first["next_photo"]["lookalike"] == "amanita_phalloides"
+    assert "death cap" in first["next_photo"]["reason"]
+    views = ["cap", "underside"]
+    colours = [CAP, GILLS]
+    asked = []
+    while True:
+        body = _post(client, *colours, data={"view": views}).json()
+        assert len(body["photos"]) == len(views)
+        if body["next_photo"] is None:
+            break
+        assert body["next_photo"]["view"] not in views
+        asked.append(body["next_photo"]["view"])
+        views.append(body["next_photo"]["view"])
+        colours.append(GILLS)
+        assert len(views) <= 5
+    assert "underside" not in asked
+
+
+def test_no_next_photo_for_a_photo_that_is_not_a_mushroom(
+    observed: tuple[TestClient, ColourClassifier],
+) -> None:
+    client, fake = observed
+    fake.answers[CAP] = Prediction(np.zeros(4), np.array([0.85, 0.04, 0.08, 0.03]), 0.001)
+    body = _post(client, CAP).json()
+    assert body["verdict"] == "not_a_mushroom"
+    assert body["next_photo"] is None
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
+def test_curl_with_two_files_gets_one_answer_from_a_live_server(
+    live_server: str, tmp_path: Path
+) -> None:
+    """`curl -F file=@cap.jpg -F file=@gills.jpg` against a real server and the tiny model."""
+    (tmp_path / "cap.jpg").write_bytes(photo_bytes(RED, size=(120, 90)))
+    (tmp_path / "gills.jpg").write_bytes(photo_bytes(GREEN, size=(90, 120)))
+    done = subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail-with-body",
+            "-F",
+            "file=@cap.jpg",
+            "-F",
+            "file=@gills.jpg",
+            f"{live_server}/predict",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(done.stdout)
+    assert [photo["index"] for photo in body["photos"]] == [0, 1]
+    assert body["verdict"] in {"dangerous", "uncertain", "edible", "not_a_mushroom"}
+    assert body["prior"] == {"applied": False, "region": None, "month": None}
+    one = subprocess.run(
+        ["curl", "--silent", "--fail-with-body", "-F", "file=@cap.jpg", f"{live_server}/predict"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert one.returncode == 0, one.stdout
+    assert len(json.loads(one.stdout)["photos"]) == 1

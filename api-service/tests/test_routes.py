@@ -37,6 +37,8 @@ CONTRACT_KEYS = {
     "photos",
     "next_photo",
     "prior",
+    "unknown_species_message",
+    "caution",
 }
 
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mushroom_common.catalog import Edibility
 from mushroom_common.observation import NextPhotoPublic, PhotoPublic, PriorPublic
 from mushroom_common.verdict import (
+    CautionLookalikePublic,
+    CautionPublic,
     GenusPredictionPublic,
     LookalikePublic,
     SpeciesPredictionPublic,
@@ -18,6 +20,8 @@ from mushroom_common.verdict import (
 
 __all__ = [
     "DISCLAIMER",
+    "CautionLookalikePublic",
+    "CautionPublic",
     "ErrorPublic",
     "FeedbackCreate",
     "FeedbackPublic",
@@ -61,6 +65,15 @@ class IdentificationPublic(BaseModel):
     )
     possibly_unknown_species: bool = Field(
         description="the photo looks like a species the model never learned"
+    )
+    unknown_species_message: str | None = Field(
+        None,
+        description="a sentence for the person when possibly_unknown_species (null otherwise)",
+    )
+    caution: CautionPublic | None = Field(
+        None,
+        description="with verdict 'uncertain': do not eat it, it could be these deadly or "
+        "poisonous species (the telling feature and the photo that shows it)",
     )
     lookalikes: list[LookalikePublic] = Field(
         description="the top species' look-alikes, dangerous ones first"

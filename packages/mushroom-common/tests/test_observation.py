@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mushroom_common.catalog import Catalog, Edibility, load_catalog, parse_catalog
+from mushroom_common.catalog import Catalog, Edibility, Region, load_catalog, parse_catalog
 from mushroom_common.observation import (
     FUSION_METHODS,
     REGION_BOXES,
@@ -18,6 +18,7 @@ from mushroom_common.observation import (
     export_rules,
     fuse,
     location_prior,
+    next_photo,
     northern_month,
     observation_mushroom_score,
     parse_views,
@@ -141,8 +142,8 @@ def test_cities_fall_in_their_region(lat: float, lon: float, region: str | None)
 
 
 def test_every_catalog_region_has_boxes() -> None:
-    used = {str(region) for entry in load_catalog().species for region in entry.regions}
-    assert used <= set(REGION_BOXES), used - set(REGION_BOXES)
+    assert {region.value for region in Region} == set(REGION_BOXES)
+    assert all(entry.regions for entry in load_catalog().species)
     for boxes in REGION_BOXES.values():
         for lat_min, lat_max, lon_min, lon_max in boxes:
             assert -90 <= lat_min < lat_max <= 90
@@ -228,10 +229,29 @@ def test_a_location_at_sea_demotes_nothing() -> None:
     assert prior.weights.tolist() == [1.0] * len(AMERICAN_LABELS)
 
 
-def test_a_region_without_boxes_never_demotes_its_species() -> None:
-    catalog = _catalog(_species("boletus_lunaris", "edible", regions=["the_moon"]))
-    prior = location_prior(["boletus_lunaris"], catalog, lat=48.0, lon=2.0)
-    assert prior.weights.tolist() == [1.0]
+def test_out_of_season_species_are_demoted_with_the_southern_shift() -> None:
+    catalog = _catalog(
+        _species(
+            "boletus_autumnalis", "edible", regions=["europe", "oceania"], fruiting_months=[9, 10]
+        ),
+        _species(
+            "morchella_vernalis", "edible", regions=["europe", "oceania"], fruiting_months=[4, 5]
+        ),
+        _species("amanita_hiemalis", "deadly", regions=["europe"], fruiting_months=[1]),
+        _species("boletus_semper", "edible", regions=["europe"]),
+    )
+    labels = [s.id for s in catalog.species]
+    september = location_prior(labels, catalog, lat=48.0, lon=2.0, month=9)
+    assert september.weights.tolist() == [1.0, 0.5, 1.0, 1.0]
+    # A month next to the season still counts (margin 1): August is autumn enough.
+    assert location_prior(labels, catalog, month=8).weights.tolist() == [1.0, 0.5, 1.0, 1.0]
+    # March in Sydney is the southern autumn: the same as September up north.
+    sydney = location_prior(labels, catalog, lat=-33.9, lon=151.2, month=3)
+    assert sydney.weights.tolist() == [1.0, 0.5, 1.0, 0.2]
+    assert sydney.month == 3
+    assert sydney.region == "oceania"
+    # A month alone (no place) is used as a Northern Hemisphere month.
+    assert location_prior(labels, catalog, month=3).weights.tolist() == [0.5, 1.0, 1.0, 1.0]
 
 
 def test_apply_prior_checks_its_shapes() -> None:
@@ -253,12 +273,80 @@ def test_views_are_parsed_one_per_photo() -> None:
         parse_views(["gills"], 1)
 
 
+# ---------------------------------------------------------------------------- next photo
+
+NEXT_LABELS = ["agaricus_campestris", "amanita_phalloides", "suillus_luteus"]
+
+
+def test_next_photo_asks_for_the_view_that_rules_out_a_deadly_lookalike() -> None:
+    catalog = load_catalog()
+    probabilities = np.array([0.8, 0.05, 0.15])
+    ask = next_photo(probabilities, NEXT_LABELS, catalog, ["cap"])
+    assert ask is not None
+    assert ask.view == "underside"
+    assert ask.lookalike == "amanita_phalloides"
+    assert ask.reason.startswith(
+        "This could be the field mushroom (Agaricus campestris), but the deadly death cap "
+        "(Amanita phalloides) looks like it ("
+    )
+    assert ask.reason.endswith(
+        "add a photo of the underside of the cap (gills, pores or teeth) to tell them apart."
+    )
+    # Unlabelled photos do not count as any view.
+    assert next_photo(probabilities, NEXT_LABELS, catalog, [None, None]) == ask
+
+
+def test_next_photo_stops_asking_once_the_views_are_there() -> None:
+    catalog = load_catalog()
+    probabilities = np.array([0.8, 0.05, 0.15])
+    asked: list[str] = []
+    views: list[str | None] = ["cap"]
+    while (ask := next_photo(probabilities, NEXT_LABELS, catalog, views)) is not None:
+        assert ask.view not in views
+        asked.append(ask.view)
+        views.append(ask.view)
+        assert len(asked) <= len(FUSION_METHODS) + len(REGION_BOXES)
+    assert asked[0] == "underside"
+    assert next_photo(probabilities, NEXT_LABELS, catalog, views) is None
+
+
+def test_next_photo_only_asks_about_dangerous_lookalikes() -> None:
+    catalog = load_catalog()
+    # The slippery jack's look-alikes are all edible suillus: no photo would change the risk.
+    assert all(
+        not catalog.get(la.id).edibility.is_dangerous
+        for la in catalog.get("suillus_luteus").lookalikes
+    )
+    assert next_photo(np.array([0.05, 0.0, 0.95]), NEXT_LABELS, catalog, [None]) is None
+
+
+def test_next_photo_also_looks_at_a_likely_second_species() -> None:
+    catalog = load_catalog()
+    ask = next_photo(np.array([0.3, 0.0, 0.7]), NEXT_LABELS, catalog, [None])
+    assert ask is not None
+    assert ask.lookalike == "amanita_phalloides"
+    assert next_photo(np.array([0.1, 0.0, 0.9]), NEXT_LABELS, catalog, [None]) is None
+
+
+def test_a_lookalike_without_a_view_is_never_asked_for() -> None:
+    catalog = _catalog(
+        _species(
+            "agaricus_testus",
+            "edible",
+            lookalikes=[{"id": "amanita_mortis", "distinguishing_feature": "pink vs white"}],
+        ),
+        _species("amanita_mortis", "deadly"),
+    )
+    labels = ["agaricus_testus", "amanita_mortis"]
+    assert next_photo(np.array([0.9, 0.1]), labels, catalog, [None]) is None
+
+
 # ---------------------------------------------------------------------------- rules.json
 
 
 def test_export_rules_describes_every_label() -> None:
     catalog = load_catalog()
-    labels = [*catalog.trained_ids[:20], "amanita_phalloides"]
+    labels = [*catalog.trained_ids[:20], "amanita_phalloides", "agaricus_campestris"]
     section = export_rules(catalog, labels)
     assert section.max_photos == 5
     assert section.fusion_method in FUSION_METHODS
@@ -266,6 +354,11 @@ def test_export_rules_describes_every_label() -> None:
     assert section.species["amanita_phalloides"].protected
     assert section.region_boxes["europe"][0] == list(REGION_BOXES["europe"][0])
     assert 0 < section.prior.out_of_range_factor <= 1
+    assert section.dangerous_lookalike_views["agaricus_campestris"][0].view == "underside"
+    assert "suillus_luteus" not in section.dangerous_lookalike_views or all(
+        catalog.get(la.species).edibility.is_dangerous
+        for la in section.dangerous_lookalike_views["suillus_luteus"]
+    )
     dumped = section.model_dump(mode="json")
     assert dumped["southern_shift_months"] == 6
     assert dumped["location_decimals"] == 0

@@ -22,7 +22,7 @@ from mushroom_api.services.errors import InvalidInputError, ModelUnavailableErro
 from mushroom_api.services.explain import ExplainerPool, occlusion_heat_map, render_overlay
 from mushroom_api.services.imaging import ImageError, decode_photo
 from mushroom_api.services.prediction_log import PredictionLog
-from mushroom_common.catalog import Catalog
+from mushroom_common.catalog import Catalog, PhotoView
 from mushroom_common.imaging import resize_for_model
 from mushroom_common.observation import (
     apply_prior,
@@ -113,7 +113,7 @@ async def _prepare_all(
     return ready
 
 
-def _check_place(place: Place, photos: int) -> list[str | None]:
+def _check_place(place: Place, photos: int) -> list[PhotoView | None]:
     if (place.lat is None) != (place.lon is None):
         raise InvalidInputError("Send lat and lon together, or neither.")
     try:
@@ -189,6 +189,8 @@ async def identify(
         rules,
         top_k,
         unknown_score=unknown_score,
+        # An observation's photos are its views: `edible` needs them all to agree.
+        view_probabilities=rows[used] if len(used) > 1 else None,
     )
     ask = (
         next_photo(probabilities, labels, catalog, views)
@@ -203,6 +205,8 @@ async def identify(
         predictions=judgement.predictions,
         genera=judgement.genera,
         possibly_unknown_species=judgement.possibly_unknown_species,
+        unknown_species_message=judgement.unknown_species_message,
+        caution=judgement.caution,
         lookalikes=judgement.lookalikes,
         mushroom_score=mushroom_score,
         model=ModelRefPublic(name=classifier.metadata.name, version=classifier.metadata.version),

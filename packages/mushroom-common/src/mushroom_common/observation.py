@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from mushroom_common.catalog import Catalog, Species
+from mushroom_common.catalog import Catalog, Lookalike, PhotoView, Region, Species
 from mushroom_common.verdict import SpeciesPredictionPublic
 
 FusionMethod = Literal["log_mean", "mean", "confidence"]
@@ -42,17 +42,7 @@ NEXT_PHOTO_CANDIDATES = 3
 NEXT_PHOTO_MIN_PROBABILITY = 0.2
 _EPSILON = 1e-12
 
-# The photo views of the catalog's `PhotoView` (kept here as values so this module reads
-# catalogs with and without the enum).
-PHOTO_VIEWS: tuple[str, ...] = (
-    "cap",
-    "underside",
-    "stem_base",
-    "ring",
-    "flesh",
-    "spore_print",
-    "habitat",
-)
+PHOTO_VIEWS: tuple[str, ...] = tuple(view.value for view in PhotoView)
 _VIEW_PHRASES = {
     "cap": "the cap from above",
     "underside": "the underside of the cap (gills, pores or teeth)",
@@ -67,15 +57,20 @@ _VIEW_PHRASES = {
 # purpose: the catalog's ranges are continents, and the prior only demotes, softly. Listed most
 # specific first: `region_at` names the first region holding a point.
 Box = tuple[float, float, float, float]
+# North America includes Mexico and Central America, Africa is south of the Sahara (the
+# catalog's `Region`); boxes overlap where regions meet (the Sahel, the Caucasus, the Urals).
 REGION_BOXES: dict[str, tuple[Box, ...]] = {
-    "north_africa": ((15.0, 37.5, -18.0, 35.0),),
-    "europe": ((35.0, 72.0, -25.0, 45.0), (45.0, 72.0, 45.0, 60.0), (62.0, 82.0, -25.0, 35.0)),
-    "africa": ((-35.0, 37.5, -18.0, 52.0),),
-    "asia": ((-11.0, 78.0, 26.0, 180.0), (60.0, 72.0, -180.0, -168.0)),
-    "north_america": ((7.0, 84.0, -170.0, -50.0), (59.0, 84.0, -75.0, -10.0)),
-    "central_america": ((7.0, 23.0, -118.0, -59.0),),
-    "south_america": ((-56.0, 13.0, -82.0, -34.0),),
-    "oceania": ((-48.0, 0.0, 110.0, 180.0), (-48.0, -5.0, -180.0, -170.0)),
+    Region.NORTH_AFRICA.value: ((15.0, 37.5, -18.0, 35.0),),
+    Region.EUROPE.value: (
+        (35.0, 72.0, -25.0, 45.0),
+        (45.0, 72.0, 45.0, 60.0),
+        (62.0, 82.0, -25.0, 35.0),
+    ),
+    Region.AFRICA.value: ((-35.0, 18.0, -18.0, 52.0),),
+    Region.ASIA.value: ((-11.0, 78.0, 26.0, 180.0), (60.0, 72.0, -180.0, -168.0)),
+    Region.NORTH_AMERICA.value: ((7.0, 84.0, -170.0, -50.0), (59.0, 84.0, -75.0, -10.0)),
+    Region.SOUTH_AMERICA.value: ((-56.0, 13.0, -82.0, -34.0),),
+    Region.OCEANIA.value: ((-48.0, 0.0, 110.0, 180.0), (-48.0, -5.0, -180.0, -170.0)),
 }
 
 
@@ -102,14 +97,14 @@ class PhotoPublic(BaseModel):
     """One photo of the observation and the species it alone looks most like."""
 
     index: int = Field(ge=0, description="the photo's position among the request's files")
-    view: str | None = Field(description="the view the person said it shows, if any")
+    view: PhotoView | None = Field(description="the view the person said it shows, if any")
     top: SpeciesPredictionPublic = Field(description="this photo's own most likely species")
 
 
 class NextPhotoPublic(BaseModel):
     """The photo that would tell the likely species from a dangerous look-alike."""
 
-    view: str = Field(description="the view to photograph next (a catalog PhotoView)")
+    view: PhotoView = Field(description="the view to photograph next")
     reason: str = Field(description="one sentence for a person: why this photo")
     lookalike: str = Field(description="catalog id of the dangerous look-alike it rules out")
 
@@ -206,14 +201,12 @@ def species_regions(species: Species) -> list[str]:
 
 def fruiting_months(species: Species) -> list[int]:
     """Northern Hemisphere months when the species fruits (empty when the catalog says none)."""
-    months = getattr(species, "fruiting_months", None) or []
-    return [int(month) for month in months]
+    return [int(month) for month in species.fruiting_months]
 
 
-def lookalike_view(lookalike: object) -> str | None:
+def lookalike_view(lookalike: Lookalike) -> str | None:
     """The view that shows a look-alike's telling feature (None when the catalog says none)."""
-    view = getattr(lookalike, "view", None)
-    return str(view) if view is not None else None
+    return lookalike.view.value if lookalike.view is not None else None
 
 
 def northern_month(month: int, lat: float | None) -> int:
@@ -317,7 +310,7 @@ def apply_prior(
     return np.asarray(weighted / total, dtype=np.float64)
 
 
-def parse_views(views: Sequence[str] | None, photos: int) -> list[str | None]:
+def parse_views(views: Sequence[str] | None, photos: int) -> list[PhotoView | None]:
     """One view (or None) per photo; raise ValueError with a sentence for a person.
 
     Args:
@@ -331,14 +324,14 @@ def parse_views(views: Sequence[str] | None, photos: int) -> list[str | None]:
             f"The request has {photos} photo{'s' if photos != 1 else ''} but {len(views)} "
             "view values: send one view per photo (empty when not known), or none."
         )
-    parsed: list[str | None] = []
+    parsed: list[PhotoView | None] = []
     for value in views:
         cleaned = value.strip()
         if cleaned and cleaned not in PHOTO_VIEWS:
             raise ValueError(
                 f"The view {cleaned[:40]!r} is not one of {', '.join(PHOTO_VIEWS)} (or empty)."
             )
-        parsed.append(cleaned or None)
+        parsed.append(PhotoView(cleaned) if cleaned else None)
     return parsed
 
 
@@ -386,11 +379,12 @@ def next_photo(
             if view is None or view in present:
                 continue
             return NextPhotoPublic(
-                view=view,
+                view=PhotoView(view),
                 reason=(
-                    f"This could be {_name(entry)}, which looks like {_name(other)} "
-                    f"({other.edibility.value}): {lookalike.distinguishing_feature}. Add a photo "
-                    f"of {_VIEW_PHRASES.get(view, view)} to tell them apart."
+                    f"This could be {_name(entry)}, but the {other.edibility.value} "
+                    f"{_name(other).removeprefix('the ')} looks like it "
+                    f"({lookalike.distinguishing_feature}): add a photo of "
+                    f"{_VIEW_PHRASES.get(view, view)} to tell them apart."
                 ),
                 lookalike=other.id,
             )

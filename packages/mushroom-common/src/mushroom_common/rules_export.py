@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mushroom_common.bundle import BundleMetadata, InferenceView, read_metadata, sha256_file
 from mushroom_common.catalog import Catalog, Edibility, PhotoView, load_catalog
+from mushroom_common.observation import ObservationRulesPublic, export_rules
 from mushroom_common.verdict import (
     CAUTION_LIMIT,
     OpenSetMethod,
@@ -165,6 +166,7 @@ class RulesDocument(BaseModel):
         description="every label and every look-alike of a label, by catalog id"
     )
     genera: dict[str, RulesGenusPublic] = Field(description="every genus of the labels")
+    observation: ObservationRulesPublic = Field(description="several photos, place, next photo")
 
 
 def build_rules_document(
@@ -265,6 +267,7 @@ def build_rules_document(
         ),
         species=species,
         genera=genera,
+        observation=export_rules(catalog, metadata.labels),
     )
 
 
