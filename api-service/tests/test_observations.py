@@ -23,12 +23,13 @@ from mushroom_api.services.classifier import Classifier
 from mushroom_common.bundle import (
     BundleMetadata,
     DecisionRulesSpec,
+    InferenceView,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
 )
 from mushroom_common.catalog import Edibility, load_catalog
-from mushroom_common.runtime import Prediction
+from mushroom_common.runtime import Prediction, ViewedPrediction
 
 TODAY_KEYS = {
     "request_id",
@@ -89,6 +90,17 @@ class ColourClassifier(Classifier):
     async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[Prediction]:
         self.calls += len(batch)
         return [self._answer(pixels) for pixels in batch]
+
+    async def predict_views(self, pixels: npt.NDArray[np.uint8]) -> ViewedPrediction:
+        answer = await self.predict(pixels)
+        return ViewedPrediction(
+            views=(InferenceView.ORIGINAL,),
+            logits=answer.logits,
+            probabilities=answer.probabilities,
+            mushroom_score=answer.mushroom_score,
+            view_logits=answer.logits[np.newaxis, :],
+            view_probabilities=answer.probabilities[np.newaxis, :],
+        )
 
 
 CAP = GREEN  # looks like the field mushroom
