@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from mushroom_common.bundle import (
 )
 from mushroom_common.catalog import Edibility, load_catalog
 from mushroom_common.runtime import Prediction, ViewedPrediction
+from mushroom_common.store import PredictionStore
 
 TODAY_KEYS = {
     "request_id",
@@ -389,3 +392,24 @@ def test_curl_with_two_files_gets_one_answer_from_a_live_server(
     )
     assert one.returncode == 0, one.stdout
     assert len(json.loads(one.stdout)["photos"]) == 1
+
+
+def test_the_log_keeps_the_first_photo_and_no_place(
+    observed: tuple[TestClient, ColourClassifier],
+) -> None:
+    client, _ = observed
+    first, second = photo_bytes(CAP), photo_bytes(GILLS)
+    body = client.post(
+        "/predict",
+        files=[("file", ("a.jpg", first, "image/jpeg")), ("file", ("b.jpg", second, "image/jpeg"))],
+        data={"lat": "48.8566", "lon": "2.3522", "month": "9"},
+    ).json()
+    store: PredictionStore = client.app.state.prediction_store  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while (record := store.get_prediction(body["request_id"])) is None:
+        assert time.monotonic() < deadline, "the prediction was never logged"
+        time.sleep(0.05)
+    assert record.photo_sha256 == hashlib.sha256(first).hexdigest()
+    stored = record.model_dump_json()
+    for fragment in ("48.8", "2.35", "2.0", "49.0", "lat", "lon"):
+        assert fragment not in stored
