@@ -413,3 +413,54 @@ def test_the_log_keeps_the_first_photo_and_no_place(
     stored = record.model_dump_json()
     for fragment in ("48.8", "2.35", "2.0", "49.0", "lat", "lon"):
         assert fragment not in stored
+
+
+def test_one_real_photo_answers_as_the_single_photo_path_did(
+    client: TestClient, settings: Settings, photo: PhotoFactory
+) -> None:
+    """With the tiny real model: the API's answer for one file equals the single-photo pipeline
+    of before (decode, the bundle's test-time views, judge with the views), field by field."""
+    import asyncio
+
+    from mushroom_api.services.identify import prepare_photo, verdict_rules
+    from mushroom_common.verdict import judge, open_set_score
+
+    data = photo(RED, size=(120, 90))
+    body = client.post("/predict", files={"file": ("p.jpg", data, "image/jpeg")}).json()
+    classifier: Classifier = client.app.state.model_holder.current  # type: ignore[attr-defined]
+
+    async def single() -> dict[str, object]:
+        prepared = await prepare_photo(data, settings, classifier.input_size)
+        output = await classifier.predict_views(prepared.pixels)
+        rules = verdict_rules(settings, classifier)
+        judged = judge(
+            output.probabilities,
+            classifier.labels,
+            output.mushroom_score,
+            load_catalog(),
+            rules,
+            3,
+            unknown_score=(
+                open_set_score(output.logits, rules.open_set_method)
+                if rules.open_set_method is not None
+                else None
+            ),
+            view_probabilities=output.view_probabilities,
+        )
+        return {
+            "verdict": judged.verdict.value,
+            "message": judged.message,
+            "predictions": [p.model_dump(mode="json") for p in judged.predictions],
+            "genera": [g.model_dump(mode="json") for g in judged.genera],
+            "lookalikes": [la.model_dump(mode="json") for la in judged.lookalikes],
+            "possibly_unknown_species": judged.possibly_unknown_species,
+            "unknown_species_message": judged.unknown_species_message,
+            "caution": judged.caution.model_dump(mode="json") if judged.caution else None,
+            "mushroom_score": output.mushroom_score,
+        }
+
+    expected = asyncio.run(single())
+    for key, value in expected.items():
+        assert body[key] == value, key
+    assert body["prior"]["applied"] is False
+    assert len(body["photos"]) == 1
