@@ -230,17 +230,58 @@ def fusion_table(
                 "single_top1": single,
                 "single_dangerous_photos_answered_edible": single_edible,
             }
+            edible_truth = [o for o in chosen if view.species[truth[o[0]]].edibility.is_edible]
+            row["edible_observations"] = len(edible_truth)
+            single_right_edible = [
+                judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3)
+                for o in edible_truth
+                for i in o
+            ]
+            dangerous_singles = [
+                judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3).verdict
+                for o in chosen
+                for i in o
+                if view.dangerous[truth[i]]
+            ]
+            row["single_dangerous_answered_dangerous"] = (
+                float(np.mean([v is Verdict.DANGEROUS for v in dangerous_singles]))
+                if dangerous_singles
+                else None
+            )
+            row["single_edible_answered_dangerous"] = float(
+                np.mean([j.verdict is Verdict.DANGEROUS for j in single_right_edible])
+            )
+            row["single_edible_answered_edible_right_species"] = float(
+                np.mean(
+                    [
+                        j.verdict is Verdict.EDIBLE and j.predictions[0].species == labels[truth[i]]
+                        for j, i in zip(
+                            single_right_edible, [i for o in edible_truth for i in o], strict=True
+                        )
+                    ]
+                )
+            )
             for method in FUSION_METHODS:
-                correct = danger_edible = 0
+                correct = danger_edible = danger_dangerous = edible_right = edible_dangerous = 0
                 for o in chosen:
                     fused, verdict = _observation_verdict(
                         probabilities[list(o)], scores[list(o)], labels, catalog, rules, method
                     )
-                    correct += int(np.argmax(fused) == truth[o[0]])
+                    right = int(np.argmax(fused) == truth[o[0]])
+                    correct += right
                     if view.dangerous[truth[o[0]]]:
                         danger_edible += int(verdict is Verdict.EDIBLE)
+                        danger_dangerous += int(verdict is Verdict.DANGEROUS)
+                    elif view.species[truth[o[0]]].edibility.is_edible:
+                        edible_right += int(verdict is Verdict.EDIBLE and bool(right))
+                        edible_dangerous += int(verdict is Verdict.DANGEROUS)
+                dangerous_count = max(row["dangerous_observations"], 1)
+                edible_count = max(len(edible_truth), 1)
                 row[f"{method}_top1"] = correct / len(chosen)
                 row[f"{method}_dangerous_answered_edible"] = danger_edible
+                row[f"{method}_dangerous_answered_dangerous"] = danger_dangerous / dangerous_count
+                row[f"{method}_edible_answered_edible_right_species"] = edible_right / edible_count
+                row[f"{method}_edible_answered_dangerous"] = edible_dangerous / edible_count
             results.append(row)
     return results
 

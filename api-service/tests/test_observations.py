@@ -300,22 +300,24 @@ def test_a_bad_photo_among_several_is_named(
 def test_each_photo_keeps_its_limit_and_the_request_a_total(
     settings: Settings, photo: PhotoFactory
 ) -> None:
-    limited = settings.model_copy(update={"max_upload_bytes": 2000, "max_observation_bytes": 2000})
+    limited = settings.model_copy(update={"max_upload_bytes": 1000, "max_observation_bytes": 2500})
     app = create_app(limited)
     app.dependency_overrides[get_classifier] = lambda: ColourClassifier(ANSWERS)
     small = photo(GREEN, size=(64, 64))
-    assert 2000 / 3 < len(small) < 1000
+    assert 2500 / 4 < len(small) < 2500 / 3
     big = photo(GREEN, size=(400, 400), quality=100, subsampling=0)
-    assert len(big) > 2000
+    assert len(big) > 2500
     with TestClient(app, raise_server_exceptions=False) as client:
         too_big = client.post("/predict", files=[("file", ("a.jpg", big, "image/jpeg"))])
         assert too_big.status_code == 413, len(big)
+        assert too_big.json()["detail"] == "The photo is too large: the limit is 0 MB."
+        # Three photos together are over one photo's limit but within the request's total.
         three = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(3)]
-        together = client.post("/predict", files=three)
+        assert client.post("/predict", files=three).status_code == 200
+        four = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(4)]
+        together = client.post("/predict", files=four)
         assert together.status_code == 413
         assert together.json()["detail"].startswith("The photos are too large together")
-        two = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(2)]
-        assert client.post("/predict", files=two).status_code == 200
 
 
 def test_next_photo_asks_for_the_gills_then_stops_asking(
