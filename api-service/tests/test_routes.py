@@ -43,6 +43,9 @@ CONTRACT_KEYS = {
     "lookalikes",
     "mushroom_score",
     "model",
+    "photos",
+    "next_photo",
+    "prior",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from mushroom_common.observation import MAX_PHOTOS
 from mushroom_common.settings import SharedSettings
 
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "secret", "admin", "token", "dev"})
@@ -108,6 +109,15 @@ class Settings(SharedSettings):
         None, ge=0, le=1, description="override of the bundle's mushroom_detector threshold"
     )
     max_upload_bytes: int = Field(15 * 1024 * 1024, ge=1, description="largest accepted photo")
+    max_photos: int = Field(
+        MAX_PHOTOS, ge=1, le=MAX_PHOTOS, description="most photos one /predict observation takes"
+    )
+    max_observation_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=1,
+        description="largest total size of the photos of one /predict request (each photo "
+        "also keeps max_upload_bytes, max_pixels and the decode budget)",
+    )
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
     admin_token: str = Field("", description="bearer token of POST /admin/reload")
     request_id_secret: str = Field(

@@ -143,7 +143,7 @@ def _sentence(exc: RequestValidationError) -> str:
     where = " ".join(str(part) for part in loc)
     if kind == "missing":
         return f"The request is missing {where}."
-    if where == "file":
+    if loc[0] == "file":
         return "The request's file must be a photo sent as a file (multipart/form-data)."
     message = str(first.get("msg", "is not valid")).rstrip(".")
     return f"The request's {where} is not valid: {message}."
@@ -240,6 +240,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK_BYTES,
         max_upload_bytes=settings.max_upload_bytes,
         budget=app.state.upload_budget,
+        observation_paths=frozenset({"/predict"}),
+        max_observation_bytes=settings.max_observation_bytes,
     )
     app.add_middleware(
         RateLimitMiddleware,

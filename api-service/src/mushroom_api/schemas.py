@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from mushroom_common.catalog import Edibility
+from mushroom_common.observation import NextPhotoPublic, PhotoPublic, PriorPublic
 from mushroom_common.verdict import (
     CautionLookalikePublic,
     CautionPublic,
@@ -29,6 +30,9 @@ __all__ = [
     "LookalikePublic",
     "ModelInfoPublic",
     "ModelRefPublic",
+    "NextPhotoPublic",
+    "PhotoPublic",
+    "PriorPublic",
     "SpeciesPredictionPublic",
     "SpeciesPublic",
     "StatusPublic",
@@ -49,7 +53,7 @@ class ModelRefPublic(BaseModel):
 
 
 class IdentificationPublic(BaseModel):
-    """The answer of POST /predict."""
+    """The answer of POST /predict: one answer for the observation (one to five photos)."""
 
     request_id: str = Field(
         description="64 hex characters signed by the service; quote it in POST /feedback"
@@ -79,9 +83,24 @@ class IdentificationPublic(BaseModel):
     mushroom_score: float | None = Field(
         ge=0,
         le=1,
-        description="how much the photo looks like a mushroom at all (None: no detector)",
+        description="how much the photo looks like a mushroom at all (None: no detector); "
+        "with several photos, the highest of them",
     )
     model: ModelRefPublic
+    photos: list[PhotoPublic] = Field(
+        default_factory=list,
+        description="each photo of the observation with its own most likely species, in the "
+        "order sent",
+    )
+    next_photo: NextPhotoPublic | None = Field(
+        None,
+        description="the photo to add to tell the likely species from a dangerous look-alike; "
+        "null when no other view would help",
+    )
+    prior: PriorPublic = Field(
+        default_factory=lambda: PriorPublic(applied=False, region=None, month=None),
+        description="whether a location or month re-weighted the answer",
+    )
 
 
 def _storable(text: str) -> str:

@@ -30,6 +30,7 @@ from mushroom_common.bundle import (
     write_metadata,
 )
 from mushroom_common.catalog import Catalog, Edibility, PhotoView, load_catalog
+from mushroom_common.observation import ObservationRulesPublic, export_rules
 from mushroom_common.verdict import (
     CAUTION_LIMIT,
     OpenSetMethod,
@@ -172,6 +173,7 @@ class RulesDocument(BaseModel):
         description="every label and every look-alike of a label, by catalog id"
     )
     genera: dict[str, RulesGenusPublic] = Field(description="every genus of the labels")
+    observation: ObservationRulesPublic = Field(description="several photos, place, next photo")
 
 
 def build_rules_document(
@@ -272,6 +274,7 @@ def build_rules_document(
         ),
         species=species,
         genera=genera,
+        observation=export_rules(catalog, metadata.labels),
     )
 
 

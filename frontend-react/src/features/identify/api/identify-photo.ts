@@ -11,7 +11,7 @@ export async function identifyPhoto(
   try {
     const { data, error, response } = await apiClient.POST('/predict', {
       params: { query: { top_k: topK } },
-      body: { file: '' },
+      body: { file: [] },
       bodySerializer: () => photoFormData(photo, fileName),
       signal,
     });
