@@ -1,9 +1,13 @@
 import { useCallback, useState } from 'react';
 import { Icon } from '@/components/ui/icon';
 import { env } from '@/config/env';
-import { addHistory } from '@/features/history';
-import { identifyPhoto, useOnDeviceModel } from '@/features/identify';
-import { OfflineBanner, useOfflineQueue, useOnlineStatus, type QueuedPhoto } from '@/features/offline';
+import { addHistory } from '@/features/history/api/history-store';
+import { identifyPhoto } from '@/features/identify/api/identify-photo';
+import { useOnDeviceModel } from '@/features/identify/hooks/use-on-device-model';
+import type { QueuedPhoto } from '@/features/offline/api/offline-queue';
+import { OfflineBanner } from '@/features/offline/components/offline-banner';
+import { useOfflineQueue } from '@/features/offline/hooks/use-offline-queue';
+import { useOnlineStatus } from '@/features/offline/hooks/use-online-status';
 import { ApiError } from '@/lib/api-error';
 import { makeThumbnail, type PreparedPhoto } from '@/lib/downscale-image';
 import type { Identification } from '@/lib/identification';

@@ -1,7 +1,8 @@
 import { useState } from 'react';
-import { FeedbackPanel } from '@/features/feedback';
-import { HistoryList, type HistoryRecord } from '@/features/history';
-import { IdentificationResult } from '@/features/identify';
+import { FeedbackPanel } from '@/features/feedback/components/feedback-panel';
+import type { HistoryRecord } from '@/features/history/api/history-store';
+import { HistoryList } from '@/features/history/components/history-list';
+import { IdentificationResult } from '@/features/identify/components/identification-result';
 import { t } from '@/lib/i18n';
 import { speciesChoicesOf } from './species-choices';
 

@@ -1,14 +1,12 @@
 import { useEffect } from 'react';
-import { FeedbackPanel } from '@/features/feedback';
-import {
-  IdentificationResult,
-  IdentifyError,
-  IdentifyProgress,
-  OfflineReadiness,
-  PhotoPicker,
-  useIdentification,
-  type OnDeviceStatus,
-} from '@/features/identify';
+import { FeedbackPanel } from '@/features/feedback/components/feedback-panel';
+import { IdentificationResult } from '@/features/identify/components/identification-result';
+import { IdentifyError } from '@/features/identify/components/identify-error';
+import { IdentifyProgress } from '@/features/identify/components/identify-progress';
+import { OfflineReadiness } from '@/features/identify/components/offline-readiness';
+import { PhotoPicker } from '@/features/identify/components/photo-picker';
+import { useIdentification } from '@/features/identify/hooks/use-identification';
+import type { OnDeviceStatus } from '@/features/identify/hooks/use-on-device-model';
 import type { PreparedPhoto } from '@/lib/downscale-image';
 import type { Identification } from '@/lib/identification';
 import { t } from '@/lib/i18n';

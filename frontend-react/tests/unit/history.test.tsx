@@ -1,6 +1,7 @@
 import { render, screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { addHistory, HistoryList } from '@/features/history';
+import { addHistory } from '@/features/history/api/history-store';
+import { HistoryList } from '@/features/history/components/history-list';
 import { identification } from './fixtures';
 
 describe('history', () => {
