@@ -1,16 +1,20 @@
-import { useCallback, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { Icon } from '@/components/ui/icon';
 import { env } from '@/config/env';
 import { addHistory } from '@/features/history/api/history-store';
 import { identifyPhoto } from '@/features/identify/api/identify-photo';
+import type { ObservationPhoto } from '@/features/identify/hooks/use-identification';
 import { useOnDeviceModel } from '@/features/identify/hooks/use-on-device-model';
+import { LocationPrompt } from '@/features/location/components/location-prompt';
+import { LocationSetting } from '@/features/location/components/location-setting';
+import { useLocation } from '@/features/location/hooks/use-location';
 import type { QueuedPhoto } from '@/features/offline/api/offline-queue';
 import { OfflineBanner } from '@/features/offline/components/offline-banner';
 import { useOfflineQueue } from '@/features/offline/hooks/use-offline-queue';
 import { useOnlineStatus } from '@/features/offline/hooks/use-online-status';
 import { ApiError } from '@/lib/api-error';
 import { makeThumbnail, type PreparedPhoto } from '@/lib/downscale-image';
-import type { Identification } from '@/lib/identification';
+import type { Identification, Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { HistoryPage } from './history-page';
 import { IdentifyPage, type QueuedAnswer } from './identify-page';
@@ -29,9 +33,18 @@ export function App() {
   const [newPhotoRequests, setNewPhotoRequests] = useState(0);
   const onDevice = useOnDeviceModel(isOnline);
 
-  const saveToHistory = useCallback(async (result: Identification, photo: Blob) => {
-    const thumbnail = await makeThumbnail(photo);
-    await addHistory(result, photo, thumbnail);
+  const location = useLocation();
+  const position = location.state.status === 'ready' ? location.state.position : null;
+  // Sent only when the person allowed it: whole degrees (rounded on this phone) and this month.
+  const place = useMemo<Place | null>(
+    () => (position ? { lat: position.lat, lon: position.lon, month: new Date().getMonth() + 1 } : null),
+    [position],
+  );
+
+  const saveToHistory = useCallback(async (result: Identification, photos: { blob: Blob; view: string | null }[]) => {
+    const kept = [];
+    for (const item of photos) kept.push({ photo: item.blob, thumbnail: await makeThumbnail(item.blob), view: item.view });
+    await addHistory(result, kept);
     setHistoryVersion((version) => version + 1);
   }, []);
 
@@ -39,7 +52,7 @@ export function App() {
     async (item: QueuedPhoto) => {
       try {
         const result: Identification = { ...(await identifyPhoto(item.photo, item.fileName, env.topK)), source: 'server' };
-        await saveToHistory(result, item.photo);
+        await saveToHistory(result, [{ blob: item.photo, view: null }]);
         setQueuedAnswer({ queueId: item.id, result });
         return true;
       } catch (error) {
@@ -52,7 +65,7 @@ export function App() {
 
   const queue = useOfflineQueue({ isOnline, send: sendQueued });
   const onIdentified = useCallback(
-    (result: Identification, photo: PreparedPhoto) => void saveToHistory(result, photo.blob),
+    (result: Identification, photos: ObservationPhoto[]) => void saveToHistory(result, photos),
     [saveToHistory],
   );
   const { enqueue } = queue;
@@ -112,6 +125,9 @@ export function App() {
             onDevice={onDevice}
             queuedAnswer={queuedAnswer}
             newPhotoRequests={newPhotoRequests}
+            place={place}
+            locationSlot={location.choice === null ? <LocationPrompt onChoose={location.setChoice} /> : null}
+            settingsSlot={<LocationSetting choice={location.choice} state={location.state} onChange={location.setChoice} />}
           />
         </div>
         <div hidden={screen !== 'history'}>

@@ -3,6 +3,7 @@ import { FeedbackPanel } from '@/features/feedback/components/feedback-panel';
 import type { HistoryRecord } from '@/features/history/api/history-store';
 import { HistoryList } from '@/features/history/components/history-list';
 import { IdentificationResult } from '@/features/identify/components/identification-result';
+import { ObservationPanel } from '@/features/identify/components/observation-panel';
 import { t } from '@/lib/i18n';
 import { speciesChoicesOf } from './species-choices';
 
@@ -22,9 +23,12 @@ export function HistoryPage({ version, isOnline }: HistoryPageProps) {
       </button>
       <IdentificationResult
         result={open.result}
-        photo={open.photo}
+        photo={open.photos.length === 1 ? open.photo : null}
         isOnline={isOnline}
         focusOnMount
+        observationSlot={
+          <ObservationPanel result={open.result} photos={open.photos.map((item) => ({ blob: item.photo, view: item.view }))} />
+        }
         feedbackSlot={
           isOnline && open.result.source === 'server' ? (
             <FeedbackPanel

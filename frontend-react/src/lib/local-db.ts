@@ -12,13 +12,19 @@ export function fromStoredBlob(stored: StoredBlob): Blob {
   return new Blob([stored.bytes], { type: stored.type });
 }
 
+/** One photo of an observation kept in the history: as sent (downscaled, cropped), its thumbnail, its view. */
+export type HistoryPhoto = { photo: Blob; thumbnail: Blob | null; view: string | null };
+
 export type HistoryRecord = {
   id: string;
   createdAt: number;
+  /** The observation's answer, with each photo's top species and the next-photo prompt. */
   result: Identification;
-  /** The photo as uploaded (already downscaled), kept for the heat map and for feedback. */
+  /** The first photo as uploaded (already downscaled), kept for the heat map and for feedback. */
   photo: Blob;
   thumbnail: Blob | null;
+  /** Every photo of the observation, the first included (records from before observations: the one photo). */
+  photos: HistoryPhoto[];
 };
 
 export type QueuedPhoto = {
@@ -28,23 +34,47 @@ export type QueuedPhoto = {
   fileName: string;
 };
 
-type StoredHistoryRecord = Omit<HistoryRecord, 'photo' | 'thumbnail'> & { photo: StoredBlob; thumbnail: StoredBlob | null };
+type StoredHistoryPhoto = { photo: StoredBlob; thumbnail: StoredBlob | null; view: string | null };
+type StoredHistoryRecord = Omit<HistoryRecord, 'photo' | 'thumbnail' | 'photos'> & {
+  photo: StoredBlob;
+  thumbnail: StoredBlob | null;
+  /** Absent in records stored before observations. */
+  photos?: StoredHistoryPhoto[];
+};
 type StoredQueuedPhoto = Omit<QueuedPhoto, 'photo'> & { photo: StoredBlob };
 
 export async function storeHistoryRecord(record: HistoryRecord): Promise<StoredHistoryRecord> {
+  const photos: StoredHistoryPhoto[] = [];
+  for (const item of record.photos) {
+    photos.push({
+      photo: await toStoredBlob(item.photo),
+      thumbnail: item.thumbnail ? await toStoredBlob(item.thumbnail) : null,
+      view: item.view,
+    });
+  }
   return {
     ...record,
     photo: await toStoredBlob(record.photo),
     thumbnail: record.thumbnail ? await toStoredBlob(record.thumbnail) : null,
+    photos,
   };
 }
 
 export function loadHistoryRecord(stored: StoredHistoryRecord): HistoryRecord {
+  const photo = fromStoredBlob(stored.photo);
+  const thumbnail = stored.thumbnail ? fromStoredBlob(stored.thumbnail) : null;
   return {
     ...stored,
     result: withSource(stored.result),
-    photo: fromStoredBlob(stored.photo),
-    thumbnail: stored.thumbnail ? fromStoredBlob(stored.thumbnail) : null,
+    photo,
+    thumbnail,
+    photos: stored.photos
+      ? stored.photos.map((item) => ({
+          photo: fromStoredBlob(item.photo),
+          thumbnail: item.thumbnail ? fromStoredBlob(item.thumbnail) : null,
+          view: item.view,
+        }))
+      : [{ photo, thumbnail, view: null }],
   };
 }
 

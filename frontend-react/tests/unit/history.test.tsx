@@ -6,8 +6,8 @@ import { identification } from './fixtures';
 
 describe('history', () => {
   it('a "no mushroom found" answer names no species', async () => {
-    await addHistory(identification('not_a_mushroom'), new Blob(['x'], { type: 'image/jpeg' }), null);
-    await addHistory(identification('dangerous'), new Blob(['y'], { type: 'image/jpeg' }), null);
+    await addHistory(identification('not_a_mushroom'), [{ photo: new Blob(['x'], { type: 'image/jpeg' }), thumbnail: null, view: null }]);
+    await addHistory(identification('dangerous'), [{ photo: new Blob(['y'], { type: 'image/jpeg' }), thumbnail: null, view: null }]);
     render(<HistoryList version={1} onOpen={() => undefined} />);
     const items = within(await screen.findByTestId('history-list')).getAllByRole('listitem');
     expect(items).toHaveLength(2);

@@ -33,6 +33,7 @@ describe('offline', () => {
     expect(screen.getByTestId('offline-banner')).toHaveTextContent('You are offline.');
 
     await user.upload(screen.getByLabelText('Choose from gallery'), photoFile());
+    await user.click(await screen.findByRole('button', { name: 'Use this photo' }));
     expect(await screen.findByText(/your photo is saved and will be identified/i)).toBeInTheDocument();
     expect(await screen.findByText('1 photo is waiting to be identified.')).toBeInTheDocument();
     expect(predictCalls).toBe(0);

@@ -17,6 +17,8 @@ type IdentificationResultProps = {
   focusOnMount?: boolean;
   /** Shown at the top: start again without scrolling past the whole answer. */
   onNewPhoto?: () => void;
+  /** Shown right after the verdict: the observation's photos and which photo next. */
+  observationSlot?: ReactNode;
 };
 
 /**
@@ -31,6 +33,7 @@ export function IdentificationResult({
   feedbackSlot,
   focusOnMount = false,
   onNewPhoto,
+  observationSlot,
 }: IdentificationResultProps) {
   const top = result.predictions[0];
   const topName = top ? (top.common_names[0] ?? top.scientific_name) : '';
@@ -44,6 +47,7 @@ export function IdentificationResult({
         </button>
       ) : null}
       <VerdictBanner verdict={result.verdict} message={result.message} focusOnMount={focusOnMount} />
+      {observationSlot}
       {photo ? (
         <JudgedPhoto
           key={`${result.request_id}-${top?.species ?? ''}`}
