@@ -233,7 +233,7 @@ def test_fixture_is_current() -> None:
 
 
 def test_cases_cover_every_branch() -> None:
-    """Every fusion method, a prior that demotes and one that leaves a deadly species alone, both asks."""
+    """Every fusion method; the prior demotes, never a deadly species; asks and no asks."""
     cases = build_cases()
     assert {case["method"] for case in cases["fusion"]} == set(FUSION_METHODS)
     weights = [w for case in cases["prior"] for w in case["expected_weights"]]
