@@ -53,8 +53,8 @@ describe('golden observation cases from the Python rules', () => {
     }
   });
 
-  test('location and month prior: same weights, region and probabilities; a deadly species never loses', () => {
-    const deadly = labels.filter((label) => observation.species[label]!.deadly).map((label) => labels.indexOf(label));
+  test('location and month prior: same weights, region and probabilities; a deadly or poisonous species never loses', () => {
+    const deadly = labels.filter((label) => observation.species[label]!.protected).map((label) => labels.indexOf(label));
     for (const c of fixture.prior) {
       const prior = locationPrior(observation, labels, { lat: c.lat, lon: c.lon, month: c.month });
       expect(prior.weights).toEqual(c.expected_weights);

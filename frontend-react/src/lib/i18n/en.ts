@@ -99,8 +99,9 @@ export const en = {
     full: (max: number) => `This observation has ${max} photos, the most it can have.`,
     addingHeading: (view: string | null) => (view ? `Add a photo of ${view}` : 'Add another photo of the same mushroom'),
     cancelAdding: 'Back to the answer',
+    /** As the server's `next_photo.reason` (observation.next_photo), with the app's view names. */
     nextPhotoReason: (species: string, lookalike: string, edibility: string, feature: string, view: string) =>
-      `This could be ${species}, which looks like ${lookalike} (${edibility}): ${feature}. Add a photo of ${view} to tell them apart.`,
+      `This could be ${species}, but the ${edibility} ${lookalike.replace(/^the /, '')} looks like it (${feature}): add a photo of ${view} to tell them apart.`,
     priorUsed: (region: string | null, month: number | null) =>
       `Where and when helped: ${[region ? region.replaceAll('_', ' ') : null, month ? monthNames[month - 1] : null].filter(Boolean).join(', ')}.`,
   },

@@ -30,7 +30,7 @@ export type ObservationRules = {
   prior: PriorStrength;
   /** region -> [[lat_min, lat_max, lon_min, lon_max], ...], most specific first. */
   region_boxes: Record<string, number[][]>;
-  species: Record<string, { regions: string[]; fruiting_months: number[]; deadly: boolean }>;
+  species: Record<string, { regions: string[]; fruiting_months: number[]; protected: boolean }>;
   next_photo_candidates: number;
   next_photo_min_probability: number;
   /** label -> its deadly or poisonous look-alikes that a view tells apart, most dangerous first. */
@@ -139,7 +139,8 @@ export function locationPrior(observation: ObservationRules, labels: string[], p
     const entry = observation.species[label];
     if (!entry) throw new Error(`the rules file has no observation facts for ${label}`);
     let weight = 1;
-    if (entry.deadly) return weight;
+    // Deadly and poisonous species are never demoted: their warning can only grow.
+    if (entry.protected) return weight;
     if (here && here.size > 0) {
       const known = entry.regions.length > 0 && entry.regions.every((region) => region in observation.region_boxes);
       if (known && !entry.regions.some((region) => here.has(region))) weight *= strength.out_of_range_factor;
