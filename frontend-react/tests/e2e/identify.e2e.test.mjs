@@ -85,6 +85,11 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
     assert.deepEqual(await seriousAccessibilityViolations(page), [], 'axe-core: serious problems on the home screen');
 
     await page.getByLabel('Choose from gallery').setInputFiles(flyAgaric.photo);
+    // The crop step: the whole photo, framed as it is.
+    await page.getByTestId('crop-box').waitFor();
+    await shot(page, '01b-crop.png');
+    assert.deepEqual(await seriousAccessibilityViolations(page), [], 'axe-core: serious problems on the crop screen');
+    await page.getByRole('button', { name: 'Use this photo' }).click();
     // Downscaled and re-encoded in the browser: a JPEG part, at most 1024 px on its long side.
     await page.waitForFunction(() => window.__uploads.length > 0);
     const [upload] = await page.evaluate(() => window.__uploads);
@@ -134,6 +139,7 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
       mimeType: 'text/plain',
       buffer: Buffer.from('Chanterelles near the old birch, 12 September.\n'),
     });
+    await page.getByRole('button', { name: 'Use this photo' }).click();
     const error = page.getByTestId('identify-error');
     await error.waitFor({ timeout: 30_000 });
     assert.equal(await error.getAttribute('role'), 'alert');
@@ -196,6 +202,7 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
       await shot(page, '06-offline-history.png');
       await page.getByRole('button', { name: 'Identify' }).click();
       await page.getByLabel('Choose from gallery').setInputFiles(flyAgaric.photo);
+      await page.getByRole('button', { name: 'Use this photo' }).click();
       await page.getByText(/your photo is saved and will be identified/i).waitFor();
       await page.getByText('1 photo is waiting to be identified.').waitFor();
       await shot(page, '07-offline-queued.png');
