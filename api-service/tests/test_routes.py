@@ -34,6 +34,11 @@ CONTRACT_KEYS = {
     "lookalikes",
     "mushroom_score",
     "model",
+    "photos",
+    "next_photo",
+    "prior",
+    "unknown_species_message",
+    "caution",
 }
 
 

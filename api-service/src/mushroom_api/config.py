@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mushroom_common.observation import MAX_PHOTOS
+
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "secret", "admin", "token", "dev"})
 MIN_ADMIN_TOKEN_LENGTH = 32
 MIN_ADMIN_TOKEN_DISTINCT = 12
@@ -107,6 +109,15 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="override of the bundle's mushroom_detector threshold"
     )
     max_upload_bytes: int = Field(15 * 1024 * 1024, ge=1, description="largest accepted photo")
+    max_photos: int = Field(
+        MAX_PHOTOS, ge=1, le=MAX_PHOTOS, description="most photos one /predict observation takes"
+    )
+    max_observation_bytes: int = Field(
+        40 * 1024 * 1024,
+        ge=1,
+        description="largest total size of the photos of one /predict request (each photo "
+        "also keeps max_upload_bytes, max_pixels and the decode budget)",
+    )
     max_pixels: int = Field(40_000_000, ge=1, description="largest accepted width x height")
     admin_token: str = Field("", description="bearer token of POST /admin/reload")
     reload_poll_seconds: float = Field(

@@ -56,6 +56,21 @@ async def single_file_part(request: Request) -> None:
         )
 
 
+async def photo_parts(request: Request) -> None:
+    """Refuse a /predict form with more `file` parts than one observation takes."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    settings: Settings = request.app.state.settings
+    form = await request.form()  # parsed once already for the route; Starlette caches it
+    count = len(form.getlist("file"))
+    if count > settings.max_photos:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"The form has {count} photos; send 1 to {settings.max_photos} photos of one "
+            "mushroom per request.",
+        )
+
+
 async def get_explainers(request: Request) -> ExplainerPool:
     """The interpreters that only /explain uses."""
     explainers: ExplainerPool = request.app.state.explainers

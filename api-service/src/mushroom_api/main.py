@@ -129,7 +129,7 @@ def _sentence(exc: RequestValidationError) -> str:
     where = " ".join(str(part) for part in loc)
     if kind == "missing":
         return f"The request is missing {where}."
-    if where == "file":
+    if loc[0] == "file":
         return "The request's file must be a photo sent as a file (multipart/form-data)."
     message = str(first.get("msg", "is not valid")).rstrip(".")
     return f"The request's {where} is not valid: {message}."

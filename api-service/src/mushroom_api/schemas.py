@@ -8,7 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mushroom_common.catalog import Edibility
+from mushroom_common.observation import NextPhotoPublic, PhotoPublic, PriorPublic
 from mushroom_common.verdict import (
+    CautionLookalikePublic,
+    CautionPublic,
     GenusPredictionPublic,
     LookalikePublic,
     SpeciesPredictionPublic,
@@ -17,6 +20,8 @@ from mushroom_common.verdict import (
 
 __all__ = [
     "DISCLAIMER",
+    "CautionLookalikePublic",
+    "CautionPublic",
     "ErrorPublic",
     "FeedbackCreate",
     "FeedbackPublic",
@@ -25,6 +30,9 @@ __all__ = [
     "LookalikePublic",
     "ModelInfoPublic",
     "ModelRefPublic",
+    "NextPhotoPublic",
+    "PhotoPublic",
+    "PriorPublic",
     "SpeciesPredictionPublic",
     "SpeciesPublic",
     "StatusPublic",
@@ -45,7 +53,7 @@ class ModelRefPublic(BaseModel):
 
 
 class IdentificationPublic(BaseModel):
-    """The answer of POST /predict."""
+    """The answer of POST /predict: one answer for the observation (one to five photos)."""
 
     request_id: str = Field(description="uuid4 hex; quote it in POST /feedback")
     verdict: Verdict
@@ -58,15 +66,39 @@ class IdentificationPublic(BaseModel):
     possibly_unknown_species: bool = Field(
         description="the photo looks like a species the model never learned"
     )
+    unknown_species_message: str | None = Field(
+        None,
+        description="a sentence for the person when possibly_unknown_species (null otherwise)",
+    )
+    caution: CautionPublic | None = Field(
+        None,
+        description="with verdict 'uncertain': do not eat it, it could be these deadly or "
+        "poisonous species (the telling feature and the photo that shows it)",
+    )
     lookalikes: list[LookalikePublic] = Field(
         description="the top species' look-alikes, dangerous ones first"
     )
     mushroom_score: float | None = Field(
         ge=0,
         le=1,
-        description="how much the photo looks like a mushroom at all (None: no detector)",
+        description="how much the photo looks like a mushroom at all (None: no detector); "
+        "with several photos, the highest of them",
     )
     model: ModelRefPublic
+    photos: list[PhotoPublic] = Field(
+        default_factory=list,
+        description="each photo of the observation with its own most likely species, in the "
+        "order sent",
+    )
+    next_photo: NextPhotoPublic | None = Field(
+        None,
+        description="the photo to add to tell the likely species from a dangerous look-alike; "
+        "null when no other view would help",
+    )
+    prior: PriorPublic = Field(
+        default_factory=lambda: PriorPublic(applied=False, region=None, month=None),
+        description="whether a location or month re-weighted the answer",
+    )
 
 
 class FeedbackCreate(BaseModel):

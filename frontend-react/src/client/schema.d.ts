@@ -15,7 +15,8 @@ export interface paths {
         put?: never;
         /**
          * Predict
-         * @description Identify the mushroom in a photo and say, safety first, whether it could be poisonous.
+         * @description Identify the mushroom in one to five photos of it, and say, safety first, whether it
+         *     could be poisonous; a location and month, when given, re-weight the answer softly.
          */
         post: operations["predict"];
         delete?: never;
@@ -289,9 +290,74 @@ export interface components {
         Body_predict: {
             /**
              * File
-             * @description a JPEG, PNG, WebP or HEIC/HEIF photo
+             * @description 1 to 5 photos of ONE mushroom (cap, underside, stem base...): JPEG, PNG, WebP or HEIC/HEIF; repeat the field for each photo
              */
-            file: string;
+            file: string[];
+            /**
+             * View
+             * @description what each photo shows, one per file in the same order: cap, underside, stem_base, ring, flesh, spore_print, habitat, or empty when not said
+             */
+            view?: string[] | null;
+            /**
+             * Lat
+             * @description latitude; the server rounds it to 1 degree first
+             */
+            lat?: number | null;
+            /**
+             * Lon
+             * @description longitude; the server rounds it to 1 degree first
+             */
+            lon?: number | null;
+            /**
+             * Month
+             * @description the month the mushroom was found (1-12)
+             */
+            month?: number | null;
+        };
+        /**
+         * CautionLookalikePublic
+         * @description A deadly or poisonous species the answer cannot rule out.
+         */
+        CautionLookalikePublic: {
+            /**
+             * Species
+             * @description catalog id
+             */
+            species: string;
+            /** Scientific Name */
+            scientific_name: string;
+            /** Common Names */
+            common_names: string[];
+            edibility: components["schemas"]["Edibility"];
+            /**
+             * Probability
+             * @description the model's probability; null: the model never learned it
+             */
+            probability: number | null;
+            /**
+             * Distinguishing Feature
+             * @description '<the top species' trait> vs <this species' trait>'; null when the catalog does not list it as a look-alike of the top species
+             */
+            distinguishing_feature: string | null;
+            /** @description the photo that shows the telling feature */
+            view: components["schemas"]["PhotoView"] | null;
+        };
+        /**
+         * CautionPublic
+         * @description 'Do not eat it, it could be ...': the top species is harmless, a dangerous one is not
+         *     ruled out.
+         */
+        CautionPublic: {
+            /**
+             * Species
+             * @description the top species' catalog id
+             */
+            species: string;
+            /**
+             * Lookalikes
+             * @description most dangerous first, then most likely; at most three
+             */
+            lookalikes: components["schemas"]["CautionLookalikePublic"][];
         };
         /**
          * Edibility
@@ -299,6 +365,24 @@ export interface components {
          * @enum {string}
          */
         Edibility: "deadly" | "poisonous" | "unknown" | "inedible" | "edible_when_cooked" | "edible" | "choice";
+        /**
+         * EdibilityClassesPublic
+         * @description Which edibility values the rules treat as deadly, dangerous and edible.
+         */
+        EdibilityClassesPublic: {
+            /** Deadly */
+            deadly: components["schemas"]["Edibility"][];
+            /**
+             * Dangerous
+             * @description deadly or poisonous
+             */
+            dangerous: components["schemas"]["Edibility"][];
+            /**
+             * Edible
+             * @description may be answered 'edible'
+             */
+            edible: components["schemas"]["Edibility"][];
+        };
         /**
          * ErrorPublic
          * @description Every error body.
@@ -381,7 +465,7 @@ export interface components {
         };
         /**
          * IdentificationPublic
-         * @description The answer of POST /predict.
+         * @description The answer of POST /predict: one answer for the observation (one to five photos).
          */
         IdentificationPublic: {
             /**
@@ -416,17 +500,39 @@ export interface components {
              */
             possibly_unknown_species: boolean;
             /**
+             * Unknown Species Message
+             * @description a sentence for the person when possibly_unknown_species (null otherwise)
+             */
+            unknown_species_message?: string | null;
+            /** @description with verdict 'uncertain': do not eat it, it could be these deadly or poisonous species (the telling feature and the photo that shows it) */
+            caution?: components["schemas"]["CautionPublic"] | null;
+            /**
              * Lookalikes
              * @description the top species' look-alikes, dangerous ones first
              */
             lookalikes: components["schemas"]["LookalikePublic"][];
             /**
              * Mushroom Score
-             * @description how much the photo looks like a mushroom at all (None: no detector)
+             * @description how much the photo looks like a mushroom at all (None: no detector); with several photos, the highest of them
              */
             mushroom_score: number | null;
             model: components["schemas"]["ModelRefPublic"];
+            /**
+             * Photos
+             * @description each photo of the observation with its own most likely species, in the order sent
+             */
+            photos?: components["schemas"]["PhotoPublic"][];
+            /** @description the photo to add to tell the likely species from a dangerous look-alike; null when no other view would help */
+            next_photo?: components["schemas"]["NextPhotoPublic"] | null;
+            /** @description whether a location or month re-weighted the answer */
+            prior?: components["schemas"]["PriorPublic"];
         };
+        /**
+         * InferenceView
+         * @description A view of the photo the model also runs on, answers averaged (`runtime.run_views`).
+         * @enum {string}
+         */
+        InferenceView: "original" | "mirror";
         /**
          * LookalikePublic
          * @description A species that is confused with another, and the feature that tells them apart.
@@ -444,6 +550,8 @@ export interface components {
              * @description '<the predicted species' trait> vs <this look-alike's trait>'
              */
             distinguishing_feature: string;
+            /** @description the photo that shows the telling feature (none: smell, taste, ...) */
+            view?: components["schemas"]["PhotoView"] | null;
         };
         /**
          * ModelInfoPublic
@@ -502,6 +610,106 @@ export interface components {
             version: string;
         };
         /**
+         * NextPhotoPublic
+         * @description The photo that would tell the likely species from a dangerous look-alike.
+         */
+        NextPhotoPublic: {
+            /** @description the view to photograph next */
+            view: components["schemas"]["PhotoView"];
+            /**
+             * Reason
+             * @description one sentence for a person: why this photo
+             */
+            reason: string;
+            /**
+             * Lookalike
+             * @description catalog id of the dangerous look-alike it rules out
+             */
+            lookalike: string;
+        };
+        /**
+         * ObservationLookalikePublic
+         * @description A dangerous look-alike and the view that shows how it differs.
+         */
+        ObservationLookalikePublic: {
+            /** Species */
+            species: string;
+            /** View */
+            view: string;
+        };
+        /**
+         * ObservationRulesPublic
+         * @description `rules.json["observation"]`: what the phone needs to fuse, apply the prior and ask.
+         */
+        ObservationRulesPublic: {
+            /** Max Photos */
+            max_photos: number;
+            /**
+             * Fusion Method
+             * @enum {string}
+             */
+            fusion_method: "log_mean" | "mean" | "confidence";
+            /**
+             * Location Decimals
+             * @description lat/lon are rounded to this many decimals
+             */
+            location_decimals: number;
+            /**
+             * Southern Shift Months
+             * @description months added below the equator
+             */
+            southern_shift_months: number;
+            prior: components["schemas"]["PriorStrength"];
+            /**
+             * Region Boxes
+             * @description region -> [[lat_min, lat_max, lon_min, lon_max], ...], most specific first
+             */
+            region_boxes: {
+                [key: string]: number[][];
+            };
+            /**
+             * Species
+             * @description every label, by id
+             */
+            species: {
+                [key: string]: components["schemas"]["ObservationSpeciesPublic"];
+            };
+            /**
+             * Photo Selection
+             * @description which photos are fused: those whose mushroom score reaches the detector threshold (all of them when none does); the observation's mushroom score is the highest photo's and its unknown-species score the mean of the fused photos'
+             */
+            photo_selection: string;
+            /** Next Photo Candidates */
+            next_photo_candidates: number;
+            /** Next Photo Min Probability */
+            next_photo_min_probability: number;
+            /**
+             * Dangerous Lookalike Views
+             * @description label -> its deadly/poisonous look-alikes with a view, most dangerous first
+             */
+            dangerous_lookalike_views: {
+                [key: string]: components["schemas"]["ObservationLookalikePublic"][];
+            };
+        };
+        /**
+         * ObservationSpeciesPublic
+         * @description Where and when one label occurs, as the prior reads it.
+         */
+        ObservationSpeciesPublic: {
+            /** Regions */
+            regions: string[];
+            /**
+             * Fruiting Months
+             * @description Northern Hemisphere months (1-12)
+             */
+            fruiting_months: number[];
+            /**
+             * Protected
+             * @description deadly or poisonous: never demoted by the prior
+             */
+            protected: boolean;
+        };
+        /**
          * OpenSetRulePublic
          * @description The unknown-species rule (see `mushroom_common.verdict.open_set_score`).
          */
@@ -515,16 +723,82 @@ export interface components {
             threshold: number;
         };
         /**
+         * PhotoPublic
+         * @description One photo of the observation and the species it alone looks most like.
+         */
+        PhotoPublic: {
+            /**
+             * Index
+             * @description the photo's position among the request's files
+             */
+            index: number;
+            /** @description the view the person said it shows, if any */
+            view: components["schemas"]["PhotoView"] | null;
+            /** @description this photo's own most likely species */
+            top: components["schemas"]["SpeciesPredictionPublic"];
+        };
+        /**
+         * PhotoView
+         * @description Which photo of a mushroom shows a feature: the views a person can be asked to add.
+         * @enum {string}
+         */
+        PhotoView: "cap" | "underside" | "stem_base" | "ring" | "flesh" | "spore_print" | "habitat";
+        /**
+         * PriorPublic
+         * @description Whether the location and month prior re-weighted the answer.
+         */
+        PriorPublic: {
+            /**
+             * Applied
+             * @description a location or month was given and used
+             */
+            applied: boolean;
+            /**
+             * Region
+             * @description the broad region of the (rounded) location
+             */
+            region: string | null;
+            /**
+             * Month
+             * @description the month used, as sent
+             */
+            month: number | null;
+        };
+        /**
+         * PriorStrength
+         * @description How strongly the prior demotes; every factor lies in (0, 1], so nothing reaches zero.
+         */
+        PriorStrength: {
+            /**
+             * Out Of Range Factor
+             * @description weight of a species whose regions do not hold the location
+             * @default 0.2
+             */
+            out_of_range_factor: number;
+            /**
+             * Out Of Season Factor
+             * @description weight of a species that does not fruit in the month
+             * @default 0.5
+             */
+            out_of_season_factor: number;
+            /**
+             * Season Margin Months
+             * @description a month this close to a fruiting month counts as in season
+             * @default 1
+             */
+            season_margin_months: number;
+        };
+        /**
          * RulesDocument
          * @description `rules.json`: the model, its labels, the verdict rules and the catalog facts they use.
          */
         RulesDocument: {
             /**
              * Schema Version
-             * @default 1
+             * @default 2
              * @constant
              */
-            schema_version: 1;
+            schema_version: 2;
             model: components["schemas"]["RulesModelPublic"];
             /**
              * Labels
@@ -537,6 +811,7 @@ export interface components {
              * @description edibility from most to least dangerous (look-alikes sort by it)
              */
             edibility_order: components["schemas"]["Edibility"][];
+            edibility_classes: components["schemas"]["EdibilityClassesPublic"];
             /**
              * Species
              * @description every label and every look-alike of a label, by catalog id
@@ -551,6 +826,8 @@ export interface components {
             genera: {
                 [key: string]: components["schemas"]["RulesGenusPublic"];
             };
+            /** @description several photos, place, next photo */
+            observation: components["schemas"]["ObservationRulesPublic"];
         };
         /**
          * RulesGenusPublic
@@ -563,6 +840,11 @@ export interface components {
             holds_deadly: boolean;
             /** Holds Poisonous */
             holds_poisonous: boolean;
+            /**
+             * Danger Share
+             * @description share of its catalog species of known edibility that are deadly or poisonous
+             */
+            danger_share: number;
         };
         /**
          * RulesLookalikePublic
@@ -576,6 +858,8 @@ export interface components {
              * @description '<this species' trait> vs <the look-alike's trait>'
              */
             distinguishing_feature: string;
+            /** @description the photo that shows the telling feature */
+            view: components["schemas"]["PhotoView"] | null;
         };
         /**
          * RulesModelPublic
@@ -615,7 +899,7 @@ export interface components {
             input_width: number;
             /**
              * Temperature
-             * @description divide logits by this before softmax
+             * @description the serving variant's own temperature: divide logits by it before softmax
              */
             temperature: number;
             /**
@@ -623,6 +907,11 @@ export interface components {
              * @description the model has a [1, 1] mushroom_score output
              */
             mushroom_score_output: boolean;
+            /**
+             * Test Time Views
+             * @description run the photo in each view, calibrate each, average them in this order (probabilities, logits and scores); 'edible' needs every view to agree
+             */
+            test_time_views: components["schemas"]["InferenceView"][];
         };
         /**
          * RulesSpeciesPublic
@@ -741,12 +1030,40 @@ export interface components {
          * @description The thresholds of the safety rules, as `VerdictRules` holds them.
          */
         VerdictRulesPublic: {
-            /** Danger Threshold */
+            /**
+             * Danger Threshold
+             * @description kept for older readers: see the severities
+             */
             danger_threshold: number;
+            /**
+             * Deadly Threshold
+             * @description summed deadly probability that is 'dangerous'
+             */
+            deadly_threshold: number;
+            /**
+             * Poisonous Threshold
+             * @description summed deadly + poisonous probability that is 'dangerous'
+             */
+            poisonous_threshold: number;
+            /**
+             * Caution Threshold
+             * @description a dangerous label this likely is not ruled out (caution)
+             */
+            caution_threshold: number;
+            /**
+             * Caution Limit
+             * @description at most this many species in a caution
+             */
+            caution_limit: number;
             /** Edible Threshold */
             edible_threshold: number;
             /** Genus Threshold */
             genus_threshold: number;
+            /**
+             * Genus Danger Share
+             * @description a likely genus whose danger_share is above this is 'dangerous'
+             */
+            genus_danger_share: number;
             /**
              * Detector Threshold
              * @description mushroom scores below this mean 'not a mushroom'; null: no detector
@@ -766,17 +1083,29 @@ export interface components {
 export type BodyExplain = components['schemas']['Body_explain'];
 export type BodyFeedbackPhoto = components['schemas']['Body_feedback_photo'];
 export type BodyPredict = components['schemas']['Body_predict'];
+export type CautionLookalikePublic = components['schemas']['CautionLookalikePublic'];
+export type CautionPublic = components['schemas']['CautionPublic'];
 export type Edibility = components['schemas']['Edibility'];
+export type EdibilityClassesPublic = components['schemas']['EdibilityClassesPublic'];
 export type ErrorPublic = components['schemas']['ErrorPublic'];
 export type FeedbackCreate = components['schemas']['FeedbackCreate'];
 export type FeedbackPublic = components['schemas']['FeedbackPublic'];
 export type GenusPredictionPublic = components['schemas']['GenusPredictionPublic'];
 export type HttpValidationError = components['schemas']['HTTPValidationError'];
 export type IdentificationPublic = components['schemas']['IdentificationPublic'];
+export type InferenceView = components['schemas']['InferenceView'];
 export type LookalikePublic = components['schemas']['LookalikePublic'];
 export type ModelInfoPublic = components['schemas']['ModelInfoPublic'];
 export type ModelRefPublic = components['schemas']['ModelRefPublic'];
+export type NextPhotoPublic = components['schemas']['NextPhotoPublic'];
+export type ObservationLookalikePublic = components['schemas']['ObservationLookalikePublic'];
+export type ObservationRulesPublic = components['schemas']['ObservationRulesPublic'];
+export type ObservationSpeciesPublic = components['schemas']['ObservationSpeciesPublic'];
 export type OpenSetRulePublic = components['schemas']['OpenSetRulePublic'];
+export type PhotoPublic = components['schemas']['PhotoPublic'];
+export type PhotoView = components['schemas']['PhotoView'];
+export type PriorPublic = components['schemas']['PriorPublic'];
+export type PriorStrength = components['schemas']['PriorStrength'];
 export type RulesDocument = components['schemas']['RulesDocument'];
 export type RulesGenusPublic = components['schemas']['RulesGenusPublic'];
 export type RulesLookalikePublic = components['schemas']['RulesLookalikePublic'];

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from mushroom_common.catalog import Edibility, load_catalog
+from mushroom_common.catalog import Edibility, PhotoView, Region, load_catalog, parse_catalog
 
 EDIBILITY_SCALE = (
     "deadly",
@@ -294,6 +295,28 @@ def test_every_class_folder_of_the_development_data_is_in_the_catalog(
     assert [f for f in sorted(folders) if catalog.resolve(f) is None] == []
 
 
+@pytest.mark.skipif(
+    not (SHARED_DATA / "field-extra").is_dir(),
+    reason="development data ../shared/data/field-extra absent (never copied into the repository)",
+)
+def test_every_species_folder_of_field_extra_has_a_full_entry() -> None:
+    # field-extra/ holds field photos of 155 species the model never learns: an open-set test
+    # whose danger is known only if each of them has an entry with an edibility and a source.
+    folders = sorted(p.name for p in (SHARED_DATA / "field-extra").iterdir() if p.is_dir())
+    assert len(folders) >= 200
+    catalog = load_catalog()
+    missing = [f for f in folders if catalog.resolve(f) is None]
+    assert missing == []
+    for folder in folders:
+        entry = catalog.resolve(folder)
+        assert entry is not None
+        assert entry.family, folder
+        assert entry.sources, folder
+        if entry.edibility.is_dangerous:
+            assert entry.symptoms.strip(), folder
+            assert entry.lookalikes, folder
+
+
 def _demo_labels() -> list[str]:
     labels: list[str] = json.loads(DEMO_METADATA.read_text("utf-8"))["labels"]
     return labels
@@ -329,3 +352,90 @@ def test_unknown_edibility_is_neither_dangerous_nor_edible() -> None:
     assert not unknown.is_edible
     assert not unknown.is_dangerous
     assert unknown.danger_rank < Edibility.INEDIBLE.danger_rank
+
+
+MONTHS = set(range(1, 13))
+
+
+def test_every_species_has_regions_months_and_their_sources(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    regions = {region.value for region in Region}
+    for species_id, entry in species.items():
+        assert entry["regions"], species_id
+        assert set(entry["regions"]) <= regions, (species_id, entry["regions"])
+        assert len(entry["regions"]) == len(set(entry["regions"])), species_id
+        months = entry["fruiting_months"]
+        assert months, species_id
+        assert all(isinstance(m, int) for m in months), species_id
+        assert set(months) <= MONTHS, (species_id, months)
+        assert months == sorted(set(months)), (species_id, months)
+        sources = entry["range_sources"]
+        assert sources, species_id
+        assert all(isinstance(s, str) and s.strip() for s in sources), species_id
+
+
+def test_lookalike_views_are_photo_views(species: dict[str, dict[str, Any]]) -> None:
+    views = {view.value for view in PhotoView}
+    for species_id, entry in species.items():
+        for lookalike in entry["lookalikes"]:
+            if "view" in lookalike:
+                assert lookalike["view"] in views, (species_id, lookalike)
+
+
+# Words naming a feature one photo shows (gills, volva, ring, cut flesh, spore print, cap...).
+PHOTO_FEATURE = re.compile(
+    r"\b(gills?|pores?|ridges|spines|volva|bulb|sac|stem base|ring|spore print|spores|flesh|milk"
+    r"|egg|cut|bruis\w*|stain\w*|cap|warts|scales|wood|stumps?|grass)\b"
+)
+
+
+def test_every_lookalike_of_a_dangerous_species_shown_by_a_photo_names_its_view(
+    species: dict[str, dict[str, Any]],
+) -> None:
+    # "Which photo next" needs, for each dangerous confusion, the view that settles it.
+    missing = [
+        (species_id, lookalike["id"])
+        for species_id, entry in species.items()
+        for lookalike in entry["lookalikes"]
+        if (entry["edibility"] in DANGEROUS or species[lookalike["id"]]["edibility"] in DANGEROUS)
+        and PHOTO_FEATURE.search(lookalike["distinguishing_feature"])
+        and "view" not in lookalike
+    ]
+    assert not missing
+
+
+def test_views_of_the_classic_confusions_point_at_the_telling_photo() -> None:
+    catalog = load_catalog()
+
+    def view(first: str, second: str) -> PhotoView | None:
+        return next(la.view for la in catalog.get(first).lookalikes if la.id == second)
+
+    assert view("amanita_phalloides", "amanita_citrina") is PhotoView.STEM_BASE
+    assert view("calvatia_gigantea", "amanita_phalloides") is PhotoView.FLESH
+    assert view("cantharellus_cibarius", "hygrophoropsis_aurantiaca") is PhotoView.UNDERSIDE
+    assert view("armillaria_mellea", "galerina_marginata") is PhotoView.SPORE_PRINT
+    assert view("macrolepiota_procera", "lepiota_brunneoincarnata") is PhotoView.RING
+    assert view("agaricus_campestris", "agaricus_xanthodermus") is PhotoView.FLESH
+
+
+def test_the_typed_loader_rejects_bad_months_regions_and_views(
+    document: dict[str, Any],
+) -> None:
+    first, second = (dict(entry, lookalikes=[]) for entry in document["species"][:2])
+
+    def parse(entry: dict[str, Any]) -> Any:
+        return parse_catalog({"schema_version": 1, "species": [entry, second]})
+
+    for months in ([0, 5], [13], [5, 5]):
+        with pytest.raises(ValidationError, match="fruiting"):
+            parse(dict(first, fruiting_months=months))
+    with pytest.raises(ValidationError, match="regions"):
+        parse(dict(first, regions=["atlantis"]))
+    feature = {"id": second["id"], "distinguishing_feature": "this vs that"}
+    with pytest.raises(ValidationError, match="view"):
+        parse(dict(first, lookalikes=[dict(feature, view="microscope")]))
+    parsed = parse(dict(first, fruiting_months=[9, 7], lookalikes=[dict(feature, view="ring")]))
+    assert parsed.species[0].fruiting_months == [7, 9]
+    assert parsed.species[0].regions[0] is Region.EUROPE
+    assert parsed.species[0].lookalikes[0].view is PhotoView.RING

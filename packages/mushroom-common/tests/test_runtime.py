@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mushroom_common.bundle import BundleMetadata, read_metadata, write_metadata
+from mushroom_common.bundle import BundleMetadata, InferenceView, read_metadata, write_metadata
 from mushroom_common.runtime import (
     BundleRuntime,
     RuntimeLoadError,
+    average_rows,
     calibrated_probabilities,
     variant_temperature,
+    view_pixels,
 )
 
 DEMO = Path(__file__).parents[3] / "models" / "demo"
@@ -125,3 +127,30 @@ def test_bad_variants_and_inputs_are_refused(demo: BundleMetadata, tmp_path: Pat
         runtime.run(np.zeros((224, 224, 3), np.float32))  # type: ignore[arg-type]  # wrong dtype on purpose
     with pytest.raises(ValueError, match="224"):
         runtime.run(np.zeros((100, 100, 3), np.uint8))
+
+
+@needs_demo
+def test_test_time_views_average_each_view_calibrated(demo: BundleMetadata) -> None:
+    runtime = BundleRuntime.for_variant(DEMO, demo)
+    photo = _pixels(1)[0]
+    single = runtime.run(photo)
+    original = runtime.run_views(photo)
+    assert np.array_equal(original.probabilities, single.probabilities)
+    assert original.mushroom_score == single.mushroom_score
+    both = runtime.run_views(photo, (InferenceView.ORIGINAL, InferenceView.MIRROR))
+    mirrored = runtime.run(view_pixels(photo, InferenceView.MIRROR))
+    assert np.array_equal(mirrored.probabilities, runtime.run(photo[:, ::-1]).probabilities)
+    assert both.view_probabilities.shape == (2, len(demo.labels))
+    assert np.array_equal(both.view_probabilities[0], single.probabilities)
+    assert np.array_equal(both.view_probabilities[1], mirrored.probabilities)
+    assert np.array_equal(both.probabilities, (single.probabilities + mirrored.probabilities) / 2)
+    assert np.array_equal(both.logits, (single.logits + mirrored.logits) / 2)
+    np.testing.assert_allclose(both.probabilities.sum(), 1.0)
+    with pytest.raises(ValueError, match="at least one view"):
+        runtime.run_views(photo, ())
+
+
+def test_average_rows_adds_row_after_row() -> None:
+    rows = np.array([[0.1, 0.7], [0.2, 0.2], [0.3, 0.05]])
+    expected = ((rows[0] + rows[1]) + rows[2]) / 3
+    assert np.array_equal(average_rows(rows), expected)

@@ -9,11 +9,15 @@ from mushroom_common.catalog import load_catalog
 from mushroom_common.verdict import (
     Judgement,
     OpenSetMethod,
+    Reason,
     Verdict,
     VerdictRules,
+    genus_danger_share,
     genus_ranking,
     judge,
     open_set_score,
+    verdict_features,
+    verdicts_from_features,
 )
 
 RULES = VerdictRules(danger_threshold=0.05, edible_threshold=0.9, detector_threshold=0.5)
@@ -49,10 +53,16 @@ def test_deadly_candidate_outside_top_k_still_makes_it_dangerous() -> None:
     assert "but it could be the death cap (Amanita phalloides), which is deadly" in result.message
 
 
-def test_deadly_candidate_below_threshold_does_not_block_edible() -> None:
+def test_deadly_candidate_below_threshold_is_a_caution_not_dangerous() -> None:
     result = _judge([0.04, 0.95, 0.005, 0.005])
-    assert result.verdict is Verdict.EDIBLE
-    assert result.predictions[0].species == "suillus_luteus"
+    assert result.verdict is Verdict.UNCERTAIN
+    assert result.reason is Reason.CAUTION
+    assert result.caution is not None
+    assert [c.species for c in result.caution.lookalikes] == ["amanita_phalloides"]
+    assert result.caution.lookalikes[0].probability == pytest.approx(0.04)
+    assert "do not eat it: it could be the deadly death cap" in result.message
+    # Under the caution threshold the death cap is ruled out.
+    assert _judge([0.01, 0.97, 0.01, 0.01]).verdict is Verdict.EDIBLE
 
 
 def test_edible_needs_the_confidence_threshold() -> None:
@@ -120,9 +130,22 @@ def test_possibly_unknown_species_is_never_edible() -> None:
     assert "may be a species the model does not know" in result.message
 
 
-def test_clear_genus_without_clear_species_names_the_genus_and_its_danger() -> None:
+def test_likely_genus_of_mostly_dangerous_species_is_dangerous() -> None:
     labels = ["amanita_caesarea", "amanita_rubescens", "boletus_edulis", "suillus_luteus"]
     result = judge(np.array([0.45, 0.45, 0.05, 0.05]), labels, 0.9, load_catalog(), RULES, 3)
+    assert result.verdict is Verdict.DANGEROUS
+    assert result.reason is Reason.DANGEROUS_GENUS
+    assert "most Amanita species are deadly or poisonous" in result.message
+    assert genus_danger_share(load_catalog(), "Amanita") > 0.5
+    assert genus_danger_share(load_catalog(), "Suillus") == 0.0
+
+
+def test_clear_genus_without_clear_species_names_the_genus_and_its_danger() -> None:
+    labels = ["amanita_caesarea", "amanita_rubescens", "boletus_edulis", "suillus_luteus"]
+    rules = VerdictRules(
+        0.05, 0.9, 0.5, unseen_lookalike_blocks_edible=False, genus_danger_share=1.0
+    )
+    result = judge(np.array([0.45, 0.45, 0.05, 0.05]), labels, 0.9, load_catalog(), rules, 3)
     assert result.verdict is Verdict.UNCERTAIN
     assert result.genera[0].genus == "Amanita"
     assert result.genera[0].probability == pytest.approx(0.9)
@@ -161,3 +184,137 @@ def test_open_set_score_is_higher_for_flat_logits(method: OpenSetMethod) -> None
     confident = np.array([9.0, 0.0, 0.0, 0.0])
     flat = np.array([1.0, 0.9, 0.8, 0.7])
     assert open_set_score(flat, method) > open_set_score(confident, method)
+
+
+def test_severity_thresholds_default_to_the_danger_threshold() -> None:
+    from mushroom_common.bundle import DecisionRulesSpec
+
+    old = DecisionRulesSpec.model_validate({"danger_threshold": 0.03})
+    assert (old.deadly_threshold, old.poisonous_threshold) == (0.03, 0.03)
+    new = DecisionRulesSpec(danger_threshold=0.2, deadly_threshold=0.05, poisonous_threshold=0.3)
+    rules = VerdictRules.from_spec(new, 0.5)
+    assert (rules.deadly_threshold, rules.poisonous_threshold) == (0.05, 0.3)
+    assert VerdictRules(0.04, 0.9, None).deadly_threshold == 0.04
+    only_poisonous = DecisionRulesSpec.model_validate({"poisonous_threshold": 0.25})
+    assert only_poisonous.danger_threshold == 0.25
+
+
+def test_deadly_warns_below_the_poisonous_threshold() -> None:
+    rules = VerdictRules(0.3, 0.9, 0.5, deadly_threshold=0.05, poisonous_threshold=0.3)
+    assert _judge([0.06, 0.94, 0.0, 0.0], rules=rules).verdict is Verdict.DANGEROUS
+    assert _judge([0.04, 0.96, 0.0, 0.0], rules=rules).verdict is not Verdict.DANGEROUS
+
+
+def test_edible_needs_every_view_to_agree() -> None:
+    probs = np.array([0.0, 0.95, 0.05, 0.0])
+    views = np.array([[0.0, 0.99, 0.01, 0.0], [0.0, 0.4, 0.6, 0.0]])
+    judged = judge(probs, LABELS, 0.9, load_catalog(), RULES, 3, view_probabilities=views)
+    assert judged.verdict is Verdict.UNCERTAIN
+    agreeing = judge(probs, LABELS, 0.9, load_catalog(), RULES, 3, view_probabilities=views[:1])
+    assert agreeing.verdict is Verdict.EDIBLE
+
+
+def test_caution_names_the_unseen_lookalike_its_feature_and_view() -> None:
+    catalog = load_catalog()
+    labels = ["cantharellus_cibarius", "suillus_luteus", "boletus_edulis"]
+    result = judge(np.array([0.97, 0.02, 0.01]), labels, None, catalog, RULES, 3)
+    assert result.reason is Reason.CAUTION
+    assert result.caution is not None
+    first = result.caution.lookalikes[0]
+    assert first.edibility.value == "deadly"  # most dangerous first
+    assert first.probability is None  # the model never learned it
+    assert first.distinguishing_feature is not None
+    assert first.view is not None
+    assert first.distinguishing_feature in result.message
+    assert len(result.caution.lookalikes) <= 3
+
+
+def test_unknown_species_gets_a_sentence_whatever_the_verdict() -> None:
+    rules = VerdictRules(0.05, 0.9, 0.5, open_set_method="max_logit", open_set_threshold=-5.0)
+    catalog = load_catalog()
+    dangerous = judge(np.array([0.97, 0.01, 0.01, 0.01]), LABELS, 0.9, catalog, rules, 3, -4.0)
+    assert dangerous.verdict is Verdict.DANGEROUS
+    assert dangerous.unknown_species_message is not None
+    assert "never taught" in dangerous.unknown_species_message
+    known = judge(np.array([0.97, 0.01, 0.01, 0.01]), LABELS, 0.9, catalog, rules, 3, -6.0)
+    assert known.unknown_species_message is None
+
+
+def test_edible_needs_the_top_species_genus_to_be_the_likeliest() -> None:
+    labels = ["suillus_luteus", "boletus_edulis", "boletus_erythropus"]
+    rules = VerdictRules(0.05, 0.4, None, unseen_lookalike_blocks_edible=False)
+    result = judge(np.array([0.42, 0.29, 0.29]), labels, None, load_catalog(), rules, 3)
+    assert result.reason is Reason.GENUS_DISAGREES
+    assert result.verdict is Verdict.UNCERTAIN
+
+
+def _random_answers(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    # Peaked and flat rows, some with exact ties.
+    logits = rng.normal(0.0, rng.uniform(0.5, 6.0, (n, 1)), (n, size))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    probs[::17] = 1.0 / size
+    return probs
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        RULES,
+        VerdictRules(0.3, 0.6, 0.5, deadly_threshold=0.05, poisonous_threshold=0.3),
+        VerdictRules(
+            0.2,
+            0.5,
+            0.4,
+            unseen_lookalike_blocks_edible=False,
+            open_set_method="max_probability",
+            open_set_threshold=-0.5,
+            genus_threshold=0.4,
+            caution_threshold=0.1,
+            genus_danger_share=0.9,
+        ),
+    ],
+)
+def test_vectorised_verdicts_equal_judge(rules: VerdictRules) -> None:
+    catalog = load_catalog()
+    labels = [
+        *LABELS,
+        "cantharellus_cibarius",
+        "amanita_caesarea",
+        "amanita_muscaria",
+        "suillus_bovinus",
+        "macrolepiota_procera",
+        "agaricus_campestris",
+    ]
+    rng = np.random.default_rng(5)
+    probs = _random_answers(rng, 600, len(labels))
+    views = np.stack([probs, _random_answers(rng, 600, len(labels))], axis=1)
+    views[::2, 1] = probs[::2]  # half the views agree exactly
+    scores = rng.uniform(0, 1, 600)
+    unknown = -probs.max(axis=1)
+    features = verdict_features(
+        probs,
+        labels,
+        catalog,
+        mushroom_scores=scores,
+        unknown_scores=unknown,
+        view_probabilities=views,
+    )
+    batch = verdicts_from_features(features, rules)
+    reasons = [
+        judge(
+            probs[i],
+            labels,
+            float(scores[i]),
+            catalog,
+            rules,
+            3,
+            unknown_score=float(unknown[i]),
+            view_probabilities=views[i],
+        ).reason
+        for i in range(len(probs))
+    ]
+    assert [r.value for r in reasons] == [
+        Reason(list(Reason)[code]).value for code in batch.reasons
+    ]
+    assert len(set(reasons)) >= 6

@@ -4,6 +4,10 @@ The cases run `judge` on rules documents (`rules_export.build_rules_document`) b
 catalog written here, so catalog edits do not move the fixture; only a change of the rules does.
 The frontend's Vitest suite (`tests/unit/verdict-golden.test.ts`) replays every case.
 
+Every rule of `judge` (each `verdict.Reason`) is covered, with and without test-time views; the
+cases also carry the reason, the caution block and the unknown-species sentence, so the phone
+replays all of them.
+
 Regenerate after changing the rules:
     uv run python packages/mushroom-common/tests/test_verdict_golden.py --write
 """
@@ -23,6 +27,7 @@ import numpy as np
 from mushroom_common.bundle import (
     BundleMetadata,
     DecisionRulesSpec,
+    InferenceView,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
@@ -30,7 +35,14 @@ from mushroom_common.bundle import (
 )
 from mushroom_common.catalog import Catalog, Edibility, parse_catalog
 from mushroom_common.rules_export import RulesDocument, build_rules_document
-from mushroom_common.verdict import Judgement, OpenSetMethod, VerdictRules, judge, open_set_score
+from mushroom_common.verdict import (
+    Judgement,
+    OpenSetMethod,
+    Reason,
+    VerdictRules,
+    judge,
+    open_set_score,
+)
 
 FIXTURE = (
     Path(__file__).resolve().parents[3] / "frontend-react/tests/unit/golden/verdict-cases.json"
@@ -39,7 +51,8 @@ SEED = 13
 
 logger = logging.getLogger(__name__)
 
-# (id, scientific name, English names, family, edibility, look-alikes as (id, feature))
+# (id, scientific name, English names, family, edibility, look-alikes as (id, feature)); a
+# look-alike's photo view is in _VIEWS (the others have none).
 _SPECIES: list[tuple[str, str, list[str], str | None, str, list[tuple[str, str]]]] = [
     (
         "amanita_phalloides",
@@ -180,6 +193,17 @@ _SPECIES: list[tuple[str, str, list[str], str | None, str, list[tuple[str, str]]
 ]
 
 
+_VIEWS = {
+    ("amanita_rubescens", "amanita_pantherina"): "flesh",
+    ("amanita_rubescens", "amanita_muscaria"): "cap",
+    ("boletus_edulis", "tylopilus_felleus"): "underside",
+    ("cantharellus_cibarius", "omphalotus_olearius"): "underside",
+    ("macrolepiota_procera", "chlorophyllum_molybdites"): "spore_print",
+    ("macrolepiota_procera", "amanita_pantherina"): "ring",
+    ("morchella_esculenta", "gyromitra_esculenta"): "flesh",
+}
+
+
 def golden_catalog() -> Catalog:
     """The small catalog the golden cases use (every rule has species to trigger it)."""
     return parse_catalog(
@@ -192,7 +216,10 @@ def golden_catalog() -> Catalog:
                     "family": family,
                     "common_names": {"en": names},
                     "edibility": edibility,
-                    "lookalikes": [{"id": i, "distinguishing_feature": f} for i, f in lookalikes],
+                    "lookalikes": [
+                        {"id": i, "distinguishing_feature": f, "view": _VIEWS.get((sid, i))}
+                        for i, f in lookalikes
+                    ],
                     "sources": ["golden cases"],
                 }
                 for sid, name, names, family, edibility, lookalikes in _SPECIES
@@ -230,7 +257,7 @@ def _metadata(
 
 
 def golden_documents(catalog: Catalog) -> dict[str, RulesDocument]:
-    """Three rules documents: different labels, thresholds, detector and open-set rules."""
+    """Four rules documents: different labels, thresholds, detector, open-set rules and views."""
     full = [
         s[0]
         for s in _SPECIES
@@ -283,9 +310,39 @@ def golden_documents(catalog: Catalog) -> dict[str, RulesDocument]:
             DecisionRulesSpec(
                 danger_threshold=0.02,
                 edible_threshold=0.95,
+                genus_danger_share=1.0,
                 open_set=OpenSetSpec(method="max_logit", threshold=-3.0),
             ),
             0.5,
+        ),
+        "severity-views": _metadata(
+            "golden-severity-views",
+            [
+                "cantharellus_cibarius",
+                "hygrophoropsis_aurantiaca",
+                "omphalotus_olearius",
+                "russula_cyanoxantha",
+                "russula_vesca",
+                "russula_emetica",
+                "russula_nobilis",
+                "gyromitra_esculenta",
+                "morchella_esculenta",
+                "suillus_luteus",
+                "amanita_citrina",
+                "amanita_rubescens",
+            ],
+            DecisionRulesSpec(
+                danger_threshold=0.3,
+                deadly_threshold=0.04,
+                poisonous_threshold=0.3,
+                caution_threshold=0.1,
+                edible_threshold=0.45,
+                genus_threshold=0.5,
+                genus_danger_share=0.5,
+                open_set=OpenSetSpec(method="max_probability", threshold=-0.3),
+                test_time_views=[InferenceView.ORIGINAL, InferenceView.MIRROR],
+            ),
+            0.2,
         ),
     }
     return {
@@ -304,6 +361,10 @@ def _rules(document: RulesDocument) -> VerdictRules:
         open_set_method=spec.open_set.method if spec.open_set else None,
         open_set_threshold=spec.open_set.threshold if spec.open_set else None,
         genus_threshold=spec.genus_threshold,
+        deadly_threshold=spec.deadly_threshold,
+        poisonous_threshold=spec.poisonous_threshold,
+        caution_threshold=spec.caution_threshold,
+        genus_danger_share=spec.genus_danger_share,
     )
 
 
@@ -332,6 +393,14 @@ def _placed(size: int, mass: dict[int, float], rng: random.Random) -> list[float
         probs[index] = value
     for index, weight in zip(free, weights, strict=True):
         probs[index] = remainder * weight / total
+    return probs
+
+
+def _exact(size: int, mass: dict[int, float]) -> list[float]:
+    """Exactly these masses, zero elsewhere."""
+    probs = [0.0] * size
+    for index, value in mass.items():
+        probs[index] = value
     return probs
 
 
@@ -400,10 +469,62 @@ def _inputs(document: RulesDocument, rng: random.Random) -> list[dict[str, Any]]
             rng,
         )
         add(f"{label} outside the top 1", probs, top_k=1)
-    # Genus clear, species not.
+    # Severity: one dangerous label exactly at, and just under, each threshold that concerns it
+    # (poisonous sum, deadly sum, caution), the rest of the mass on one harmless label.
+    for label in dangerous:
+        deadly = document.species[label].edibility == Edibility.DEADLY
+        limits = [spec.poisonous_threshold, spec.caution_threshold]
+        limits += [spec.deadly_threshold] if deadly else []
+        for limit in limits:
+            for mass in (limit, math.nextafter(limit, 0.0)):
+                if mass < 0.5:
+                    add(
+                        f"{label} alone at {mass!r} under {safe[-1]}",
+                        _exact(size, {index[label]: mass, index[safe[-1]]: 1.0 - mass}),
+                    )
+    # Test-time views: the same answer with views that agree, disagree on the species, or agree
+    # on the species but not on its genus.
     genera: dict[str, list[str]] = {}
     for label in labels:
         genera.setdefault(document.species[label].genus, []).append(label)
+    edible = [lb for lb in safe if Edibility(document.species[lb].edibility).is_edible]
+    for label in edible:
+        top = max(spec.edible_threshold, 0.9)
+        probs = _exact(
+            size, {index[label]: top, index[safe[0] if safe[0] != label else safe[-1]]: 1.0 - top}
+        )
+        other = next(lb for lb in safe if lb != label)
+        flipped = _exact(size, {index[label]: 0.4, index[other]: 0.6})
+        add(f"{label} with agreeing views", probs, view_probabilities=[probs, probs])
+        add(f"{label} with a view on {other}", probs, view_probabilities=[probs, flipped])
+        rivals = next(
+            (
+                members
+                for genus, members in genera.items()
+                if genus != document.species[label].genus
+                and len(members) >= 2
+                and all(m in safe for m in members[:2])
+            ),
+            None,
+        )
+        if rivals is not None:
+            split = _exact(
+                size, {index[label]: 0.3, index[rivals[0]]: 0.35, index[rivals[1]]: 0.35}
+            )
+            split[index[label]], split[index[rivals[0]]] = 0.36, 0.32
+            split[index[rivals[1]]] = 0.32
+            add(f"{label} with a view on genus {rivals[0]}", probs, view_probabilities=[split])
+            # The answer itself: the species first, another genus likelier (edible below 0.5).
+            if spec.edible_threshold < 0.5:
+                top = max(spec.edible_threshold, 0.4)
+                rest = (1.0 - top) / 2
+                add(
+                    f"{label} first, genus of {rivals[0]} likelier",
+                    _exact(
+                        size, {index[label]: top, index[rivals[0]]: rest, index[rivals[1]]: rest}
+                    ),
+                )
+    # Genus clear, species not.
     for genus, members in genera.items():
         if len(members) >= 2:
             share = (spec.genus_threshold + 0.05) / len(members)
@@ -460,6 +581,9 @@ def _expected(judgement: Judgement) -> dict[str, Any]:
         "genera": [g.model_dump(mode="json") for g in judgement.genera],
         "lookalikes": [la.model_dump(mode="json") for la in judgement.lookalikes],
         "possibly_unknown_species": judgement.possibly_unknown_species,
+        "reason": judgement.reason.value,
+        "caution": None if judgement.caution is None else judgement.caution.model_dump(mode="json"),
+        "unknown_species_message": judgement.unknown_species_message,
     }
 
 
@@ -487,6 +611,11 @@ def build_fixture() -> dict[str, Any]:
                 rules,
                 top_k,
                 unknown_score=unknown,
+                view_probabilities=(
+                    np.asarray(case["view_probabilities"], dtype=np.float64)
+                    if "view_probabilities" in case
+                    else None
+                ),
             )
             cases.append(
                 {
@@ -528,10 +657,22 @@ def test_cases_cover_every_rule_and_edge() -> None:
     assert len(cases) >= 200
     verdicts = {c["expected"]["verdict"] for c in cases}
     assert verdicts == {"dangerous", "edible", "uncertain", "not_a_mushroom"}
+    reasons = {c["expected"]["reason"] for c in cases}
+    assert reasons == {r.value for r in Reason}, "every rule of judge"
     messages = [c["expected"]["message"] for c in cases]
     assert any("but it could be" in m for m in messages), "dangerous candidate not on top"
-    assert any("not trained to tell it from" in m for m in messages), "unseen look-alike"
-    assert any("rule them out" in m for m in messages), "two unseen look-alikes"
+    cautions = [c["expected"]["caution"] for c in cases if c["expected"]["caution"]]
+    lookalikes = [la for c in cautions for la in c["lookalikes"]]
+    assert any(la["probability"] is None for la in lookalikes), "unseen look-alike"
+    assert any(la["probability"] is not None for la in lookalikes), "likely dangerous label"
+    assert any(la["view"] for la in lookalikes), "a look-alike's photo view"
+    assert any(len(c["lookalikes"]) >= 2 for c in cautions), "two look-alikes"
+    assert any(
+        c["expected"]["unknown_species_message"] and c["expected"]["verdict"] == "dangerous"
+        for c in cases
+    ), "unknown species under a dangerous verdict"
+    with_views = {c["expected"]["reason"] for c in cases if "view_probabilities" in c}
+    assert {"edible", "views_disagree"} <= with_views
     assert any("species the model does not know" in m for m in messages), "open set"
     assert any("genus holds deadly" in m for m in messages), "genus with deadly species"
     assert any("genus holds poisonous" in m for m in messages), "genus with poisonous species"

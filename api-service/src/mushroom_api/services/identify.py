@@ -1,10 +1,12 @@
-"""POST /predict and /explain: photo -> pixels -> model -> safety rules."""
+"""POST /predict and /explain: photos -> pixels -> model -> fusion and prior -> safety rules."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,17 +15,32 @@ import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
 from mushroom_api.config import Settings
-from mushroom_api.schemas import DISCLAIMER, IdentificationPublic, ModelRefPublic
+from mushroom_api.schemas import DISCLAIMER, IdentificationPublic, ModelRefPublic, PhotoPublic
 from mushroom_api.services import metrics
 from mushroom_api.services.classifier import Classifier, ModelOutputError
-from mushroom_api.services.errors import ModelUnavailableError, NotFoundError
+from mushroom_api.services.errors import InvalidInputError, ModelUnavailableError, NotFoundError
 from mushroom_api.services.explain import ExplainerPool, occlusion_heat_map, render_overlay
-from mushroom_api.services.imaging import decode_photo
+from mushroom_api.services.imaging import ImageError, decode_photo
 from mushroom_api.services.prediction_log import PredictionLog
-from mushroom_common.catalog import Catalog
+from mushroom_common.catalog import Catalog, PhotoView
 from mushroom_common.imaging import resize_for_model
+from mushroom_common.observation import (
+    apply_prior,
+    fuse,
+    location_prior,
+    next_photo,
+    observation_mushroom_score,
+    parse_views,
+    used_photos,
+)
 from mushroom_common.store import PredictionRecord
-from mushroom_common.verdict import VerdictRules, judge, open_set_score
+from mushroom_common.verdict import (
+    SpeciesPredictionPublic,
+    Verdict,
+    VerdictRules,
+    judge,
+    open_set_score,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,36 +82,120 @@ def verdict_rules(settings: Settings, classifier: Classifier) -> VerdictRules:
     )
 
 
+@dataclass(frozen=True)
+class Place:
+    """What a request says about the observation besides its photos (all optional)."""
+
+    lat: float | None = None
+    lon: float | None = None
+    month: int | None = None
+    views: list[str] | None = None
+
+
+async def _prepare_all(
+    photos: Sequence[bytes], settings: Settings, size: tuple[int, int]
+) -> list[PreparedPhoto]:
+    """Decode every photo (concurrently; the shared decode budget bounds their memory)."""
+    if len(photos) == 1:
+        return [await prepare_photo(photos[0], settings, size)]
+    prepared = await asyncio.gather(
+        *(prepare_photo(data, settings, size) for data in photos), return_exceptions=True
+    )
+    ready: list[PreparedPhoto] = []
+    for index, item in enumerate(prepared):
+        if isinstance(item, ImageError):
+            # Say which photo: the same error, its sentence prefixed.
+            item.args = (f"Photo {index + 1} of {len(photos)}: {item}",)
+            raise item
+        if isinstance(item, BaseException):
+            raise item
+        ready.append(item)
+    return ready
+
+
+def _check_place(place: Place, photos: int) -> list[PhotoView | None]:
+    if (place.lat is None) != (place.lon is None):
+        raise InvalidInputError("Send lat and lon together, or neither.")
+    try:
+        return parse_views(place.views, photos)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+
+
+def _top(
+    probabilities: npt.NDArray[np.float64], labels: list[str], catalog: Catalog
+) -> SpeciesPredictionPublic:
+    index = int(np.argmax(probabilities))
+    entry = catalog.get(labels[index])
+    return SpeciesPredictionPublic(
+        species=entry.id,
+        scientific_name=entry.scientific_name,
+        common_names=entry.english_names,
+        probability=min(max(float(probabilities[index]), 0.0), 1.0),
+        edibility=entry.edibility,
+    )
+
+
 async def identify(
-    data: bytes,
+    photos: Sequence[bytes],
+    place: Place,
     top_k: int,
     classifier: Classifier,
     catalog: Catalog,
     settings: Settings,
     log: PredictionLog | None,
 ) -> IdentificationPublic:
-    """Answer one photo; the answer is queued for the log, never waiting on the database."""
-    photo = await prepare_photo(data, settings, classifier.input_size)
+    """Answer an observation (one to five photos of one mushroom, where and when).
+
+    The photos' calibrated probabilities are fused (`mushroom_common.observation.fuse`) over
+    the photos that look like a mushroom, the location and month prior re-weights them, and the
+    safety rules judge the result once. One photo without a place answers exactly as a single
+    photo always did. The answer is queued for the log, never waiting on the database; the log
+    keeps no location at all.
+    """
+    if not photos:
+        raise InvalidInputError("Send at least one photo.")
+    views = _check_place(place, len(photos))
+    prepared = await _prepare_all(photos, settings, classifier.input_size)
     try:
-        output = await classifier.predict(photo.pixels)
+        if len(prepared) == 1:
+            outputs = [await classifier.predict(prepared[0].pixels)]
+        else:
+            outputs = await classifier.predict_many([photo.pixels for photo in prepared])
     except ModelOutputError as exc:
         logger.error("%s", exc)
         raise ModelUnavailableError(
             "The model could not answer for this photo; please try again later."
         ) from exc
     rules = verdict_rules(settings, classifier)
+    labels = classifier.labels
+    rows = np.stack([output.probabilities for output in outputs])
+    scores = [output.mushroom_score for output in outputs]
+    used = used_photos(scores, rules.detector_threshold)
+    fused = fuse(rows[used])
+    prior = location_prior(labels, catalog, lat=place.lat, lon=place.lon, month=place.month)
+    probabilities = apply_prior(fused, prior)
+    mushroom_score = observation_mushroom_score(scores)
+    unknown_score = (
+        float(np.mean([open_set_score(outputs[i].logits, rules.open_set_method) for i in used]))
+        if rules.open_set_method is not None
+        else None
+    )
     judgement = judge(
-        output.probabilities,
-        classifier.labels,
-        output.mushroom_score,
+        probabilities,
+        labels,
+        mushroom_score,
         catalog,
         rules,
         top_k,
-        unknown_score=(
-            open_set_score(output.logits, rules.open_set_method)
-            if rules.open_set_method is not None
-            else None
-        ),
+        unknown_score=unknown_score,
+        # An observation's photos are its views: `edible` needs them all to agree.
+        view_probabilities=rows[used] if len(used) > 1 else None,
+    )
+    ask = (
+        next_photo(probabilities, labels, catalog, views)
+        if judgement.verdict is not Verdict.NOT_A_MUSHROOM
+        else None
     )
     answer = IdentificationPublic(
         request_id=uuid.uuid4().hex,
@@ -104,25 +205,32 @@ async def identify(
         predictions=judgement.predictions,
         genera=judgement.genera,
         possibly_unknown_species=judgement.possibly_unknown_species,
+        unknown_species_message=judgement.unknown_species_message,
+        caution=judgement.caution,
         lookalikes=judgement.lookalikes,
-        mushroom_score=output.mushroom_score,
+        mushroom_score=mushroom_score,
         model=ModelRefPublic(name=classifier.metadata.name, version=classifier.metadata.version),
+        photos=[
+            PhotoPublic(index=index, view=views[index], top=_top(rows[index], labels, catalog))
+            for index in range(len(prepared))
+        ],
+        next_photo=ask,
+        prior=prior.public(),
     )
     top = judgement.predictions[0]
-    metrics.observe_prediction(
-        answer.verdict.value, top.species, top.probability, output.mushroom_score
-    )
+    metrics.observe_prediction(answer.verdict.value, top.species, top.probability, mushroom_score)
     if log is not None:
         record = PredictionRecord(
             request_id=answer.request_id,
             created_at=datetime.now(UTC),
-            photo_sha256=photo.sha256,
+            # The first photo: the one a feedback's shared photo is checked against.
+            photo_sha256=prepared[0].sha256,
             model_name=answer.model.name,
             model_version=answer.model.version,
             verdict=answer.verdict.value,
             top_species=top.species,
             top_probability=top.probability,
-            mushroom_score=output.mushroom_score,
+            mushroom_score=mushroom_score,
         )
         log.submit(record)
     return answer

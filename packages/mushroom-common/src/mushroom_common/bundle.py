@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 METADATA_FILE = "metadata.json"
 
@@ -93,13 +94,52 @@ class OpenSetSpec(BaseModel):
     auroc: float | None = Field(None, description="known vs left-out species, open-set run")
 
 
+class InferenceView(StrEnum):
+    """A view of the photo the model also runs on, answers averaged (`runtime.run_views`)."""
+
+    ORIGINAL = "original"
+    # Flipped left to right.
+    MIRROR = "mirror"
+
+
 class DecisionRulesSpec(BaseModel):
-    """The verdict thresholds the bundle was tuned with (on its validation split)."""
+    """The verdict thresholds the bundle was tuned with (on validation photos).
+
+    The danger rule warns by severity: `deadly_threshold` on the summed probability of the deadly
+    labels (lower: a deadly candidate warns sooner) and `poisonous_threshold` on the summed
+    probability of the deadly and poisonous labels. Bundles written before these existed carry
+    only `danger_threshold`; both then default to it (and a bundle that gives
+    `poisonous_threshold` but no `danger_threshold` gets it as its `danger_threshold`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     danger_threshold: float = Field(
-        0.05, gt=0, le=1, description="summed deadly/poisonous probability that means 'dangerous'"
+        0.05,
+        gt=0,
+        le=1,
+        description="summed deadly/poisonous probability that means 'dangerous' (the default of "
+        "both severity thresholds; bundles written before them have only this one)",
+    )
+    deadly_threshold: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="summed deadly probability that means 'dangerous' (default: danger_threshold)",
+    )
+    poisonous_threshold: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="summed deadly + poisonous probability that means 'dangerous' (default: "
+        "danger_threshold)",
+    )
+    caution_threshold: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="a dangerous species this likely is not ruled out: a harmless top species "
+        "gets 'do not eat, could be ...' (verdict uncertain with a caution block)",
     )
     edible_threshold: float = Field(
         0.90,
@@ -108,10 +148,41 @@ class DecisionRulesSpec(BaseModel):
         description="the top species' probability needed for 'edible' (above 1: never edible)",
     )
     genus_threshold: float = Field(
-        0.6, gt=0, le=1, description="a genus this likely is named when the species is not clear"
+        0.6,
+        gt=0,
+        le=1,
+        description="a genus this likely is named when the species is not clear, and makes the "
+        "answer 'dangerous' when its species are mostly dangerous",
+    )
+    genus_danger_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a genus is mostly dangerous when more than this share of its catalog "
+        "species of known edibility are deadly or poisonous (1: never)",
     )
     unseen_lookalike_blocks_edible: bool = True
     open_set: OpenSetSpec | None = None
+    test_time_views: list[InferenceView] = Field(
+        default_factory=lambda: [InferenceView.ORIGINAL],
+        min_length=1,
+        description="the views the served answer averages (the API and the phone run them all); "
+        "'edible' needs them to agree",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_defaults(cls, data: Any) -> Any:
+        """Old bundles: both severity thresholds default to the single danger threshold."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        if "danger_threshold" not in filled and "poisonous_threshold" in filled:
+            filled["danger_threshold"] = filled["poisonous_threshold"]
+        danger = filled.get("danger_threshold", cls.model_fields["danger_threshold"].default)
+        filled.setdefault("deadly_threshold", danger)
+        filled.setdefault("poisonous_threshold", danger)
+        return filled
 
 
 class ModelVariant(BaseModel):

@@ -48,6 +48,34 @@ class Edibility(StrEnum):
 _SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")
 
 
+class PhotoView(StrEnum):
+    """Which photo of a mushroom shows a feature: the views a person can be asked to add."""
+
+    CAP = "cap"
+    # Gills, pores or teeth: the cap turned over.
+    UNDERSIDE = "underside"
+    # The stem base dug out: bulb, volva.
+    STEM_BASE = "stem_base"
+    RING = "ring"
+    # Cut or bruised flesh: staining, milk, the inside of an egg.
+    FLESH = "flesh"
+    SPORE_PRINT = "spore_print"
+    # Where it grows: wood, substrate, host tree.
+    HABITAT = "habitat"
+
+
+class Region(StrEnum):
+    """Broad regions where a species occurs (the geometry lives in `observation.py`)."""
+
+    EUROPE = "europe"
+    NORTH_AMERICA = "north_america"  # Canada, the United States, Mexico and Central America
+    SOUTH_AMERICA = "south_america"
+    ASIA = "asia"
+    NORTH_AFRICA = "north_africa"  # the Mediterranean north of the Sahara
+    AFRICA = "africa"  # Africa south of the Sahara
+    OCEANIA = "oceania"  # Australia, New Zealand and the Pacific islands
+
+
 class Lookalike(BaseModel):
     """A species this one is confused with, and the one feature that tells them apart."""
 
@@ -55,6 +83,11 @@ class Lookalike(BaseModel):
 
     id: str
     distinguishing_feature: str = Field(min_length=3)
+    view: PhotoView | None = Field(
+        None,
+        description="the photo that shows the telling feature (none: told apart only by smell, "
+        "taste or microscopy)",
+    )
 
 
 class Species(BaseModel):
@@ -73,7 +106,15 @@ class Species(BaseModel):
     onset: str | None = None
     lookalikes: list[Lookalike] = Field(default_factory=list)
     sources: list[str] = Field(min_length=1)
-    regions: list[str] = Field(default_factory=list)
+    regions: list[Region] = Field(default_factory=list)
+    fruiting_months: list[int] = Field(
+        default_factory=list,
+        description="months (1-12) it fruits in its home range, Northern Hemisphere calendar "
+        "(shift by 6 for southern latitudes)",
+    )
+    range_sources: list[str] = Field(
+        default_factory=list, description="sources for regions and fruiting_months"
+    )
     synonyms: list[str] = Field(default_factory=list)
     trained: bool = Field(
         True,
@@ -87,6 +128,15 @@ class Species(BaseModel):
         if not _SNAKE_CASE.match(value):
             raise ValueError(f"species id {value!r} is not a snake_case scientific name")
         return value
+
+    @field_validator("fruiting_months")
+    @classmethod
+    def _months_are_calendar_months(cls, value: list[int]) -> list[int]:
+        if any(month < 1 or month > 12 for month in value):
+            raise ValueError(f"fruiting months must be 1-12, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"fruiting months repeat: {value}")
+        return sorted(value)
 
     @field_validator("common_names")
     @classmethod

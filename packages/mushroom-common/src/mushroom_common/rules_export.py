@@ -2,23 +2,41 @@
 
 One versioned JSON document, built from a bundle's metadata, the species catalog and the verdict
 rules (`mushroom_common.verdict`), so the phone applies the same thresholds to the same catalog
-facts as the API. The frontend's TypeScript verdict function reads it; the golden cases generated
-from `judge` keep the two in step.
+facts as the API: the serving variant's own temperature and test-time views, every threshold
+(by severity), which edibility classes are deadly, dangerous and edible, each label's catalog
+facts with its look-alikes (telling feature and photo view), and each genus' facts (danger share).
+Nothing the phone decides with is written in TypeScript. The frontend's TypeScript verdict
+function reads it; the golden cases generated from `judge` keep the two in step.
+
+Regenerate the demo bundle's file after changing the rules, the catalog or the bundle:
+    uv run python -m mushroom_common.rules_export models/demo
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mushroom_common.bundle import BundleMetadata, sha256_file
-from mushroom_common.catalog import Catalog, Edibility
-from mushroom_common.verdict import OpenSetMethod, VerdictRules
+from mushroom_common.bundle import BundleMetadata, InferenceView, read_metadata, sha256_file
+from mushroom_common.catalog import Catalog, Edibility, PhotoView, load_catalog
+from mushroom_common.observation import ObservationRulesPublic, export_rules
+from mushroom_common.verdict import (
+    CAUTION_LIMIT,
+    OpenSetMethod,
+    VerdictRules,
+    genus_danger_share,
+)
 
 RULES_FILE = "rules.json"
-RULES_SCHEMA_VERSION: Literal[1] = 1
+# 2: severity thresholds, caution, genus danger shares, edibility classes, look-alike views,
+# the variant's own temperature and test-time views (a phone that reads version 1 refuses it).
+RULES_SCHEMA_VERSION: Literal[2] = 2
+
+logger = logging.getLogger(__name__)
 
 
 class RulesModelPublic(BaseModel):
@@ -35,8 +53,15 @@ class RulesModelPublic(BaseModel):
     size_bytes: int = Field(ge=0)
     input_height: int = Field(gt=0)
     input_width: int = Field(gt=0)
-    temperature: float = Field(gt=0, description="divide logits by this before softmax")
+    temperature: float = Field(
+        gt=0,
+        description="the serving variant's own temperature: divide logits by it before softmax",
+    )
     mushroom_score_output: bool = Field(description="the model has a [1, 1] mushroom_score output")
+    test_time_views: list[InferenceView] = Field(
+        description="run the photo in each view, calibrate each, average them in this order "
+        "(probabilities, logits and scores); 'edible' needs every view to agree"
+    )
 
 
 class OpenSetRulePublic(BaseModel):
@@ -53,9 +78,20 @@ class VerdictRulesPublic(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    danger_threshold: float
+    danger_threshold: float = Field(description="kept for older readers: see the severities")
+    deadly_threshold: float = Field(description="summed deadly probability that is 'dangerous'")
+    poisonous_threshold: float = Field(
+        description="summed deadly + poisonous probability that is 'dangerous'"
+    )
+    caution_threshold: float = Field(
+        description="a dangerous label this likely is not ruled out (caution)"
+    )
+    caution_limit: int = Field(description="at most this many species in a caution")
     edible_threshold: float
     genus_threshold: float
+    genus_danger_share: float = Field(
+        description="a likely genus whose danger_share is above this is 'dangerous'"
+    )
     detector_threshold: float | None = Field(
         description="mushroom scores below this mean 'not a mushroom'; null: no detector"
     )
@@ -72,6 +108,7 @@ class RulesLookalikePublic(BaseModel):
     distinguishing_feature: str = Field(
         description="'<this species' trait> vs <the look-alike's trait>'"
     )
+    view: PhotoView | None = Field(description="the photo that shows the telling feature")
 
 
 class RulesSpeciesPublic(BaseModel):
@@ -97,6 +134,19 @@ class RulesGenusPublic(BaseModel):
     family: str | None
     holds_deadly: bool
     holds_poisonous: bool
+    danger_share: float = Field(
+        description="share of its catalog species of known edibility that are deadly or poisonous"
+    )
+
+
+class EdibilityClassesPublic(BaseModel):
+    """Which edibility values the rules treat as deadly, dangerous and edible."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deadly: list[Edibility]
+    dangerous: list[Edibility] = Field(description="deadly or poisonous")
+    edible: list[Edibility] = Field(description="may be answered 'edible'")
 
 
 class RulesDocument(BaseModel):
@@ -104,17 +154,19 @@ class RulesDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = RULES_SCHEMA_VERSION
+    schema_version: Literal[2] = RULES_SCHEMA_VERSION
     model: RulesModelPublic
     labels: list[str] = Field(description="catalog ids in the model's output order")
     rules: VerdictRulesPublic
     edibility_order: list[Edibility] = Field(
         description="edibility from most to least dangerous (look-alikes sort by it)"
     )
+    edibility_classes: EdibilityClassesPublic
     species: dict[str, RulesSpeciesPublic] = Field(
         description="every label and every look-alike of a label, by catalog id"
     )
     genera: dict[str, RulesGenusPublic] = Field(description="every genus of the labels")
+    observation: ObservationRulesPublic = Field(description="several photos, place, next photo")
 
 
 def build_rules_document(
@@ -151,7 +203,7 @@ def build_rules_document(
             edibility=entry.edibility,
             lookalikes=[
                 RulesLookalikePublic(
-                    species=la.id, distinguishing_feature=la.distinguishing_feature
+                    species=la.id, distinguishing_feature=la.distinguishing_feature, view=la.view
                 )
                 for la in entry.lookalikes
             ],
@@ -171,6 +223,7 @@ def build_rules_document(
                 family=entry.family,
                 holds_deadly=Edibility.DEADLY in members[entry.genus],
                 holds_poisonous=Edibility.POISONOUS in members[entry.genus],
+                danger_share=genus_danger_share(catalog, entry.genus),
             ),
         )
     open_set = (
@@ -188,21 +241,33 @@ def build_rules_document(
             size_bytes=variant.size_bytes,
             input_height=metadata.input.height,
             input_width=metadata.input.width,
-            temperature=metadata.temperature,
+            temperature=variant.effective_temperature(metadata.temperature),
             mushroom_score_output=metadata.mushroom_detector is not None,
+            test_time_views=list(metadata.decision_rules.test_time_views),
         ),
         labels=list(metadata.labels),
         rules=VerdictRulesPublic(
             danger_threshold=rules.danger_threshold,
+            deadly_threshold=rules.deadly_threshold,
+            poisonous_threshold=rules.poisonous_threshold,
+            caution_threshold=rules.caution_threshold,
+            caution_limit=CAUTION_LIMIT,
             edible_threshold=rules.edible_threshold,
             genus_threshold=rules.genus_threshold,
+            genus_danger_share=rules.genus_danger_share,
             detector_threshold=rules.detector_threshold,
             unseen_lookalike_blocks_edible=rules.unseen_lookalike_blocks_edible,
             open_set=open_set,
         ),
         edibility_order=list(Edibility),
+        edibility_classes=EdibilityClassesPublic(
+            deadly=[Edibility.DEADLY],
+            dangerous=[e for e in Edibility if e.is_dangerous],
+            edible=[e for e in Edibility if e.is_edible],
+        ),
         species=species,
         genera=genera,
+        observation=export_rules(catalog, metadata.labels),
     )
 
 
@@ -223,3 +288,17 @@ def write_rules_file(bundle_dir: Path, metadata: BundleMetadata, catalog: Catalo
     target = bundle_dir / RULES_FILE
     target.write_text(document.model_dump_json(indent=2) + "\n", "utf-8")
     return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write a local bundle folder's `rules.json` from its metadata and the shipped catalog."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("bundle_dir", type=Path, help="the bundle folder (e.g. models/demo)")
+    bundle_dir = parser.parse_args(argv).bundle_dir
+    target = write_rules_file(bundle_dir, read_metadata(bundle_dir), load_catalog())
+    logger.info("wrote %s", target)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,12 @@ drift reference, the benchmarks):
 - quantized outputs are dequantized with the tensor's scale and zero point;
 - probabilities are softmax(logits / T) in float64, T being the variant's own temperature (the
   bundle's `temperature` for bundles written before variants had one);
-- the mushroom score is clipped to [0, 1].
+- the mushroom score is clipped to [0, 1];
+- test-time views (`run_views`): the photo and its mirror image run as one batch; each view is
+  calibrated on its own, and the answer averages them (probabilities, logits and scores, added
+  view after view in the given order, then divided by the number of views). The phone does the
+  same from `rules.json` (`model.test_time_views`); the bundle's decision rules name the views
+  (`DecisionRulesSpec.test_time_views`, `bundle.InferenceView`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter
 
-from mushroom_common.bundle import BundleMetadata, ModelVariant, read_metadata
+from mushroom_common.bundle import BundleMetadata, InferenceView, ModelVariant, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,39 @@ class Prediction:
     logits: FloatArray
     probabilities: FloatArray
     mushroom_score: float | None
+
+
+def view_pixels(pixels: Pixels, view: InferenceView) -> Pixels:
+    """The photo ([H, W, 3]) as this view shows it."""
+    if view is InferenceView.MIRROR:
+        return np.ascontiguousarray(pixels[:, ::-1, :])
+    return pixels
+
+
+def average_rows(rows: FloatArray) -> FloatArray:
+    """The mean of the rows, added one row after the other in order (the phone's order)."""
+    total = np.array(rows[0], dtype=np.float64, copy=True)
+    for row in rows[1:]:
+        total = total + row
+    mean: FloatArray = total / len(rows)
+    return mean
+
+
+@dataclass(frozen=True)
+class ViewedPrediction:
+    """One photo seen in several test-time views: the averaged answer and each view's own.
+
+    `logits`, `probabilities` and `mushroom_score` are the views' averages (the probabilities
+    are each view's calibrated probabilities, averaged); `view_probabilities` [V, C] feed the
+    verdict's view agreement (`mushroom_common.verdict.judge(view_probabilities=...)`).
+    """
+
+    views: tuple[InferenceView, ...]
+    logits: FloatArray
+    probabilities: FloatArray
+    mushroom_score: float | None
+    view_logits: FloatArray
+    view_probabilities: FloatArray
 
 
 @dataclass(frozen=True)
@@ -358,4 +396,26 @@ class BundleRuntime:
             all_scores = np.concatenate(score_parts) if score_parts else np.zeros(0)
         return BatchPrediction(
             all_logits, calibrated_probabilities(all_logits, self.temperature), all_scores
+        )
+
+    def run_views(
+        self, pixels: Pixels, views: Sequence[InferenceView] = (InferenceView.ORIGINAL,)
+    ) -> ViewedPrediction:
+        """One photo (uint8 [H, W, 3]) in each test-time view, as one batch; see the module doc.
+
+        With the one view `original` the answer is exactly `run`'s.
+        """
+        chosen = tuple(InferenceView(v) for v in views)
+        if not chosen:
+            raise ValueError("run_views needs at least one view")
+        photo = self._check(pixels)
+        batch = self.run_batch(np.stack([view_pixels(photo, view) for view in chosen]))
+        scores = batch.mushroom_scores
+        return ViewedPrediction(
+            views=chosen,
+            logits=average_rows(batch.logits),
+            probabilities=average_rows(batch.probabilities),
+            mushroom_score=None if scores is None else float(average_rows(scores[:, None])[0]),
+            view_logits=batch.logits,
+            view_probabilities=batch.probabilities,
         )

@@ -1,18 +1,38 @@
 """The safety rules: from calibrated probabilities to one verdict and one sentence.
 
-The API, the training evaluation (coverage curve, threshold tuning) and the phone (through the
-exported rules file and its golden cases) all use these rules, so they cannot disagree.
+The API, the training evaluation (threshold sweeps by severity, coverage curves) and the phone
+(through the exported rules file and its golden cases) all use these rules, so they cannot
+disagree. `judge` answers one photo or observation; `verdict_features` + `verdicts_from_features`
+give the same verdicts for many photos at once (vectorised), for threshold sweeps.
 
-Rules, in order (the thresholds come from the bundle, tuned on the validation split):
+Rules, in order (the thresholds come from the bundle, tuned on validation photos):
 1. `not_a_mushroom`: the bundle has a mushroom detector and its score is below the threshold.
-2. `dangerous`: the summed calibrated probability of every deadly or poisonous label (not only
-   the top k) reaches the danger threshold. Summing matters with hundreds of species: ten
-   similar Amanitas at 4% each are a 40% chance of a dangerous one.
-3. `edible`: the top species is edible, its probability reaches the edible threshold, the photo
-   does not look like a species the model never learned (the open-set score), and (by default)
-   the species has no deadly or poisonous look-alike the model was never trained on.
-4. `uncertain`: everything else; the sentence names the genus when the genus is clear but the
-   species is not, and says when the species may be one the model does not know.
+2. `dangerous`: the app believes this is probably a dangerous mushroom. Any of:
+   a. the top species is deadly or poisonous;
+   b. the summed probability of the deadly and poisonous labels (all of them, not only the top
+      k) reaches `poisonous_threshold`;
+   c. the summed probability of the deadly labels reaches `deadly_threshold` (lower: a deadly
+      candidate warns sooner);
+   d. the likely genus (summed probability >= `genus_threshold`) is mostly dangerous: more than
+      `genus_danger_share` of its catalog species of known edibility are deadly or poisonous.
+   Summing matters with hundreds of species: ten similar Amanitas at 4% each are a 40% chance.
+3. `uncertain` with a `caution` ("do not eat, it could be X"): the top species is not dangerous,
+   but a dangerous species is not ruled out: a deadly or poisonous catalog look-alike of the top
+   species that the model never learned (when `unseen_lookalike_blocks_edible`), or any deadly
+   or poisonous label at `caution_threshold` or more. The caution names them, the feature that
+   tells them apart and the photo (`PhotoView`) that shows it.
+4. `uncertain`: the photo looks like a species the model never learned (the open-set score).
+5. `edible`: the top species is edible, its probability reaches `edible_threshold`, its genus
+   is the most likely genus, and every view (test-time views of the photo, or the photos of an
+   observation) puts the same species and genus first. Otherwise `uncertain`, saying why.
+6. `uncertain`: everything else; the sentence names the genus when the genus is clear but the
+   species is not.
+Whatever the verdict, `unknown_species_message` carries a sentence for the person when the
+open-set score says the species may be one the model does not know.
+
+Every sum over labels runs sequentially in label order (`np.cumsum`, or `np.bincount`, never
+`np.sum`'s pairwise summation), so the phone's TypeScript replay adds in the same order and gets
+the same bits: deadly mass, danger mass and each genus' total.
 """
 
 from __future__ import annotations
@@ -20,14 +40,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from mushroom_common.bundle import BundleMetadata, DecisionRulesSpec
-from mushroom_common.catalog import Catalog, Edibility, Species
+from mushroom_common.catalog import Catalog, Edibility, PhotoView, Species
 
 OpenSetMethod = Literal["max_logit", "energy", "max_probability"]
 
@@ -71,19 +91,130 @@ class LookalikePublic(BaseModel):
     distinguishing_feature: str = Field(
         description="'<the predicted species' trait> vs <this look-alike's trait>'"
     )
+    view: PhotoView | None = Field(
+        None, description="the photo that shows the telling feature (none: smell, taste, ...)"
+    )
 
 
-@dataclass(frozen=True)
+class CautionLookalikePublic(BaseModel):
+    """A deadly or poisonous species the answer cannot rule out."""
+
+    species: str = Field(description="catalog id")
+    scientific_name: str
+    common_names: list[str]
+    edibility: Edibility
+    probability: float | None = Field(
+        ge=0, le=1, description="the model's probability; null: the model never learned it"
+    )
+    distinguishing_feature: str | None = Field(
+        description="'<the top species' trait> vs <this species' trait>'; null when the catalog "
+        "does not list it as a look-alike of the top species"
+    )
+    view: PhotoView | None = Field(description="the photo that shows the telling feature")
+
+
+class CautionPublic(BaseModel):
+    """'Do not eat it, it could be ...': the top species is harmless, a dangerous one is not
+    ruled out."""
+
+    species: str = Field(description="the top species' catalog id")
+    lookalikes: list[CautionLookalikePublic] = Field(
+        description="most dangerous first, then most likely; at most three"
+    )
+
+
+class Reason(StrEnum):
+    """Which rule decided (one per branch of the rules above); for tests, tuning and reports."""
+
+    NOT_A_MUSHROOM = "not_a_mushroom"
+    DANGEROUS_SPECIES = "dangerous_species"
+    POISONOUS_SUM = "poisonous_sum"
+    DEADLY_SUM = "deadly_sum"
+    DANGEROUS_GENUS = "dangerous_genus"
+    CAUTION = "caution"
+    UNKNOWN_SPECIES = "unknown_species"
+    VIEWS_DISAGREE = "views_disagree"
+    GENUS_DISAGREES = "genus_disagrees"
+    EDIBLE = "edible"
+    CLEAR_GENUS = "clear_genus"
+    NOT_SURE = "not_sure"
+
+
+REASON_VERDICT: dict[Reason, Verdict] = {
+    Reason.NOT_A_MUSHROOM: Verdict.NOT_A_MUSHROOM,
+    Reason.DANGEROUS_SPECIES: Verdict.DANGEROUS,
+    Reason.POISONOUS_SUM: Verdict.DANGEROUS,
+    Reason.DEADLY_SUM: Verdict.DANGEROUS,
+    Reason.DANGEROUS_GENUS: Verdict.DANGEROUS,
+    Reason.CAUTION: Verdict.UNCERTAIN,
+    Reason.UNKNOWN_SPECIES: Verdict.UNCERTAIN,
+    Reason.VIEWS_DISAGREE: Verdict.UNCERTAIN,
+    Reason.GENUS_DISAGREES: Verdict.UNCERTAIN,
+    Reason.EDIBLE: Verdict.EDIBLE,
+    Reason.CLEAR_GENUS: Verdict.UNCERTAIN,
+    Reason.NOT_SURE: Verdict.UNCERTAIN,
+}
+
+UNKNOWN_SPECIES_MESSAGE = (
+    "This photo may show a species the model was never taught, so even its closest matches "
+    "may all be wrong."
+)
+CAUTION_LIMIT = 3
+
+
+@dataclass(frozen=True, init=False)
 class VerdictRules:
-    """The thresholds of the rules above."""
+    """The thresholds of the rules above.
+
+    `deadly_threshold` and `poisonous_threshold` default to `danger_threshold` (the single
+    threshold of bundles written before the severities), `caution_threshold` to 0.02 and
+    `genus_danger_share` to 0.5 (a genus is dangerous when more than half of its species of
+    known edibility are; 1 turns the genus rule off).
+    """
 
     danger_threshold: float
     edible_threshold: float
     detector_threshold: float | None
-    unseen_lookalike_blocks_edible: bool = True
-    open_set_method: OpenSetMethod | None = None
-    open_set_threshold: float | None = None
-    genus_threshold: float = 0.6
+    unseen_lookalike_blocks_edible: bool
+    open_set_method: OpenSetMethod | None
+    open_set_threshold: float | None
+    genus_threshold: float
+    deadly_threshold: float
+    poisonous_threshold: float
+    caution_threshold: float
+    genus_danger_share: float
+
+    def __init__(
+        self,
+        danger_threshold: float,
+        edible_threshold: float,
+        detector_threshold: float | None,
+        unseen_lookalike_blocks_edible: bool = True,
+        open_set_method: OpenSetMethod | None = None,
+        open_set_threshold: float | None = None,
+        genus_threshold: float = 0.6,
+        deadly_threshold: float | None = None,
+        poisonous_threshold: float | None = None,
+        caution_threshold: float = 0.02,
+        genus_danger_share: float = 0.5,
+    ) -> None:
+        values = {
+            "danger_threshold": danger_threshold,
+            "edible_threshold": edible_threshold,
+            "detector_threshold": detector_threshold,
+            "unseen_lookalike_blocks_edible": unseen_lookalike_blocks_edible,
+            "open_set_method": open_set_method,
+            "open_set_threshold": open_set_threshold,
+            "genus_threshold": genus_threshold,
+            "deadly_threshold": danger_threshold if deadly_threshold is None else deadly_threshold,
+            "poisonous_threshold": (
+                danger_threshold if poisonous_threshold is None else poisonous_threshold
+            ),
+            "caution_threshold": caution_threshold,
+            "genus_danger_share": genus_danger_share,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_bundle(
@@ -95,7 +226,10 @@ class VerdictRules:
         detector_threshold: float | None = None,
         unseen_lookalike_blocks_edible: bool | None = None,
     ) -> VerdictRules:
-        """The bundle's tuned rules, with any threshold the operator overrides."""
+        """The bundle's tuned rules, with any threshold the operator overrides.
+
+        An overridden `danger_threshold` sets both severity thresholds (the operator's one knob).
+        """
         detector = metadata.mushroom_detector
         return cls.from_spec(
             metadata.decision_rules,
@@ -133,12 +267,21 @@ class VerdictRules:
             open_set_method=open_set.method if open_set is not None else None,
             open_set_threshold=open_set.threshold if open_set is not None else None,
             genus_threshold=spec.genus_threshold,
+            deadly_threshold=danger_threshold or spec.deadly_threshold,
+            poisonous_threshold=danger_threshold or spec.poisonous_threshold,
+            caution_threshold=spec.caution_threshold,
+            genus_danger_share=spec.genus_danger_share,
         )
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """The verdict, its sentence, the top-k predictions, genera and the top species' look-alikes."""
+    """The verdict, its sentence, the top-k predictions, genera and the top species' look-alikes.
+
+    `caution` is set with `Reason.CAUTION` ("do not eat, it could be ..."), and
+    `unknown_species_message` whenever the open-set score says the species may be one the model
+    never learned.
+    """
 
     verdict: Verdict
     message: str
@@ -146,6 +289,9 @@ class Judgement:
     genera: list[GenusPredictionPublic]
     lookalikes: list[LookalikePublic]
     possibly_unknown_species: bool
+    reason: Reason = Reason.NOT_SURE
+    caution: CautionPublic | None = None
+    unknown_species_message: str | None = None
 
 
 def open_set_score(logits: npt.NDArray[np.floating], method: OpenSetMethod) -> float:
@@ -188,6 +334,7 @@ def percent(probability: float) -> str:
 
 def lookalikes_of(catalog: Catalog, species_id: str) -> list[LookalikePublic]:
     """The species' look-alikes from the catalog, most dangerous first."""
+    views = {la.id: la.view for la in catalog.get(species_id).lookalikes}
     return [
         LookalikePublic(
             species=other.id,
@@ -195,9 +342,24 @@ def lookalikes_of(catalog: Catalog, species_id: str) -> list[LookalikePublic]:
             common_names=other.english_names,
             edibility=other.edibility,
             distinguishing_feature=feature,
+            view=views.get(other.id),
         )
         for other, feature in catalog.lookalikes_of(species_id)
     ]
+
+
+def genus_danger_share(catalog: Catalog, genus: str) -> float:
+    """The share of the genus' catalog species of known edibility that are deadly or poisonous.
+
+    Species whose edibility the sources do not establish (`unknown`) do not count either way;
+    a genus with none of known edibility has share 0.
+    """
+    known = [
+        entry.edibility
+        for entry in catalog.species
+        if entry.genus == genus and entry.edibility is not Edibility.UNKNOWN
+    ]
+    return sum(e.is_dangerous for e in known) / len(known) if known else 0.0
 
 
 def genus_ranking(
@@ -218,6 +380,7 @@ def genus_ranking(
     values = np.asarray(probabilities, dtype=np.float64)
     if values.shape != (len(view.species),):
         raise ValueError(f"{values.shape[0]} probabilities for {len(view.species)} labels")
+    # bincount adds in label order, one label after the other (the phone's order too).
     totals = np.bincount(view.genus_index, weights=values, minlength=len(view.genera))
     # Most likely first; ties by name, so the order does not depend on the label order.
     ranked = sorted(range(len(view.genera)), key=lambda g: (-totals[g], view.genera[g]))
@@ -233,6 +396,107 @@ def genus_ranking(
     ]
 
 
+def ordered_sum(values: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_]) -> npt.NDArray[Any]:
+    """The sum of the masked labels along the last axis, added one by one in label order.
+
+    Adding the unmasked labels' 0.0 changes no bit, so this equals a loop over the masked labels:
+    the order the phone uses.
+    """
+    masked = np.where(mask, values, 0.0)
+    if masked.shape[-1] == 0:
+        return np.zeros(masked.shape[:-1])
+    return np.cumsum(masked, axis=-1)[..., -1]
+
+
+def genus_totals(values: npt.NDArray[np.float64], genus_index: npt.NDArray[np.intp]) -> Any:
+    """Each genus' summed probability [..., G] (label order, one label after the other)."""
+    count = int(genus_index.max()) + 1 if genus_index.size else 0
+    totals = np.zeros((*values.shape[:-1], count))
+    for g in range(count):
+        totals[..., g] = ordered_sum(values, genus_index == g)
+    return totals
+
+
+def views_agree(
+    view_probabilities: npt.NDArray[np.float64] | None,
+    top_index: int,
+    genus_index: npt.NDArray[np.intp],
+) -> bool:
+    """Whether, in every view, the top species and its genus are the most likely (ties agree).
+
+    Args:
+        view_probabilities: calibrated probabilities [V, C] (None or one row of them: agrees).
+        top_index: the label the answer puts first.
+        genus_index: each label's genus position (`LabelView.genus_index`).
+    """
+    if view_probabilities is None:
+        return True
+    rows = np.atleast_2d(np.asarray(view_probabilities, dtype=np.float64))
+    if rows.ndim != 2 or rows.shape[1] != genus_index.shape[0]:
+        raise ValueError(f"view probabilities {rows.shape} for {genus_index.shape[0]} labels")
+    totals = genus_totals(rows, genus_index)
+    top_genus = genus_index[top_index]
+    return bool(
+        np.all(rows[:, top_index] >= rows.max(axis=1))
+        and np.all(totals[:, top_genus] >= totals.max(axis=1))
+    )
+
+
+def caution_candidates(
+    probabilities: npt.NDArray[np.float64],
+    labels: Sequence[str],
+    catalog: Catalog,
+    top_id: str,
+    rules: VerdictRules,
+) -> list[CautionLookalikePublic]:
+    """The deadly or poisonous species an answer whose top species is `top_id` cannot rule out.
+
+    First the top species' catalog look-alikes (catalog order) that are dangerous and either
+    unknown to the model (when `unseen_lookalike_blocks_edible`) or at `caution_threshold` or
+    more; then every other dangerous label at `caution_threshold` or more, most likely first.
+    Finally sorted most dangerous first, then most likely (stable; unknown to the model counts
+    as 0), and cut to `CAUTION_LIMIT`.
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    found: list[CautionLookalikePublic] = []
+    for lookalike in catalog.get(top_id).lookalikes:
+        other = catalog.get(lookalike.id)
+        if not other.edibility.is_dangerous:
+            continue
+        position = index.get(other.id)
+        prob = None if position is None else float(probabilities[position])
+        if (prob is None and rules.unseen_lookalike_blocks_edible) or (
+            prob is not None and prob >= rules.caution_threshold
+        ):
+            found.append(
+                _caution_entry(other, prob, lookalike.distinguishing_feature, lookalike.view)
+            )
+    seen = {entry.species for entry in found}
+    for i in np.argsort(-probabilities, kind="stable"):
+        prob = float(probabilities[i])
+        if prob < rules.caution_threshold:
+            break
+        other = catalog.get(labels[i])
+        if other.edibility.is_dangerous and other.id not in seen and other.id != top_id:
+            found.append(_caution_entry(other, prob, None, None))
+    found.sort(key=lambda c: (c.edibility.danger_rank, -(c.probability or 0.0)))
+    return found[:CAUTION_LIMIT]
+
+
+def _caution_entry(
+    species: Species, probability: float | None, feature: str | None, view: PhotoView | None
+) -> CautionLookalikePublic:
+    return CautionLookalikePublic(
+        species=species.id,
+        scientific_name=species.scientific_name,
+        common_names=species.english_names,
+        edibility=species.edibility,
+        probability=None if probability is None else min(max(probability, 0.0), 1.0),
+        distinguishing_feature=feature,
+        view=view,
+    )
+
+
 def judge(
     probabilities: npt.NDArray[np.float64],
     labels: list[str],
@@ -242,11 +506,13 @@ def judge(
     top_k: int,
     unknown_score: float | None = None,
     top_genera: int = 3,
+    view_probabilities: npt.NDArray[np.float64] | None = None,
 ) -> Judgement:
-    """Apply the safety rules to one photo's calibrated probabilities.
+    """Apply the safety rules to one answer's calibrated probabilities.
 
     Args:
-        probabilities: calibrated probabilities in label order.
+        probabilities: calibrated probabilities in label order (one photo, or the fused
+            probabilities of an observation, or the average of a photo's test-time views).
         labels: catalog ids in the model's output order.
         mushroom_score: the detector's score, None when the bundle has no detector.
         catalog: the species catalog.
@@ -254,10 +520,14 @@ def judge(
         top_k: how many species predictions to return.
         unknown_score: the open-set score (`open_set_score`), None when the bundle has none.
         top_genera: how many genera to return.
+        view_probabilities: calibrated probabilities [V, C] of the views behind `probabilities`
+            (test-time views of the photo, or an observation's photos); `edible` needs every
+            row to agree on the top species and its genus. None: one view, nothing to check.
 
     Returns:
         The judgement.
     """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     view = catalog.label_view(labels)
     order = np.argsort(-probabilities, kind="stable")
     predictions = [
@@ -271,8 +541,10 @@ def judge(
         for i in order[:top_k]
         for entry in (view.species[i],)
     ]
-    genera = genus_ranking(probabilities, labels, catalog, limit=top_genera)
-    top, top_prob = view.species[order[0]], float(probabilities[order[0]])
+    ranked_genera = genus_ranking(probabilities, labels, catalog)
+    genera = ranked_genera[:top_genera]
+    top_index = int(order[0])
+    top, top_prob = view.species[top_index], float(probabilities[top_index])
     lookalikes = lookalikes_of(catalog, top.id)
     possibly_unknown = (
         unknown_score is not None
@@ -280,8 +552,18 @@ def judge(
         and unknown_score >= rules.open_set_threshold
     )
 
-    def answer(verdict: Verdict, message: str) -> Judgement:
-        return Judgement(verdict, message, predictions, genera, lookalikes, possibly_unknown)
+    def answer(reason: Reason, message: str, caution: CautionPublic | None = None) -> Judgement:
+        return Judgement(
+            REASON_VERDICT[reason],
+            message,
+            predictions,
+            genera,
+            lookalikes,
+            possibly_unknown,
+            reason,
+            caution,
+            UNKNOWN_SPECIES_MESSAGE if possibly_unknown else None,
+        )
 
     if (
         mushroom_score is not None
@@ -289,68 +571,308 @@ def judge(
         and mushroom_score < rules.detector_threshold
     ):
         return answer(
-            Verdict.NOT_A_MUSHROOM,
+            Reason.NOT_A_MUSHROOM,
             "This photo does not seem to show a mushroom; take a close, sharp photo of one "
             "mushroom, cap and stem, in good light.",
         )
 
     # Every deadly or poisonous label counts, not only the top k; the likeliest one is named.
+    deadly = np.array([entry.edibility is Edibility.DEADLY for entry in view.species])
     dangerous = order[view.dangerous[order]]
-    dangerous_mass = float(probabilities[view.dangerous].sum())
-    if dangerous.size and dangerous_mass >= rules.danger_threshold:
-        entry, prob = view.species[dangerous[0]], float(probabilities[dangerous[0]])
-        kind = entry.edibility.value
-        if entry.id == top.id:
-            message = (
-                f"The model is {percent(prob)} sure this is {display_name(entry)}, which is "
-                f"{kind}: do not eat it."
+    dangerous_mass = float(ordered_sum(probabilities, view.dangerous))
+    deadly_mass = float(ordered_sum(probabilities, deadly))
+    best_genus = ranked_genera[0]
+    if top.edibility.is_dangerous:
+        return answer(
+            Reason.DANGEROUS_SPECIES,
+            f"The model is {percent(top_prob)} sure this is {display_name(top)}, which is "
+            f"{top.edibility.value}: do not eat it.",
+        )
+    if dangerous.size and dangerous_mass >= rules.poisonous_threshold:
+        entry = view.species[dangerous[0]]
+        return answer(
+            Reason.POISONOUS_SUM,
+            f"This looks most like {display_name(top)}, but it could be {display_name(entry)}, "
+            f"which is {entry.edibility.value}: the model gives deadly and poisonous species a "
+            f"{percent(dangerous_mass)} chance together, so do not eat it.",
+        )
+    deadly_order = order[deadly[order]]
+    if deadly_order.size and deadly_mass >= rules.deadly_threshold:
+        entry = view.species[deadly_order[0]]
+        return answer(
+            Reason.DEADLY_SUM,
+            f"This looks most like {display_name(top)}, but it could be {display_name(entry)}, "
+            f"which is deadly: the model gives deadly species a {percent(deadly_mass)} chance "
+            "together, so do not eat it.",
+        )
+    if (
+        best_genus.probability >= rules.genus_threshold
+        and genus_danger_share(catalog, best_genus.genus) > rules.genus_danger_share
+    ):
+        return answer(
+            Reason.DANGEROUS_GENUS,
+            f"This looks most like {display_name(top)}, but above all the model is "
+            f"{percent(best_genus.probability)} sure this is {_article(best_genus.genus)} "
+            f"{best_genus.genus}, and most {best_genus.genus} species are deadly or poisonous: "
+            "do not eat it.",
+        )
+
+    candidates = caution_candidates(probabilities, labels, catalog, top.id, rules)
+    if candidates:
+        names = _join([f"the {c.edibility.value} {c.common_names[0]}" for c in candidates[:2]])
+        message = (
+            f"This looks most like {display_name(top)} ({percent(top_prob)}), but do not eat it: "
+            f"it could be {names}, which the model cannot rule out."
+        )
+        first = candidates[0]
+        if first.distinguishing_feature is not None:
+            message += (
+                f" What tells it from the {first.common_names[0]}: {first.distinguishing_feature}."
             )
-        else:
-            message = (
-                f"This looks most like {display_name(top)}, but it could be "
-                f"{display_name(entry)}, which is {kind}: the model gives deadly and poisonous "
-                f"species a {percent(dangerous_mass)} chance together, so do not eat it."
-            )
-        return answer(Verdict.DANGEROUS, message)
+        return answer(Reason.CAUTION, message, CautionPublic(species=top.id, lookalikes=candidates))
 
     if possibly_unknown:
         return answer(
-            Verdict.UNCERTAIN,
+            Reason.UNKNOWN_SPECIES,
             "This may be a species the model does not know: it is only "
             f"{percent(top_prob)} sure of its closest match, {display_name(top)}, so do not eat "
             "it without an expert's check.",
         )
 
     if top.edibility.is_edible and top_prob >= rules.edible_threshold:
-        known = set(labels)
-        unseen = [la for la in lookalikes if la.edibility.is_dangerous and la.species not in known]
-        if unseen and rules.unseen_lookalike_blocks_edible:
-            pronoun = "them" if len(unseen) > 1 else "it"
-            names = _join([f"the {la.edibility.value} {la.common_names[0]}" for la in unseen[:2]])
+        if not views_agree(view_probabilities, top_index, view.genus_index):
             return answer(
-                Verdict.UNCERTAIN,
-                f"The model is {percent(top_prob)} sure this is {display_name(top)}, but it was "
-                f"not trained to tell it from {names}, so it cannot rule {pronoun} out.",
+                Reason.VIEWS_DISAGREE,
+                f"The model is {percent(top_prob)} sure this is {display_name(top)}, but not "
+                "every view gives the same answer, so do not eat it without an expert's check.",
+            )
+        if best_genus.genus != top.genus:
+            return answer(
+                Reason.GENUS_DISAGREES,
+                f"The model is {percent(top_prob)} sure this is {display_name(top)}, but it "
+                f"finds {_article(best_genus.genus)} {best_genus.genus} a likelier genus, so do "
+                "not eat it without an expert's check.",
             )
         return answer(
-            Verdict.EDIBLE,
+            Reason.EDIBLE,
             f"The model is {percent(top_prob)} sure this is {display_name(top)}, an edible "
             "species, but have an expert confirm it before you eat any.",
         )
 
-    best_genus = genera[0]
     if best_genus.probability >= rules.genus_threshold and top_prob < rules.genus_threshold:
         return answer(
-            Verdict.UNCERTAIN,
+            Reason.CLEAR_GENUS,
             f"The species is not clear, but the model is {percent(best_genus.probability)} sure "
             f"this is {_article(best_genus.genus)} {best_genus.genus}: {_genus_advice(best_genus)}",
         )
 
     return answer(
-        Verdict.UNCERTAIN,
+        Reason.NOT_SURE,
         f"The model is not sure: it is {percent(top_prob)} sure of its closest match, "
         f"{display_name(top)}, so do not eat it without an expert's check.",
     )
+
+
+# ---------------------------------------------------------------------- many photos at once
+
+
+VERDICT_CODES: tuple[Verdict, ...] = tuple(Verdict)
+REASON_CODES: tuple[Reason, ...] = tuple(Reason)
+
+
+@dataclass(frozen=True)
+class VerdictFeatures:
+    """What the rules read from each photo's probabilities, independent of the thresholds.
+
+    Built once by `verdict_features`; `verdicts_from_features` then applies any thresholds in
+    microseconds per photo, so a sweep over thresholds by severity is cheap. Arrays have one
+    row per photo (answer).
+    """
+
+    top: npt.NDArray[np.intp]
+    top_probability: npt.NDArray[np.float64]
+    top_dangerous: npt.NDArray[np.bool_]
+    top_edible: npt.NDArray[np.bool_]
+    deadly_mass: npt.NDArray[np.float64]
+    danger_mass: npt.NDArray[np.float64]
+    has_deadly_label: bool
+    has_dangerous_label: bool
+    best_genus_probability: npt.NDArray[np.float64]
+    best_genus_danger_share: npt.NDArray[np.float64]
+    best_genus_is_top_genus: npt.NDArray[np.bool_]
+    # The largest probability of a deadly or poisonous label other than the top species.
+    max_dangerous_probability: npt.NDArray[np.float64]
+    top_has_unseen_dangerous_lookalike: npt.NDArray[np.bool_]
+    views_agree: npt.NDArray[np.bool_]
+    mushroom_scores: npt.NDArray[np.float64] | None
+    unknown_scores: npt.NDArray[np.float64] | None
+
+    def __len__(self) -> int:
+        return len(self.top)
+
+
+def verdict_features(
+    probabilities: npt.NDArray[np.float64],
+    labels: Sequence[str],
+    catalog: Catalog,
+    *,
+    mushroom_scores: npt.NDArray[np.float64] | None = None,
+    unknown_scores: npt.NDArray[np.float64] | None = None,
+    view_probabilities: npt.NDArray[np.float64] | None = None,
+) -> VerdictFeatures:
+    """The threshold-independent facts of N answers, for `verdicts_from_features`.
+
+    Args:
+        probabilities: calibrated probabilities [N, C] in label order.
+        labels: catalog ids in the model's output order.
+        catalog: the species catalog.
+        mushroom_scores: detector scores [N] (None: no detector).
+        unknown_scores: open-set scores [N] (None: no open-set rule).
+        view_probabilities: [N, V, C], each answer's views (None: one view each).
+    """
+    probs = np.atleast_2d(np.asarray(probabilities, dtype=np.float64))
+    view = catalog.label_view(labels)
+    if probs.shape[1] != len(view.species):
+        raise ValueError(f"{probs.shape[1]} probabilities for {len(view.species)} labels")
+    rows = np.arange(len(probs))
+    top = np.argmax(probs, axis=1)  # the first of equal maxima, as judge's stable sort
+    deadly = np.array([entry.edibility is Edibility.DEADLY for entry in view.species])
+    edible = np.array([entry.edibility.is_edible for entry in view.species])
+    totals = genus_totals(probs, view.genus_index)
+    # The best genus: the largest total, ties by name (as genus_ranking).
+    by_name = np.argsort(np.array(view.genera), kind="stable")
+    best_genus = by_name[np.argmax(totals[:, by_name], axis=1)]
+    shares = np.array([genus_danger_share(catalog, genus) for genus in view.genera])
+    known = set(labels)
+    unseen = np.array(
+        [
+            any(
+                catalog.get(la.id).edibility.is_dangerous and la.id not in known
+                for la in entry.lookalikes
+            )
+            for entry in view.species
+        ]
+    )
+    others = probs.copy()
+    others[rows, top] = -1.0
+    dangerous_others = np.where(view.dangerous, others, -1.0)
+    max_dangerous = dangerous_others.max(axis=1) if probs.shape[1] else np.full(len(probs), -1.0)
+    if view_probabilities is None:
+        agree = np.ones(len(probs), dtype=bool)
+    else:
+        views = np.asarray(view_probabilities, dtype=np.float64)
+        if views.ndim != 3 or views.shape[0] != len(probs) or views.shape[2] != probs.shape[1]:
+            raise ValueError(f"view probabilities {views.shape} for {probs.shape} answers")
+        view_totals = genus_totals(views, view.genus_index)
+        top_genus = view.genus_index[top]
+        agree = np.all(views[rows, :, top] >= views.max(axis=2), axis=1) & np.all(
+            view_totals[rows, :, top_genus] >= view_totals.max(axis=2), axis=1
+        )
+    return VerdictFeatures(
+        top=top,
+        top_probability=probs[rows, top],
+        top_dangerous=view.dangerous[top],
+        top_edible=edible[top],
+        deadly_mass=ordered_sum(probs, deadly),
+        danger_mass=ordered_sum(probs, view.dangerous),
+        has_deadly_label=bool(deadly.any()),
+        has_dangerous_label=bool(view.dangerous.any()),
+        best_genus_probability=totals[rows, best_genus],
+        best_genus_danger_share=shares[best_genus],
+        best_genus_is_top_genus=best_genus == view.genus_index[top],
+        max_dangerous_probability=max_dangerous,
+        top_has_unseen_dangerous_lookalike=unseen[top],
+        views_agree=agree,
+        mushroom_scores=(
+            None if mushroom_scores is None else np.asarray(mushroom_scores, np.float64).ravel()
+        ),
+        unknown_scores=(
+            None if unknown_scores is None else np.asarray(unknown_scores, np.float64).ravel()
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class BatchVerdicts:
+    """Each answer's verdict and the rule that decided it, as codes into `VERDICT_CODES` and
+    `REASON_CODES`."""
+
+    verdicts: npt.NDArray[np.int8]
+    reasons: npt.NDArray[np.int8]
+
+    def verdict_mask(self, verdict: Verdict) -> npt.NDArray[np.bool_]:
+        """Which answers got this verdict."""
+        mask: npt.NDArray[np.bool_] = self.verdicts == VERDICT_CODES.index(verdict)
+        return mask
+
+    def reason_mask(self, reason: Reason) -> npt.NDArray[np.bool_]:
+        """Which answers this rule decided."""
+        mask: npt.NDArray[np.bool_] = self.reasons == REASON_CODES.index(reason)
+        return mask
+
+    def as_verdicts(self) -> list[Verdict]:
+        """The verdicts as enum values."""
+        return [VERDICT_CODES[code] for code in self.verdicts]
+
+
+def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> BatchVerdicts:
+    """The verdict `judge` gives each answer, vectorised (same rules, same order, same sums)."""
+    n = len(features)
+    false = np.zeros(n, dtype=bool)
+    not_mushroom = false
+    if features.mushroom_scores is not None and rules.detector_threshold is not None:
+        not_mushroom = features.mushroom_scores < rules.detector_threshold
+    unknown = false
+    if features.unknown_scores is not None and rules.open_set_threshold is not None:
+        unknown = features.unknown_scores >= rules.open_set_threshold
+    poisonous_sum = (
+        features.danger_mass >= rules.poisonous_threshold if features.has_dangerous_label else false
+    )
+    deadly_sum = (
+        features.deadly_mass >= rules.deadly_threshold if features.has_deadly_label else false
+    )
+    genus = (features.best_genus_probability >= rules.genus_threshold) & (
+        features.best_genus_danger_share > rules.genus_danger_share
+    )
+    caution = features.max_dangerous_probability >= rules.caution_threshold
+    if rules.unseen_lookalike_blocks_edible:
+        caution = caution | features.top_has_unseen_dangerous_lookalike
+    edible_ready = features.top_edible & (features.top_probability >= rules.edible_threshold)
+    clear_genus = (features.best_genus_probability >= rules.genus_threshold) & (
+        features.top_probability < rules.genus_threshold
+    )
+    # np.select takes the first true condition: the rules' order.
+    conditions = [
+        not_mushroom,
+        features.top_dangerous,
+        poisonous_sum,
+        deadly_sum,
+        genus,
+        caution,
+        unknown,
+        edible_ready & ~features.views_agree,
+        edible_ready & ~features.best_genus_is_top_genus,
+        edible_ready,
+        clear_genus,
+    ]
+    choices = [
+        Reason.NOT_A_MUSHROOM,
+        Reason.DANGEROUS_SPECIES,
+        Reason.POISONOUS_SUM,
+        Reason.DEADLY_SUM,
+        Reason.DANGEROUS_GENUS,
+        Reason.CAUTION,
+        Reason.UNKNOWN_SPECIES,
+        Reason.VIEWS_DISAGREE,
+        Reason.GENUS_DISAGREES,
+        Reason.EDIBLE,
+        Reason.CLEAR_GENUS,
+    ]
+    reasons = np.select(
+        conditions, [REASON_CODES.index(c) for c in choices], REASON_CODES.index(Reason.NOT_SURE)
+    ).astype(np.int8)
+    lookup = np.array([VERDICT_CODES.index(REASON_VERDICT[r]) for r in REASON_CODES], dtype=np.int8)
+    return BatchVerdicts(verdicts=lookup[reasons], reasons=reasons)
 
 
 def _genus_advice(genus: GenusPredictionPublic) -> str:

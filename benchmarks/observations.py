@@ -1,0 +1,463 @@
+"""Observations (issue 24): fusion of several photos, the location prior and a crop, measured.
+
+Field photos only, through the served model (`models/demo`, `mushroom_common.runtime`), decoded
+and resized as the API does:
+- `nordic-field/`, the field sources of `web-species/` (YaSeCA, Bartekp26, gcadet2016) and the
+  `field-extra/` photos of species the model knows. The demo model was trained on a split of the
+  first two, so their numbers are optimistic; `field-extra/` was never trained on and is reported
+  apart.
+- Pseudo-observations: 2 or 3 photos of one species from one source (random subsets, seeded).
+  Single-photo top-1 is measured on the same photos (each observation's photos, scored alone).
+- Location prior: the photos of species whose catalog regions include Europe, answered with and
+  without a central European location (50 N, 10 E), for several prior strengths; every deadly
+  label's probability is checked never to fall.
+- Crop: an occlusion heat map (the /explain algorithm) of the photo's own top answer gives a
+  box around the cells that matter; the photo is cropped to it (with a margin) and answered
+  again. "Small" photos are those whose box covers under a third of the frame.
+
+    cd /work/main && uv run python benchmarks/observations.py --help
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+import typer
+from _common import DEMO_BUNDLE_DIR, PHOTO_CACHE_DIR, SHARED_DATA_DIR, format_table, write_report
+
+from mushroom_common.bundle import read_metadata
+from mushroom_common.catalog import Catalog, Edibility, load_catalog
+from mushroom_common.dataset import read_manifest
+from mushroom_common.imaging import decode_for_model, resize_for_model
+from mushroom_common.observation import (
+    FUSION_METHODS,
+    FusionMethod,
+    PriorStrength,
+    apply_prior,
+    fuse,
+    location_prior,
+    used_photos,
+)
+from mushroom_common.runtime import BundleRuntime
+from mushroom_common.storage import open_storage
+from mushroom_common.verdict import Verdict, VerdictRules, judge
+
+logger = logging.getLogger("observations")
+
+FIELD_SOURCES = ("YaSeCA", "Bartekp26", "gcadet2016")
+OCCLUDER_VALUE = 127  # as mushroom_api.services.explain
+EUROPE = (50.0, 10.0)
+SMALL_BOX_FRACTION = 1 / 3
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FieldPhoto:
+    """One field photo of a species the model knows, and the part of the field split it is in."""
+
+    path: Path
+    species: str
+    source: str
+    # "field val" / "field test": the dataset version's val / test photos of the field sources
+    # (never trained on); "field-extra": other photographers (never trained on); "trained":
+    # field-source photos in the version's train split (seen in training, not measured).
+    part: str
+
+
+def _splits(storage_uri: str, version: str) -> dict[str, str]:
+    """sha256 of a photo's bytes -> its split in the dataset version the bundle was trained on."""
+    rows = read_manifest(open_storage(storage_uri), version)
+    return {row.content_hash: row.split for row in rows}
+
+
+def field_photos(data_dir: Path, labels: set[str], splits: dict[str, str]) -> list[FieldPhoto]:
+    """Every field photo of a labelled species, in a stable order, with its part."""
+    named = {"val": "field val", "test": "field test", "train": "trained"}
+    photos: list[FieldPhoto] = []
+    candidates: list[tuple[Path, str, str]] = []
+    for folder in sorted((data_dir / "nordic-field").iterdir()):
+        if folder.is_dir() and folder.name in labels:
+            candidates += [(p, folder.name, "nordic-field") for p in sorted(folder.glob("*.jpg"))]
+    for folder in sorted((data_dir / "web-species").iterdir()):
+        if folder.is_dir() and folder.name in labels:
+            for path in sorted(folder.glob("*.jpg")):
+                source = path.name.split("-")[0]
+                if source in FIELD_SOURCES:
+                    candidates.append((path, folder.name, source))
+    for path, species, source in candidates:
+        split = splits.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        if split is not None:  # photos the build dropped (duplicates) are in no split
+            photos.append(FieldPhoto(path, species, source, named[split]))
+    for folder in sorted((data_dir / "field-extra").iterdir()):
+        if folder.is_dir() and folder.name in labels:
+            photos += [
+                FieldPhoto(p, folder.name, p.name.split("-")[0], "field-extra")
+                for p in sorted(folder.glob("*.jpg"))
+            ]
+    return photos
+
+
+def model_pixels(data: bytes, height: int, width: int) -> npt.NDArray[np.uint8]:
+    """The API's decode and resize."""
+    return resize_for_model(decode_for_model(data, max(height, width)), height, width)
+
+
+def predict_all(
+    runtime: BundleRuntime, photos: list[FieldPhoto], cache: Path
+) -> tuple[FloatArray, FloatArray]:
+    """Probabilities and mushroom scores of every photo (cached by bundle and photo list)."""
+    if cache.exists():
+        stored = np.load(cache)
+        return stored["probabilities"], stored["scores"]
+    height, width = runtime.input_size
+    rows: list[FloatArray] = []
+    scores: list[float] = []
+    started = time.perf_counter()
+    for start in range(0, len(photos), 32):
+        batch = [
+            model_pixels(p.path.read_bytes(), height, width) for p in photos[start : start + 32]
+        ]
+        out = runtime.run_batch(batch)
+        rows += list(out.probabilities)
+        scores += (
+            list(out.mushroom_scores) if out.mushroom_scores is not None else [1.0] * len(batch)
+        )
+    logger.info("%d photos in %.1f s", len(photos), time.perf_counter() - started)
+    probabilities, score_array = np.stack(rows), np.array(scores)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, probabilities=probabilities, scores=score_array)
+    return probabilities, score_array
+
+
+def pseudo_observations(
+    photos: list[FieldPhoto], size: int, per_group: int, seed: int
+) -> dict[str, list[tuple[int, ...]]]:
+    """Index tuples of `size` photos of one species and source, by part."""
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for index, photo in enumerate(photos):
+        groups[(photo.part, photo.species, photo.source)].append(index)
+    rng = random.Random(seed)
+    found: dict[str, list[tuple[int, ...]]] = defaultdict(list)
+    for (part, _, _), members in sorted(groups.items()):
+        if len(members) < size:
+            continue
+        combos = list(itertools.combinations(members, size))
+        rng.shuffle(combos)
+        found[part] += combos[:per_group]
+    return found
+
+
+PARTS: dict[str, tuple[str, ...]] = {
+    "field val": ("field val",),
+    "field test": ("field test", "field-extra"),
+    "of which field-extra": ("field-extra",),
+}
+
+
+def _observation_verdict(
+    rows: FloatArray,
+    scores: FloatArray,
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+    method: FusionMethod,
+) -> tuple[FloatArray, Verdict]:
+    """The served path: photos that look like a mushroom, fused, judged with them as views."""
+    used = used_photos([float(x) for x in scores], rules.detector_threshold)
+    fused = fuse(rows[used], method)
+    verdict = judge(
+        fused,
+        labels,
+        float(scores.max()),
+        catalog,
+        rules,
+        3,
+        view_probabilities=rows[used] if len(used) > 1 else None,
+    ).verdict
+    return fused, verdict
+
+
+def fusion_table(
+    photos: list[FieldPhoto],
+    probabilities: FloatArray,
+    scores: FloatArray,
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+    per_group: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Top-1 of single photos and of fused 2- and 3-photo observations, per part and method."""
+    truth = np.array([labels.index(p.species) for p in photos])
+    view = catalog.label_view(labels)
+    results: list[dict[str, Any]] = []
+    for size in (2, 3):
+        observations = pseudo_observations(photos, size, per_group, seed)
+        for part, members in PARTS.items():
+            chosen = [o for name in members for o in observations.get(name, [])]
+            if not chosen:
+                continue
+            single = float(
+                np.mean([np.argmax(probabilities[i]) == truth[i] for o in chosen for i in o])
+            )
+            single_edible = sum(
+                int(
+                    judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3).verdict
+                    is Verdict.EDIBLE
+                )
+                for o in chosen
+                for i in o
+                if view.dangerous[truth[i]]
+            )
+            row: dict[str, Any] = {
+                "part": part,
+                "photos": size,
+                "observations": len(chosen),
+                "dangerous_observations": sum(int(view.dangerous[truth[o[0]]]) for o in chosen),
+                "single_top1": single,
+                "single_dangerous_photos_answered_edible": single_edible,
+            }
+            for method in FUSION_METHODS:
+                correct = danger_edible = 0
+                for o in chosen:
+                    fused, verdict = _observation_verdict(
+                        probabilities[list(o)], scores[list(o)], labels, catalog, rules, method
+                    )
+                    correct += int(np.argmax(fused) == truth[o[0]])
+                    if view.dangerous[truth[o[0]]]:
+                        danger_edible += int(verdict is Verdict.EDIBLE)
+                row[f"{method}_top1"] = correct / len(chosen)
+                row[f"{method}_dangerous_answered_edible"] = danger_edible
+            results.append(row)
+    return results
+
+
+def prior_table(
+    photos: list[FieldPhoto],
+    probabilities: FloatArray,
+    scores: FloatArray,
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+) -> list[dict[str, Any]]:
+    """Top-1 of European species' field photos with and without a European place (and month)."""
+    truth = np.array([labels.index(p.species) for p in photos])
+    deadly = np.array([catalog.get(label).edibility is Edibility.DEADLY for label in labels])
+    view = catalog.label_view(labels)
+    results: list[dict[str, Any]] = []
+    for part, members in PARTS.items():
+        european = [
+            i
+            for i, p in enumerate(photos)
+            if p.part in members and "europe" in [str(r) for r in catalog.get(p.species).regions]
+        ]
+        if not european:
+            continue
+        verdicts_before = [
+            judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3).verdict
+            for i in european
+        ]
+        base_top1 = float(np.mean([np.argmax(probabilities[i]) == truth[i] for i in european]))
+        for factor, month in itertools.product((0.5, 0.2, 0.1, 0.05), (None, 9)):
+            strength = PriorStrength(out_of_range_factor=factor)
+            prior = location_prior(
+                labels, catalog, lat=EUROPE[0], lon=EUROPE[1], month=month, strength=strength
+            )
+            correct = lowered = lost = edible_before = edible_after = 0
+            for i, verdict_before in zip(european, verdicts_before, strict=True):
+                before = probabilities[i]
+                after = apply_prior(before, prior)
+                correct += int(np.argmax(after) == truth[i])
+                lowered += int(np.any(after[deadly] < before[deadly] - 1e-12))
+                verdict_after = judge(after, labels, float(scores[i]), catalog, rules, 3).verdict
+                lost += int(
+                    verdict_before is Verdict.DANGEROUS and verdict_after is not Verdict.DANGEROUS
+                )
+                if view.dangerous[truth[i]]:
+                    edible_before += int(verdict_before is Verdict.EDIBLE)
+                    edible_after += int(verdict_after is Verdict.EDIBLE)
+            results.append(
+                {
+                    "part": part,
+                    "out_of_range_factor": factor,
+                    "month": month,
+                    "photos": len(european),
+                    "top1_without": base_top1,
+                    "top1_with": correct / len(european),
+                    "deadly_probability_lowered": lowered,
+                    "dangerous_verdicts_lost": lost,
+                    "dangerous_answered_edible_without": edible_before,
+                    "dangerous_answered_edible_with": edible_after,
+                }
+            )
+    return results
+
+
+def occlusion_box(
+    runtime: BundleRuntime, pixels: npt.NDArray[np.uint8], grid: int
+) -> tuple[float, float, float, float]:
+    """(top, left, bottom, right) fractions of the cells that matter most to the top answer."""
+    height, width = pixels.shape[:2]
+    rows = np.linspace(0, height, grid + 1).round().astype(int)
+    cols = np.linspace(0, width, grid + 1).round().astype(int)
+    copies = [pixels]
+    for r in range(grid):
+        for c in range(grid):
+            copy = pixels.copy()
+            copy[rows[r] : rows[r + 1], cols[c] : cols[c + 1]] = OCCLUDER_VALUE
+            copies.append(copy)
+    out = runtime.run_batch(copies).probabilities
+    target = int(np.argmax(out[0]))
+    heat = np.clip(out[0, target] - out[1:, target], 0.0, None).reshape(grid, grid)
+    if float(heat.max()) <= 0:
+        return 0.0, 0.0, 1.0, 1.0
+    hot_rows, hot_cols = np.nonzero(heat >= 0.5 * heat.max())
+    return (
+        hot_rows.min() / grid,
+        hot_cols.min() / grid,
+        (hot_rows.max() + 1) / grid,
+        (hot_cols.max() + 1) / grid,
+    )
+
+
+def crop_table(
+    runtime: BundleRuntime,
+    single: BundleRuntime,
+    photos: list[FieldPhoto],
+    probabilities: FloatArray,
+    labels: list[str],
+    limit: int,
+    grid: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Top-1 before and after cropping to the occlusion box, on field test photos (all, and
+    those whose box is small)."""
+    height, width = runtime.input_size
+    rng = random.Random(seed)
+    indexes = [i for i, p in enumerate(photos) if p.part in PARTS["field test"]]
+    rng.shuffle(indexes)
+    indexes = sorted(indexes[:limit])
+    records: list[tuple[bool, bool, bool, str]] = []
+    started = time.perf_counter()
+    for i in indexes:
+        photo = photos[i]
+        data = photo.path.read_bytes()
+        pixels = model_pixels(data, height, width)
+        top, left, bottom, right = occlusion_box(runtime, pixels, grid)
+        fraction = (bottom - top) * (right - left)
+        image = decode_for_model(data, 4 * max(height, width))
+        margin_y, margin_x = 0.1 * (bottom - top), 0.1 * (right - left)
+        box = (
+            max(0.0, left - margin_x) * image.width,
+            max(0.0, top - margin_y) * image.height,
+            min(1.0, right + margin_x) * image.width,
+            min(1.0, bottom + margin_y) * image.height,
+        )
+        cropped = image.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
+        after = single.run(resize_for_model(cropped, height, width)).probabilities
+        truth = labels.index(photo.species)
+        records.append(
+            (
+                fraction < SMALL_BOX_FRACTION,
+                int(np.argmax(probabilities[i])) == truth,
+                int(np.argmax(after)) == truth,
+                photo.part,
+            )
+        )
+    logger.info("crop: %d photos in %.1f s", len(records), time.perf_counter() - started)
+
+    def summary(selected: list[tuple[bool, bool, bool, str]]) -> dict[str, Any]:
+        return {
+            "photos": len(selected),
+            "top1_whole": float(np.mean([r[1] for r in selected])) if selected else None,
+            "top1_cropped": float(np.mean([r[2] for r in selected])) if selected else None,
+        }
+
+    return {
+        "grid": grid,
+        "all": summary(records),
+        "small_subject": summary([r for r in records if r[0]]),
+        "large_subject": summary([r for r in records if not r[0]]),
+        "field_extra": summary([r for r in records if r[3] == "field-extra"]),
+    }
+
+
+def main(
+    bundle: Annotated[Path, typer.Option(help="bundle folder")] = DEMO_BUNDLE_DIR,
+    data: Annotated[Path, typer.Option(help="the shared data folder")] = SHARED_DATA_DIR,
+    per_group: Annotated[int, typer.Option(help="pseudo-observations per species and source")] = 20,
+    crop_photos: Annotated[int, typer.Option(help="photos for the crop study (0: skip)")] = 300,
+    grid: Annotated[int, typer.Option(help="occlusion grid of the crop study")] = 5,
+    seed: int = 0,
+    storage: Annotated[
+        str, typer.Option(help="storage root holding the bundle's dataset version (its splits)")
+    ] = "/work/store",
+) -> None:
+    """Measure fusion, the location prior and cropping on field photos; write a JSON report."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    metadata = read_metadata(bundle)
+    catalog = load_catalog()
+    labels = list(metadata.labels)
+    runtime = BundleRuntime.for_variant(bundle, metadata, batch_size=32)
+    photos = field_photos(data, set(labels), _splits(storage, metadata.dataset_version))
+    names = "\n".join(str(p.path) for p in photos).encode()
+    key = f"{metadata.version}-{len(photos)}-{hashlib.sha256(names).hexdigest()[:8]}"
+    probabilities, scores = predict_all(
+        runtime, photos, PHOTO_CACHE_DIR / f"observations-{key}.npz"
+    )
+    rules = VerdictRules.from_bundle(metadata)
+    counts = {
+        part: sum(1 for p in photos if p.part == part)
+        for part in ("field val", "field test", "field-extra", "trained")
+    }
+    fusion = fusion_table(photos, probabilities, scores, labels, catalog, rules, per_group, seed)
+    prior = prior_table(photos, probabilities, scores, labels, catalog, rules)
+    crop = (
+        crop_table(
+            BundleRuntime.for_variant(bundle, metadata, batch_size=grid * grid + 1),
+            BundleRuntime.for_variant(bundle, metadata),
+            photos,
+            probabilities,
+            labels,
+            crop_photos,
+            grid,
+            seed,
+        )
+        if crop_photos
+        else {}
+    )
+    logger.info("photos: %s", counts)
+    headers = ["part", "photos", "observations", "single_top1"]
+    headers += [f"{m}_top1" for m in FUSION_METHODS]
+    logger.info("\n%s", format_table(headers, [[r[h] for h in headers] for r in fusion]))
+    prior_headers = list(prior[0])
+    logger.info("\n%s", format_table(prior_headers, [[r[h] for h in prior_headers] for r in prior]))
+    logger.info("crop: %s", json.dumps(crop, indent=1))
+    path = write_report(
+        "observations",
+        {
+            "bundle": metadata.version,
+            "photos": counts,
+            "fusion": fusion,
+            "prior": prior,
+            "crop": crop,
+            "seed": seed,
+        },
+    )
+    logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    typer.run(main)
