@@ -10,7 +10,7 @@ import { PhotoPicker } from '@/features/identify/components/photo-picker';
 import { useIdentification, type ObservationPhoto } from '@/features/identify/hooks/use-identification';
 import type { OnDeviceStatus } from '@/features/identify/hooks/use-on-device-model';
 import type { PreparedPhoto } from '@/lib/downscale-image';
-import type { Identification, Place } from '@/lib/identification';
+import type { Identification, PhotoView, Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { speciesChoicesOf } from './species-choices';
 
@@ -24,7 +24,7 @@ type IdentifyPageProps = {
   onQueue: (photo: PreparedPhoto) => Promise<string>;
   onDevice: {
     status: OnDeviceStatus;
-    identify: (photos: { blob: Blob; view: string | null }[], place: Place | null, topK: number) => Promise<Identification> | null;
+    identify: (photos: { blob: Blob; view: PhotoView | null }[], place: Place | null, topK: number) => Promise<Identification> | null;
   };
   /** The latest queued photo identified after the connection returned. */
   queuedAnswer: QueuedAnswer | null;

@@ -1,10 +1,10 @@
-import type { IdentificationPublic, SpeciesPredictionPublic } from '@/client/api-client';
+import type { IdentificationPublic, NextPhotoPublic, PhotoPublic, PhotoView as PhotoViewPublic, PriorPublic } from '@/client/api-client';
 
 /** Who answered: the API, or the model on this phone (offline, or the API unreachable or too slow). */
 export type AnswerSource = 'server' | 'device';
 
 /** What a photo of an observation shows (the catalog's `PhotoView`). */
-export type PhotoView = 'cap' | 'underside' | 'stem_base' | 'ring' | 'flesh' | 'spore_print' | 'habitat';
+export type PhotoView = PhotoViewPublic;
 
 export const PHOTO_VIEWS: readonly PhotoView[] = ['cap', 'underside', 'stem_base', 'ring', 'flesh', 'spore_print', 'habitat'];
 
@@ -14,16 +14,16 @@ export const isPhotoView = (value: unknown): value is PhotoView => PHOTO_VIEWS.i
 export const MAX_PHOTOS = 5;
 
 /** One photo of the observation and the species it alone looks most like (`photos[]` of /predict). */
-export type PhotoTop = { index: number; view: string | null; top: SpeciesPredictionPublic };
+export type PhotoTop = PhotoPublic;
 
 /** The photo that would tell the likely species from a dangerous look-alike (`next_photo`). */
-export type NextPhoto = { view: string; reason: string; lookalike: string };
+export type NextPhoto = NextPhotoPublic;
 
 /** Whether a location or month re-weighted the answer (`prior`). */
-export type PriorUsed = { applied: boolean; region: string | null; month: number | null };
+export type PriorUsed = PriorPublic;
 
-/** The observation fields of /predict; absent in answers stored before observations. */
-export type ObservationFields = { photos?: PhotoTop[]; next_photo?: NextPhoto | null; prior?: PriorUsed };
+/** The observation fields of /predict (optional: absent in answers stored before observations). */
+export type ObservationFields = Pick<IdentificationPublic, 'photos' | 'next_photo' | 'prior'>;
 
 /** An answer as the app keeps and shows it. */
 export type Identification = IdentificationPublic & ObservationFields & { source: AnswerSource };

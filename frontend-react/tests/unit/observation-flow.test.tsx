@@ -2,6 +2,7 @@ import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
+import type { PhotoView } from '@/lib/identification';
 import { App } from '@/app/app';
 import { identification, photoFile } from './fixtures';
 import { server } from './msw-server';
@@ -29,13 +30,13 @@ function observationApi(seen: SeenRequest[]) {
         predictions: [chanterelle],
         photos: Array.from({ length: files }, (_, index) => ({
           index,
-          view: views[index] || null,
+          view: (views[index] || null) as PhotoView | null,
           top: { ...chanterelle, probability: 0.6 + index / 10 },
         })),
         next_photo: hasGills
           ? null
           : {
-              view: 'underside',
+              view: 'underside' as const,
               reason: 'Add a photo of the gills/underside: it tells the chanterelle from the false chanterelle.',
               lookalike: 'hygrophoropsis_aurantiaca',
             },

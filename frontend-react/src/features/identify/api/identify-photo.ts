@@ -33,7 +33,7 @@ export async function identifyObservation(
   try {
     const { data, error, response } = await apiClient.POST('/predict', {
       params: { query: { top_k: topK } },
-      body: { file: '' },
+      body: { file: [] },
       bodySerializer: () => observationFormData(photos, place),
       signal,
     });

@@ -31,7 +31,7 @@ export type IdentifyOptions = {
   /** Keeps a one-photo observation that could not be identified for later; resolves to its queue id. */
   onQueue?: (photo: PreparedPhoto) => Promise<string>;
   /** Identifies the observation on this phone; null when its model is not loaded. */
-  identifyOnDevice?: (photos: { blob: Blob; view: string | null }[], place: Place | null, topK: number) => Promise<Identification> | null;
+  identifyOnDevice?: (photos: { blob: Blob; view: PhotoView | null }[], place: Place | null, topK: number) => Promise<Identification> | null;
 };
 
 const uploads = (photos: ObservationPhoto[]) => photos.map(({ blob, fileName, view }) => ({ blob, fileName, view }));

@@ -4,7 +4,7 @@
  * mushroom fused, the location and month prior, the safety rules once, and which photo next.
  */
 import type { SpeciesPredictionPublic } from '@/client/api-client';
-import type { Identification, NextPhoto, Place, PriorUsed } from '@/lib/identification';
+import { isPhotoView, type Identification, type NextPhoto, type PhotoView, type Place, type PriorUsed } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { newId } from '@/lib/local-db';
 import type { ModelKit } from './model-kit';
@@ -22,7 +22,7 @@ import {
 import { photoToModelInput } from './pixels';
 import { displayName, judge, openSetScore, softmax } from './verdict';
 
-export type DevicePhoto = { blob: Blob; view: string | null };
+export type DevicePhoto = { blob: Blob; view: PhotoView | null };
 
 export type ObservationAnswer = {
   result: Identification;
@@ -93,7 +93,7 @@ export async function runObservationOnDevice(kit: ModelKit, photos: DevicePhoto[
     mushroom_score: mushroomScore,
     model: { name: rules.model.name, version: rules.model.version },
     photos: outputs.map((output, index) => ({ index, view: views[index] ?? null, top: prediction(output.probabilities) })),
-    next_photo: ask ? nextPhotoSentence(kit, ask.species, ask.lookalike, ask.view) : null,
+    next_photo: ask && isPhotoView(ask.view) ? nextPhotoSentence(kit, ask.species, ask.lookalike, ask.view) : null,
     prior: priorUsed,
     source: 'device',
   };
@@ -101,12 +101,12 @@ export async function runObservationOnDevice(kit: ModelKit, photos: DevicePhoto[
 }
 
 /** The server's `next_photo.reason`, in the app's words, from the rules' catalog facts. */
-function nextPhotoSentence(kit: ModelKit, speciesId: string, lookalikeId: string, view: string): NextPhoto {
+function nextPhotoSentence(kit: ModelKit, speciesId: string, lookalikeId: string, view: PhotoView): NextPhoto {
   const { rules } = kit;
   const species = rules.species[speciesId]!;
   const other = rules.species[lookalikeId]!;
   const feature = species.lookalikes.find((lookalike) => lookalike.species === lookalikeId)?.distinguishing_feature ?? '';
-  const viewName = t.views.names[view as keyof typeof t.views.names] ?? view.replaceAll('_', ' ');
+  const viewName = t.views.names[view];
   return {
     view,
     lookalike: lookalikeId,

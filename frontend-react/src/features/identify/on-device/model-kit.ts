@@ -37,7 +37,7 @@ let current: { sha256: string; kit: Promise<ModelKit> } | null = null;
 export async function loadModelKit(): Promise<ModelKit> {
   const started = performance.now();
   const rules = (await (await fetchOk('/model/rules')).json()) as RulesDocument;
-  if (rules.schema_version !== 1) throw new Error(`rules file version ${String(rules.schema_version)} is not supported`);
+  if (rules.schema_version !== 2) throw new Error(`rules file version ${String(rules.schema_version)} is not supported`);
   if (current?.sha256 === rules.model.sha256) return current.kit;
   const kit = (async () => {
     const bytes = new Uint8Array(await (await fetchOk(`/model/file/${rules.model.sha256}`)).arrayBuffer());

@@ -10,32 +10,15 @@
  * fused row in label order (numpy's pairwise sum of a short row may differ in the last bit:
  * the golden test allows 1e-12).
  */
-import type { RulesDocument } from '@/client/api-client';
+import type { ObservationRulesPublic, PriorStrength as PriorStrengthPublic, RulesDocument } from '@/client/api-client';
 
-export type FusionMethod = 'log_mean' | 'mean' | 'confidence';
+export type FusionMethod = ObservationRulesPublic['fusion_method'];
 
 /** `PriorStrength`: every factor in (0, 1], so nothing reaches zero. */
-export type PriorStrength = {
-  out_of_range_factor: number;
-  out_of_season_factor: number;
-  season_margin_months: number;
-};
+export type PriorStrength = PriorStrengthPublic;
 
-/** `rules.json["observation"]` (`ObservationRulesPublic`). */
-export type ObservationRules = {
-  max_photos: number;
-  fusion_method: FusionMethod;
-  location_decimals: number;
-  southern_shift_months: number;
-  prior: PriorStrength;
-  /** region -> [[lat_min, lat_max, lon_min, lon_max], ...], most specific first. */
-  region_boxes: Record<string, number[][]>;
-  species: Record<string, { regions: string[]; fruiting_months: number[]; protected: boolean }>;
-  next_photo_candidates: number;
-  next_photo_min_probability: number;
-  /** label -> its deadly or poisonous look-alikes that a view tells apart, most dangerous first. */
-  dangerous_lookalike_views: Record<string, { species: string; view: string }[]>;
-};
+/** `rules.json["observation"]` (`ObservationRulesPublic`, written by `observation.export_rules`). */
+export type ObservationRules = ObservationRulesPublic;
 
 /** Where and when the observation was made: a rounded location and/or a month, each optional. */
 export type Place = { lat: number | null; lon: number | null; month: number | null };
@@ -48,9 +31,9 @@ export type NextPhotoAsk = { view: string; species: string; lookalike: string };
 // Probabilities are clipped to this before their logarithm (as `observation._EPSILON`).
 const EPSILON = 1e-12;
 
-/** The observation section of a rules file; null when the file predates observations. */
+/** The observation section of a rules file; null when the file predates observations (an older API). */
 export function observationRules(rules: RulesDocument): ObservationRules | null {
-  return (rules as RulesDocument & { observation?: ObservationRules | null }).observation ?? null;
+  return (rules as Partial<RulesDocument>).observation ?? null;
 }
 
 /** One row of probabilities for an observation from its photos' calibrated rows (as `fuse`). */
