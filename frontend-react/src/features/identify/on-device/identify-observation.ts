@@ -67,7 +67,16 @@ export async function runObservationOnDevice(kit: ModelKit, photos: DevicePhoto[
     ? used.reduce((sum, index) => sum + openSetScore(outputs[index]!.logits, openSet.method), 0) / used.length
     : null;
   const mushroomScore = observationMushroomScore(scores);
-  const judgement = judge(rules, { probabilities, mushroomScore, unknownScore, topK });
+  // As the server: an observation's photos are its views (`edible` needs them all to agree), passed
+  // as `viewProbabilities` once the phone's judge takes them (verdict owner's port of `view_probabilities`).
+  const input = {
+    probabilities,
+    mushroomScore,
+    unknownScore,
+    topK,
+    viewProbabilities: used.length > 1 ? used.map((index) => outputs[index]!.probabilities) : null,
+  };
+  const judgement = judge(rules, input);
 
   const views = photos.map((photo) => photo.view);
   const ask = observation && judgement.verdict !== 'not_a_mushroom' ? nextPhoto(observation, labels, probabilities, views) : null;
