@@ -51,6 +51,9 @@ async function addPhoto(user: ReturnType<typeof userEvent.setup>, name: string) 
   await user.click(await screen.findByRole('button', { name: 'Use this photo' }));
 }
 
+// Five photos through the whole flow: more than Vitest's 5 s default on a busy machine.
+const SLOW_FLOW_MS = 30_000;
+
 describe('an observation of several photos', () => {
   it('asks for the gills, adds that photo tagged underside, and answers once for both', async () => {
     const seen: SeenRequest[] = [];
@@ -90,7 +93,7 @@ describe('an observation of several photos', () => {
     expect(await screen.findByRole('heading', { name: 'Your 2 photos, one answer' })).toBeInTheDocument();
     // Read only there: the observation grows on the Identify screen.
     expect(screen.queryByRole('button', { name: /add another photo/i })).not.toBeInTheDocument();
-  });
+  }, SLOW_FLOW_MS);
 
   it('takes at most five photos; cancelling the crop of a new photo sends nothing', async () => {
     const seen: SeenRequest[] = [];
@@ -113,5 +116,5 @@ describe('an observation of several photos', () => {
     await user.click(await screen.findByRole('button', { name: 'Cancel' }));
     expect(screen.getByLabelText('Take a photo')).toBeInTheDocument();
     expect(seen).toHaveLength(5);
-  });
+  }, SLOW_FLOW_MS);
 });
