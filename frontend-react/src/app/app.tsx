@@ -2,7 +2,7 @@ import { useCallback, useMemo, useState } from 'react';
 import { Icon } from '@/components/ui/icon';
 import { env } from '@/config/env';
 import { addHistory } from '@/features/history/api/history-store';
-import { identifyPhoto } from '@/features/identify/api/identify-photo';
+import { identifyObservation } from '@/features/identify/api/identify-photo';
 import type { ObservationPhoto } from '@/features/identify/hooks/use-identification';
 import { useOnDeviceModel } from '@/features/identify/hooks/use-on-device-model';
 import { LocationPrompt } from '@/features/location/components/location-prompt';
@@ -13,8 +13,8 @@ import { OfflineBanner } from '@/features/offline/components/offline-banner';
 import { useOfflineQueue } from '@/features/offline/hooks/use-offline-queue';
 import { useOnlineStatus } from '@/features/offline/hooks/use-online-status';
 import { ApiError } from '@/lib/api-error';
-import { makeThumbnail, type PreparedPhoto } from '@/lib/downscale-image';
-import type { Identification, Place } from '@/lib/identification';
+import { makeThumbnail } from '@/lib/downscale-image';
+import { isPhotoView, type Identification, type Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { HistoryPage } from './history-page';
 import { IdentifyPage, type QueuedAnswer } from './identify-page';
@@ -51,8 +51,13 @@ export function App() {
   const sendQueued = useCallback(
     async (item: QueuedPhoto) => {
       try {
-        const result: Identification = { ...(await identifyPhoto(item.photo, item.fileName, env.topK)), source: 'server' };
-        await saveToHistory(result, [{ blob: item.photo, view: null }]);
+        const photos = [
+          { blob: item.photo, fileName: item.fileName, view: item.view ?? null },
+          ...(item.more ?? []).map((extra) => ({ blob: extra.photo, fileName: extra.fileName, view: extra.view })),
+        ].map((photo) => ({ ...photo, view: isPhotoView(photo.view) ? photo.view : null }));
+        const answer = await identifyObservation(photos, item.place ?? null, env.topK);
+        const result: Identification = { ...answer, source: 'server' };
+        await saveToHistory(result, photos);
         setQueuedAnswer({ queueId: item.id, result });
         return true;
       } catch (error) {
@@ -69,7 +74,18 @@ export function App() {
     [saveToHistory],
   );
   const { enqueue } = queue;
-  const onQueue = useCallback((photo: PreparedPhoto) => enqueue(photo.blob, photo.fileName), [enqueue]);
+  const onQueue = useCallback(
+    (photos: ObservationPhoto[], where: Place | null) => {
+      const [first, ...more] = photos;
+      if (!first) return Promise.reject(new Error('an observation has at least one photo'));
+      return enqueue(first.blob, first.fileName, {
+        view: first.view,
+        more: more.map((photo) => ({ photo: photo.blob, fileName: photo.fileName, view: photo.view })),
+        place: where,
+      });
+    },
+    [enqueue],
+  );
 
   return (
     <>

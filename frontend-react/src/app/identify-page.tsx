@@ -9,7 +9,6 @@ import { OfflineReadiness } from '@/features/identify/components/offline-readine
 import { PhotoPicker } from '@/features/identify/components/photo-picker';
 import { useIdentification, type ObservationPhoto } from '@/features/identify/hooks/use-identification';
 import type { OnDeviceStatus } from '@/features/identify/hooks/use-on-device-model';
-import type { PreparedPhoto } from '@/lib/downscale-image';
 import type { Identification, PhotoView, Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { speciesChoicesOf } from './species-choices';
@@ -21,7 +20,7 @@ type IdentifyPageProps = {
   /** Where and when, when the person allowed it (rounded on this phone); null otherwise. */
   place: Place | null;
   onIdentified: (result: Identification, photos: ObservationPhoto[]) => void;
-  onQueue: (photo: PreparedPhoto) => Promise<string>;
+  onQueue: (photos: ObservationPhoto[], place: Place | null) => Promise<string>;
   onDevice: {
     status: OnDeviceStatus;
     identify: (photos: { blob: Blob; view: PhotoView | null }[], place: Place | null, topK: number) => Promise<Identification> | null;

@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import { withSource, type Identification } from './identification';
+import { withSource, type Identification, type Place } from './identification';
 
 /** Bytes and type of a Blob: stored instead of the Blob, which some Safari versions cannot keep in IndexedDB. */
 export type StoredBlob = { bytes: ArrayBuffer; type: string };
@@ -27,11 +27,20 @@ export type HistoryRecord = {
   photos: HistoryPhoto[];
 };
 
+/** One more photo of a queued observation, after the first. */
+export type QueuedExtraPhoto = { photo: Blob; fileName: string; view: string | null };
+
 export type QueuedPhoto = {
   id: string;
   createdAt: number;
+  /** The observation's first photo. */
   photo: Blob;
   fileName: string;
+  /** Absent in items queued before observations: one photo, no view, no place. */
+  view?: string | null;
+  more?: QueuedExtraPhoto[];
+  /** Where and when, as it would have been sent (rounded, with consent); null without. */
+  place?: Place | null;
 };
 
 type StoredHistoryPhoto = { photo: StoredBlob; thumbnail: StoredBlob | null; view: string | null };
@@ -41,7 +50,10 @@ type StoredHistoryRecord = Omit<HistoryRecord, 'photo' | 'thumbnail' | 'photos'>
   /** Absent in records stored before observations. */
   photos?: StoredHistoryPhoto[];
 };
-type StoredQueuedPhoto = Omit<QueuedPhoto, 'photo'> & { photo: StoredBlob };
+type StoredQueuedPhoto = Omit<QueuedPhoto, 'photo' | 'more'> & {
+  photo: StoredBlob;
+  more?: (Omit<QueuedExtraPhoto, 'photo'> & { photo: StoredBlob })[];
+};
 
 export async function storeHistoryRecord(record: HistoryRecord): Promise<StoredHistoryRecord> {
   const photos: StoredHistoryPhoto[] = [];
@@ -79,11 +91,17 @@ export function loadHistoryRecord(stored: StoredHistoryRecord): HistoryRecord {
 }
 
 export async function storeQueuedPhoto(item: QueuedPhoto): Promise<StoredQueuedPhoto> {
-  return { ...item, photo: await toStoredBlob(item.photo) };
+  const more = [];
+  for (const extra of item.more ?? []) more.push({ ...extra, photo: await toStoredBlob(extra.photo) });
+  return { ...item, photo: await toStoredBlob(item.photo), more };
 }
 
 export function loadQueuedPhoto(stored: StoredQueuedPhoto): QueuedPhoto {
-  return { ...stored, photo: fromStoredBlob(stored.photo) };
+  return {
+    ...stored,
+    photo: fromStoredBlob(stored.photo),
+    more: (stored.more ?? []).map((extra) => ({ ...extra, photo: fromStoredBlob(extra.photo) })),
+  };
 }
 
 interface MushroomDb extends DBSchema {

@@ -1,7 +1,7 @@
-import { render, screen, waitFor, within } from '@testing-library/react';
+import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PhotoView } from '@/lib/identification';
 import { App } from '@/app/app';
 import { identification, photoFile } from './fixtures';
@@ -53,6 +53,8 @@ async function addPhoto(user: ReturnType<typeof userEvent.setup>, name: string) 
 
 // Five photos through the whole flow: more than Vitest's 5 s default on a busy machine.
 const SLOW_FLOW_MS = 30_000;
+
+afterEach(() => vi.restoreAllMocks());
 
 describe('an observation of several photos', () => {
   it('asks for the gills, adds that photo tagged underside, and answers once for both', async () => {
@@ -116,5 +118,31 @@ describe('an observation of several photos', () => {
     await user.click(await screen.findByRole('button', { name: 'Cancel' }));
     expect(screen.getByLabelText('Take a photo')).toBeInTheDocument();
     expect(seen).toHaveLength(5);
+  }, SLOW_FLOW_MS);
+  it('offline without a model on the phone, the whole observation waits in the queue and goes when back online', async () => {
+    const seen: SeenRequest[] = [];
+    server.use(observationApi(seen));
+    const user = userEvent.setup();
+    render(<App />);
+    await addPhoto(user, 'cap.jpg');
+    await user.click(within(await screen.findByTestId('next-photo')).getByRole('button', { name: 'Add a photo of the gills/underside' }));
+    // The connection drops before the second photo.
+    vi.spyOn(navigator, 'onLine', 'get').mockReturnValue(false);
+    act(() => {
+      window.dispatchEvent(new Event('offline'));
+    });
+    await addPhoto(user, 'gills.jpg');
+    expect(await screen.findByTestId('queued-card')).toBeInTheDocument();
+    expect(seen).toHaveLength(1);
+
+    vi.spyOn(navigator, 'onLine', 'get').mockReturnValue(true);
+    act(() => {
+      window.dispatchEvent(new Event('online'));
+    });
+    // Both photos, the second tagged with the view asked for, in one request; the answer replaces the card.
+    await waitFor(() => expect(seen).toHaveLength(2));
+    expect(seen[1]).toEqual({ files: 2, views: ['', 'underside'], lat: null, lon: null, month: null });
+    expect(await screen.findByRole('heading', { name: 'Your 2 photos, one answer' })).toBeInTheDocument();
+    expect(screen.queryByTestId('queued-card')).not.toBeInTheDocument();
   }, SLOW_FLOW_MS);
 });

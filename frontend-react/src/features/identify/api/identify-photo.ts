@@ -43,8 +43,3 @@ export async function identifyObservation(
     throw toApiError(error);
   }
 }
-
-/** POST /predict with one photo and nothing else: exactly the single-photo answer. Throws ApiError. */
-export function identifyPhoto(photo: Blob, fileName: string, topK: number, signal?: AbortSignal): Promise<IdentificationPublic & ObservationFields> {
-  return identifyObservation([{ blob: photo, fileName, view: null }], null, topK, signal);
-}

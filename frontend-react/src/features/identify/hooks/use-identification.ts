@@ -28,8 +28,8 @@ export type IdentifyOptions = {
   /** Where and when (rounded on this phone), sent only when the person allowed it; null otherwise. */
   place?: Place | null;
   onIdentified?: (result: Identification, photos: ObservationPhoto[]) => void;
-  /** Keeps a one-photo observation that could not be identified for later; resolves to its queue id. */
-  onQueue?: (photo: PreparedPhoto) => Promise<string>;
+  /** Keeps an observation that could not be identified for later (with its place); resolves to its queue id. */
+  onQueue?: (photos: ObservationPhoto[], place: Place | null) => Promise<string>;
   /** Identifies the observation on this phone; null when its model is not loaded. */
   identifyOnDevice?: (photos: { blob: Blob; view: PhotoView | null }[], place: Place | null, topK: number) => Promise<Identification> | null;
 };
@@ -40,8 +40,8 @@ const uploads = (photos: ObservationPhoto[]) => photos.map(({ blob, fileName, vi
  * An observation: up to five photos of one mushroom, each framed (cropped) by the person, one
  * answer. Every new photo sends the whole observation again; a new request cancels the one in
  * flight. Online the API answers; offline, or when the API fails to answer within
- * `env.apiTimeoutMs`, the model on this phone does, and without one a one-photo observation waits
- * in the queue.
+ * `env.apiTimeoutMs`, the model on this phone does, and without one the observation waits in the
+ * queue.
  */
 export function useIdentification({ isOnline, place = null, onIdentified, onQueue, identifyOnDevice }: IdentifyOptions) {
   const [state, setState] = useState<IdentifyState>({ status: 'idle' });
@@ -76,10 +76,8 @@ export function useIdentification({ isOnline, place = null, onIdentified, onQueu
       return true;
     };
     const queue = async (): Promise<boolean> => {
-      // The queue keeps single photos; a several-photo observation waits for "Try again".
-      if (!callbacks.onQueue || photos.length !== 1) return false;
-      const [only] = photos;
-      const queueId = await callbacks.onQueue({ blob: only!.blob, fileName: only!.fileName, width: null, height: null, downscaled: true });
+      if (!callbacks.onQueue) return false;
+      const queueId = await callbacks.onQueue(photos, where);
       if (!controller.signal.aborted) setState({ status: 'queued', photos, queueId });
       return true;
     };
