@@ -1,7 +1,7 @@
 import { useCallback, useMemo, useState } from 'react';
 import { Icon } from '@/components/ui/icon';
 import { env } from '@/config/env';
-import { addHistory } from '@/features/history/api/history-store';
+import { addHistory, type HistoryRecord } from '@/features/history/api/history-store';
 import { identifyObservation } from '@/features/identify/api/identify-photo';
 import type { ObservationPhoto } from '@/features/identify/hooks/use-identification';
 import { useOnDeviceModel } from '@/features/identify/hooks/use-on-device-model';
@@ -14,10 +14,10 @@ import { useOfflineQueue } from '@/features/offline/hooks/use-offline-queue';
 import { useOnlineStatus } from '@/features/offline/hooks/use-online-status';
 import { ApiError } from '@/lib/api-error';
 import { makeThumbnail } from '@/lib/downscale-image';
-import { isPhotoView, type Identification, type Place } from '@/lib/identification';
+import { isPhotoView, type Identification, type PhotoView, type Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { HistoryPage } from './history-page';
-import { IdentifyPage, type QueuedAnswer } from './identify-page';
+import { IdentifyPage, type QueuedAnswer, type ResumeRequest } from './identify-page';
 
 type Screen = 'identify' | 'history';
 
@@ -31,6 +31,7 @@ export function App() {
   const [historyVersion, setHistoryVersion] = useState(0);
   const [queuedAnswer, setQueuedAnswer] = useState<QueuedAnswer | null>(null);
   const [newPhotoRequests, setNewPhotoRequests] = useState(0);
+  const [resumeRequest, setResumeRequest] = useState<ResumeRequest | null>(null);
   const onDevice = useOnDeviceModel(isOnline);
 
   const location = useLocation();
@@ -87,6 +88,20 @@ export function App() {
     [enqueue],
   );
 
+  const continueObservation = useCallback((record: HistoryRecord, view: PhotoView | null) => {
+    setResumeRequest({
+      photos: record.photos.map((item, index) => ({
+        id: `${record.id}-${index}`,
+        blob: item.photo,
+        fileName: `photo-${index + 1}.jpg`,
+        view: isPhotoView(item.view) ? item.view : null,
+      })),
+      result: record.result,
+      view,
+    });
+    setScreen('identify');
+  }, []);
+
   return (
     <>
       <a className="skip-link" href="#main">
@@ -141,13 +156,14 @@ export function App() {
             onDevice={onDevice}
             queuedAnswer={queuedAnswer}
             newPhotoRequests={newPhotoRequests}
+            resumeRequest={resumeRequest}
             place={place}
             locationSlot={location.choice === null ? <LocationPrompt onChoose={location.setChoice} /> : null}
             settingsSlot={<LocationSetting choice={location.choice} state={location.state} onChange={location.setChoice} />}
           />
         </div>
         <div hidden={screen !== 'history'}>
-          <HistoryPage version={historyVersion} isOnline={isOnline} />
+          <HistoryPage version={historyVersion} isOnline={isOnline} onContinue={continueObservation} />
         </div>
       </main>
     </>

@@ -15,6 +15,9 @@ import { speciesChoicesOf } from './species-choices';
 
 export type QueuedAnswer = { queueId: string; result: Identification };
 
+/** An observation from the history to go on with: its photos, its answer, the view to add. */
+export type ResumeRequest = { photos: ObservationPhoto[]; result: Identification; view: PhotoView | null };
+
 type IdentifyPageProps = {
   isOnline: boolean;
   /** Where and when, when the person allowed it (rounded on this phone); null otherwise. */
@@ -29,6 +32,8 @@ type IdentifyPageProps = {
   queuedAnswer: QueuedAnswer | null;
   /** Bumped when the person asks for a new photo from the navigation. */
   newPhotoRequests: number;
+  /** Set when the person goes on with an observation from the history (a new object each time). */
+  resumeRequest?: ResumeRequest | null;
   /** The location question (asked once) and its setting, on the home screen. */
   locationSlot?: ReactNode;
   settingsSlot?: ReactNode;
@@ -43,10 +48,11 @@ export function IdentifyPage({
   onDevice,
   queuedAnswer,
   newPhotoRequests,
+  resumeRequest = null,
   locationSlot,
   settingsSlot,
 }: IdentifyPageProps) {
-  const { state, identify, confirmCrop, cancelAdding, addPhoto, retry, reset, showQueuedResult } = useIdentification({
+  const { state, identify, confirmCrop, cancelAdding, addPhoto, resume, retry, reset, showQueuedResult } = useIdentification({
     isOnline,
     place,
     onIdentified,
@@ -61,6 +67,10 @@ export function IdentifyPage({
   useEffect(() => {
     if (newPhotoRequests > 0) reset();
   }, [newPhotoRequests, reset]);
+
+  useEffect(() => {
+    if (resumeRequest) resume(resumeRequest.photos, resumeRequest.result, resumeRequest.view);
+  }, [resumeRequest, resume]);
 
   switch (state.status) {
     case 'idle':

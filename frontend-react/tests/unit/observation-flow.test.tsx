@@ -57,7 +57,7 @@ const SLOW_FLOW_MS = 30_000;
 afterEach(() => vi.restoreAllMocks());
 
 describe('an observation of several photos', () => {
-  it('asks for the gills, adds that photo tagged underside, and answers once for both', async () => {
+  it('asks for the gills, adds that photo tagged underside, answers once for both; the history keeps and continues it', async () => {
     const seen: SeenRequest[] = [];
     server.use(observationApi(seen));
     const user = userEvent.setup();
@@ -93,8 +93,16 @@ describe('an observation of several photos', () => {
     expect(first).toHaveTextContent('Asked for a photo of the gills/underside');
     await user.click(within(newest!).getByRole('button'));
     expect(await screen.findByRole('heading', { name: 'Your 2 photos, one answer' })).toBeInTheDocument();
-    // Read only there: the observation grows on the Identify screen.
-    expect(screen.queryByRole('button', { name: /add another photo/i })).not.toBeInTheDocument();
+
+    // The first answer, kept with its question, can go on: the photo it asked for, on the Identify screen.
+    await user.click(screen.getByRole('button', { name: 'Back to history' }));
+    await user.click(within(within(await screen.findByTestId('history-list')).getAllByRole('listitem')[1]!).getByRole('button'));
+    await user.click(within(await screen.findByTestId('next-photo')).getByRole('button', { name: 'Add a photo of the gills/underside' }));
+    expect(screen.getByRole('button', { name: 'Identify' })).toHaveAttribute('aria-current', 'page');
+    await user.upload(screen.getByLabelText('Choose from gallery'), photoFile('gills-later.jpg'));
+    await user.click(await screen.findByRole('button', { name: 'Use this photo' }));
+    await waitFor(() => expect(seen).toHaveLength(3));
+    expect(seen[2]).toEqual({ files: 2, views: ['', 'underside'], lat: null, lon: null, month: null });
   }, SLOW_FLOW_MS);
 
   it('takes at most five photos; cancelling the crop of a new photo sends nothing', async () => {

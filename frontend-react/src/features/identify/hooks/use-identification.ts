@@ -152,6 +152,17 @@ export function useIdentification({ isOnline, place = null, onIdentified, onQueu
     [state],
   );
 
+  /** Goes on with an observation kept in the history: its photos and answer, one more photo (of `view`). */
+  const resume = useCallback((photos: ObservationPhoto[], result: Identification, view: PhotoView | null) => {
+    controllerRef.current?.abort();
+    controllerRef.current = null;
+    if (photos.length === 0 || photos.length >= MAX_PHOTOS) {
+      setState({ status: 'done', result, photos });
+      return;
+    }
+    setState({ status: 'adding', view, photos, previous: result });
+  }, []);
+
   const retry = useCallback(() => {
     if (state.status === 'error' && state.photos.length > 0) void send(state.photos);
   }, [send, state]);
@@ -169,5 +180,5 @@ export function useIdentification({ isOnline, place = null, onIdentified, onQueu
     );
   }, []);
 
-  return { state, identify, confirmCrop, cancelAdding, addPhoto, retry, reset, showQueuedResult };
+  return { state, identify, confirmCrop, cancelAdding, addPhoto, resume, retry, reset, showQueuedResult };
 }
