@@ -10,7 +10,10 @@
 - model threads: one LiteRT thread per interpreter against two, for one photo at a time (wall
   time; the note gives the CPU each costs);
 - prediction log: one insert per request against ten records per insert (the writer's linger);
-- catalog parse at start: PyYAML's Python parser against libyaml's, with validation.
+- catalog parse at start: PyYAML's Python parser against libyaml's, with validation;
+- test-time views: decode + resize + model + verdict for one photo with the bundle's model run
+  on the photo alone against the photo and its mirror image (`runtime.run_views`), wall time and
+  CPU per photo.
 
 Each lever's alternatives run in rounds, alternately, so the shared machine's load falls on both.
 
@@ -334,6 +337,62 @@ def model_threads_lever(bundle_dir: Path, rounds: int) -> list[LeverResult]:
     )
 
 
+# ----------------------------------------------------------------------------- test-time views
+
+
+def views_lever(photos: dict[str, bytes], bundle_dir: Path, rounds: int) -> list[LeverResult]:
+    from mushroom_common.bundle import InferenceView
+    from mushroom_common.catalog import load_catalog
+    from mushroom_common.runtime import BundleRuntime
+    from mushroom_common.verdict import VerdictRules, judge, open_set_score
+
+    metadata = read_metadata(bundle_dir)
+    runtime = BundleRuntime.for_variant(bundle_dir, metadata)
+    catalog = load_catalog()
+    rules = VerdictRules.from_bundle(metadata)
+    size = (metadata.input.width, metadata.input.height)
+    choices = {
+        "1 view (photo)": (InferenceView.ORIGINAL,),
+        "2 views (photo + mirror)": (InferenceView.ORIGINAL, InferenceView.MIRROR),
+    }
+
+    def answer(data: bytes, views: tuple[InferenceView, ...]) -> object:
+        output = runtime.run_views(pillow_pixels(data, size), views)
+        return judge(
+            output.probabilities,
+            metadata.labels,
+            output.mushroom_score,
+            catalog,
+            rules,
+            3,
+            unknown_score=(
+                open_set_score(output.logits, rules.open_set_method)
+                if rules.open_set_method is not None
+                else None
+            ),
+            view_probabilities=output.view_probabilities,
+        )
+
+    results = []
+    for name, data in photos.items():
+        notes = {}
+        for label, views in choices.items():
+            started = time.process_time()
+            for _ in range(30):
+                answer(data, views)
+            notes[label] = f"{(time.process_time() - started) * 1000 / 30:.2f} ms CPU/photo"
+        alternatives: dict[str, Callable[[], object]] = {
+            label: partial(answer, data, views) for label, views in choices.items()
+        }
+        results += summarize(
+            "test-time views (decode + model + verdict)",
+            name,
+            time_alternatives(alternatives, rounds, 10),
+            notes,
+        )
+    return results
+
+
 # ----------------------------------------------------------------------------- prediction log
 
 
@@ -436,19 +495,34 @@ def main(
     rounds: Annotated[int, typer.Option(min=1, help="rounds of each alternative")] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="requests at once (thread hops)")] = 4,
     results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
+    levers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lever",
+            help="measure only these levers (decode, multipart, hops, json, threads, log, "
+            "catalog, views); all by default",
+        ),
+    ] = None,
 ) -> None:
     """Measure each lever's alternatives; print one table."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     machine = machine_info()
     photos = {n: p.data for n, p in standard_photos().items() if n in PHOTOS}
     size = (read_metadata(bundle_dir).input.width, read_metadata(bundle_dir).input.height)
-    results = decode_lever(photos, size, rounds)
-    results += multipart_lever(photos, rounds)
-    results += hops_lever(photos, bundle_dir, rounds, concurrency)
-    results += json_lever(rounds)
-    results += model_threads_lever(bundle_dir, rounds)
-    results += prediction_log_lever(rounds)
-    results += catalog_lever(rounds)
+    chosen: dict[str, Callable[[], list[LeverResult]]] = {
+        "decode": lambda: decode_lever(photos, size, rounds),
+        "multipart": lambda: multipart_lever(photos, rounds),
+        "hops": lambda: hops_lever(photos, bundle_dir, rounds, concurrency),
+        "json": lambda: json_lever(rounds),
+        "threads": lambda: model_threads_lever(bundle_dir, rounds),
+        "log": lambda: prediction_log_lever(rounds),
+        "catalog": lambda: catalog_lever(rounds),
+        "views": lambda: views_lever(photos, bundle_dir, rounds),
+    }
+    unknown = sorted(set(levers or []) - set(chosen))
+    if unknown:
+        raise typer.BadParameter(f"unknown levers {unknown}; choose from {sorted(chosen)}")
+    results = [r for name, run in chosen.items() if not levers or name in levers for r in run()]
     typer.echo(f"Machine: {describe_machine(machine)}")
     typer.echo(
         format_table(

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import typer
 from _common import DEMO_BUNDLE_DIR, PHOTO_CACHE_DIR, SHARED_DATA_DIR, format_table, write_report
+from PIL import Image
 
 from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import Catalog, Edibility, load_catalog
@@ -229,17 +230,58 @@ def fusion_table(
                 "single_top1": single,
                 "single_dangerous_photos_answered_edible": single_edible,
             }
+            edible_truth = [o for o in chosen if view.species[truth[o[0]]].edibility.is_edible]
+            row["edible_observations"] = len(edible_truth)
+            single_right_edible = [
+                judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3)
+                for o in edible_truth
+                for i in o
+            ]
+            dangerous_singles = [
+                judge(probabilities[i], labels, float(scores[i]), catalog, rules, 3).verdict
+                for o in chosen
+                for i in o
+                if view.dangerous[truth[i]]
+            ]
+            row["single_dangerous_answered_dangerous"] = (
+                float(np.mean([v is Verdict.DANGEROUS for v in dangerous_singles]))
+                if dangerous_singles
+                else None
+            )
+            row["single_edible_answered_dangerous"] = float(
+                np.mean([j.verdict is Verdict.DANGEROUS for j in single_right_edible])
+            )
+            row["single_edible_answered_edible_right_species"] = float(
+                np.mean(
+                    [
+                        j.verdict is Verdict.EDIBLE and j.predictions[0].species == labels[truth[i]]
+                        for j, i in zip(
+                            single_right_edible, [i for o in edible_truth for i in o], strict=True
+                        )
+                    ]
+                )
+            )
             for method in FUSION_METHODS:
-                correct = danger_edible = 0
+                correct = danger_edible = danger_dangerous = edible_right = edible_dangerous = 0
                 for o in chosen:
                     fused, verdict = _observation_verdict(
                         probabilities[list(o)], scores[list(o)], labels, catalog, rules, method
                     )
-                    correct += int(np.argmax(fused) == truth[o[0]])
+                    right = int(np.argmax(fused) == truth[o[0]])
+                    correct += right
                     if view.dangerous[truth[o[0]]]:
                         danger_edible += int(verdict is Verdict.EDIBLE)
+                        danger_dangerous += int(verdict is Verdict.DANGEROUS)
+                    elif view.species[truth[o[0]]].edibility.is_edible:
+                        edible_right += int(verdict is Verdict.EDIBLE and bool(right))
+                        edible_dangerous += int(verdict is Verdict.DANGEROUS)
+                dangerous_count = max(row["dangerous_observations"], 1)
+                edible_count = max(len(edible_truth), 1)
                 row[f"{method}_top1"] = correct / len(chosen)
                 row[f"{method}_dangerous_answered_edible"] = danger_edible
+                row[f"{method}_dangerous_answered_dangerous"] = danger_dangerous / dangerous_count
+                row[f"{method}_edible_answered_edible_right_species"] = edible_right / edible_count
+                row[f"{method}_edible_answered_dangerous"] = edible_dangerous / edible_count
             results.append(row)
     return results
 
@@ -270,13 +312,37 @@ def prior_table(
             for i in european
         ]
         base_top1 = float(np.mean([np.argmax(probabilities[i]) == truth[i] for i in european]))
-        for factor, month in itertools.product((0.5, 0.2, 0.1, 0.05), (None, 9)):
+        rng = random.Random(0)
+        # "season": the month a photo was taken, simulated as one of its species' catalog
+        # fruiting months (a photo of a fruiting body is taken while it fruits); optimistic.
+        season = {
+            i: rng.choice(catalog.get(photos[i].species).fruiting_months or [9]) for i in european
+        }
+        months: tuple[int | str | None, ...] = (None, 9, "season")
+        for factor, month in itertools.product((0.5, 0.2, 0.1, 0.05), months):
             strength = PriorStrength(out_of_range_factor=factor)
-            prior = location_prior(
-                labels, catalog, lat=EUROPE[0], lon=EUROPE[1], month=month, strength=strength
+            shared = location_prior(
+                labels,
+                catalog,
+                lat=EUROPE[0],
+                lon=EUROPE[1],
+                month=month if isinstance(month, int) else None,
+                strength=strength,
             )
             correct = lowered = lost = edible_before = edible_after = 0
             for i, verdict_before in zip(european, verdicts_before, strict=True):
+                prior = (
+                    location_prior(
+                        labels,
+                        catalog,
+                        lat=EUROPE[0],
+                        lon=EUROPE[1],
+                        month=season[i],
+                        strength=strength,
+                    )
+                    if month == "season"
+                    else shared
+                )
                 before = probabilities[i]
                 after = apply_prior(before, prior)
                 correct += int(np.argmax(after) == truth[i])
@@ -332,6 +398,23 @@ def occlusion_box(
     )
 
 
+CROP_MARGINS = (0.1, 0.5, 1.0)  # the box grown on each side by this share of its own size
+CENTRE_CROP = 0.6  # a content-blind reference: the central 60% of each side
+
+
+def _crop(image: Image.Image, box: tuple[float, float, float, float], margin: float) -> Image.Image:
+    top, left, bottom, right = box
+    grow_y, grow_x = margin * (bottom - top), margin * (right - left)
+    return image.crop(
+        (
+            round(max(0.0, left - grow_x) * image.width),
+            round(max(0.0, top - grow_y) * image.height),
+            round(min(1.0, right + grow_x) * image.width),
+            round(min(1.0, bottom + grow_y) * image.height),
+        )
+    )
+
+
 def crop_table(
     runtime: BundleRuntime,
     single: BundleRuntime,
@@ -341,56 +424,62 @@ def crop_table(
     limit: int,
     grid: int,
     seed: int,
+    cache: Path,
 ) -> dict[str, Any]:
-    """Top-1 before and after cropping to the occlusion box, on field test photos (all, and
-    those whose box is small)."""
+    """Top-1 before and after cropping to the occlusion box (several margins) and to the
+    centre, on field test photos: all, and those whose box is small."""
     height, width = runtime.input_size
     rng = random.Random(seed)
     indexes = [i for i, p in enumerate(photos) if p.part in PARTS["field test"]]
     rng.shuffle(indexes)
     indexes = sorted(indexes[:limit])
-    records: list[tuple[bool, bool, bool, str]] = []
     started = time.perf_counter()
+    if cache.exists():
+        boxes = {int(k): tuple(v) for k, v in json.loads(cache.read_text("utf-8")).items()}
+    else:
+        boxes = {
+            i: occlusion_box(
+                runtime, model_pixels(photos[i].path.read_bytes(), height, width), grid
+            )
+            for i in indexes
+        }
+        cache.write_text(json.dumps({str(k): list(v) for k, v in boxes.items()}), "utf-8")
+    logger.info("occlusion boxes: %d photos in %.1f s", len(boxes), time.perf_counter() - started)
+    variants = [f"box+{m:g}" for m in CROP_MARGINS] + ["centre"]
+    records: list[dict[str, Any]] = []
     for i in indexes:
         photo = photos[i]
-        data = photo.path.read_bytes()
-        pixels = model_pixels(data, height, width)
-        top, left, bottom, right = occlusion_box(runtime, pixels, grid)
-        fraction = (bottom - top) * (right - left)
-        image = decode_for_model(data, 4 * max(height, width))
-        margin_y, margin_x = 0.1 * (bottom - top), 0.1 * (right - left)
-        box = (
-            max(0.0, left - margin_x) * image.width,
-            max(0.0, top - margin_y) * image.height,
-            min(1.0, right + margin_x) * image.width,
-            min(1.0, bottom + margin_y) * image.height,
-        )
-        cropped = image.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
-        after = single.run(resize_for_model(cropped, height, width)).probabilities
+        box = boxes[i]
+        image = decode_for_model(photo.path.read_bytes(), 4 * max(height, width))
+        crops = [_crop(image, box, m) for m in CROP_MARGINS]
+        lost = (1 - CENTRE_CROP) / 2
+        crops.append(_crop(image, (lost, lost, 1 - lost, 1 - lost), 0.0))
         truth = labels.index(photo.species)
-        records.append(
-            (
-                fraction < SMALL_BOX_FRACTION,
-                int(np.argmax(probabilities[i])) == truth,
-                int(np.argmax(after)) == truth,
-                photo.part,
-            )
-        )
-    logger.info("crop: %d photos in %.1f s", len(records), time.perf_counter() - started)
-
-    def summary(selected: list[tuple[bool, bool, bool, str]]) -> dict[str, Any]:
-        return {
-            "photos": len(selected),
-            "top1_whole": float(np.mean([r[1] for r in selected])) if selected else None,
-            "top1_cropped": float(np.mean([r[2] for r in selected])) if selected else None,
+        record: dict[str, Any] = {
+            "small": (box[2] - box[0]) * (box[3] - box[1]) < SMALL_BOX_FRACTION,
+            "part": photo.part,
+            "whole": int(np.argmax(probabilities[i])) == truth,
         }
+        for name, cropped in zip(variants, crops, strict=True):
+            after = single.run(resize_for_model(cropped, height, width)).probabilities
+            record[name] = int(np.argmax(after)) == truth
+        records.append(record)
+
+    def summary(selected: list[dict[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {"photos": len(selected)}
+        for name in ["whole", *variants]:
+            result[f"top1_{name}"] = (
+                float(np.mean([r[name] for r in selected])) if selected else None
+            )
+        return result
 
     return {
         "grid": grid,
+        "small_box_fraction": SMALL_BOX_FRACTION,
         "all": summary(records),
-        "small_subject": summary([r for r in records if r[0]]),
-        "large_subject": summary([r for r in records if not r[0]]),
-        "field_extra": summary([r for r in records if r[3] == "field-extra"]),
+        "small_subject": summary([r for r in records if r["small"]]),
+        "large_subject": summary([r for r in records if not r["small"]]),
+        "field_extra": summary([r for r in records if r["part"] == "field-extra"]),
     }
 
 
@@ -434,6 +523,7 @@ def main(
             crop_photos,
             grid,
             seed,
+            PHOTO_CACHE_DIR / f"observations-boxes-{key}-{grid}-{crop_photos}-{seed}.json",
         )
         if crop_photos
         else {}

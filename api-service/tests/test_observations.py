@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,12 +25,14 @@ from mushroom_api.services.classifier import Classifier
 from mushroom_common.bundle import (
     BundleMetadata,
     DecisionRulesSpec,
+    InferenceView,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
 )
 from mushroom_common.catalog import Edibility, load_catalog
-from mushroom_common.runtime import Prediction
+from mushroom_common.runtime import Prediction, ViewedPrediction
+from mushroom_common.store import PredictionStore
 
 TODAY_KEYS = {
     "request_id",
@@ -89,6 +93,17 @@ class ColourClassifier(Classifier):
     async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[Prediction]:
         self.calls += len(batch)
         return [self._answer(pixels) for pixels in batch]
+
+    async def predict_views(self, pixels: npt.NDArray[np.uint8]) -> ViewedPrediction:
+        answer = await self.predict(pixels)
+        return ViewedPrediction(
+            views=(InferenceView.ORIGINAL,),
+            logits=answer.logits,
+            probabilities=answer.probabilities,
+            mushroom_score=answer.mushroom_score,
+            view_logits=answer.logits[np.newaxis, :],
+            view_probabilities=answer.probabilities[np.newaxis, :],
+        )
 
 
 CAP = GREEN  # looks like the field mushroom
@@ -285,22 +300,24 @@ def test_a_bad_photo_among_several_is_named(
 def test_each_photo_keeps_its_limit_and_the_request_a_total(
     settings: Settings, photo: PhotoFactory
 ) -> None:
-    limited = settings.model_copy(update={"max_upload_bytes": 2000, "max_observation_bytes": 2000})
+    limited = settings.model_copy(update={"max_upload_bytes": 1000, "max_observation_bytes": 2500})
     app = create_app(limited)
     app.dependency_overrides[get_classifier] = lambda: ColourClassifier(ANSWERS)
     small = photo(GREEN, size=(64, 64))
-    assert 2000 / 3 < len(small) < 1000
+    assert 2500 / 4 < len(small) < 2500 / 3
     big = photo(GREEN, size=(400, 400), quality=100, subsampling=0)
-    assert len(big) > 2000
+    assert len(big) > 2500
     with TestClient(app, raise_server_exceptions=False) as client:
         too_big = client.post("/predict", files=[("file", ("a.jpg", big, "image/jpeg"))])
         assert too_big.status_code == 413, len(big)
+        assert too_big.json()["detail"] == "The photo is too large: the limit is 0 MB."
+        # Three photos together are over one photo's limit but within the request's total.
         three = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(3)]
-        together = client.post("/predict", files=three)
+        assert client.post("/predict", files=three).status_code == 200
+        four = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(4)]
+        together = client.post("/predict", files=four)
         assert together.status_code == 413
         assert together.json()["detail"].startswith("The photos are too large together")
-        two = [("file", (f"{i}.jpg", small, "image/jpeg")) for i in range(2)]
-        assert client.post("/predict", files=two).status_code == 200
 
 
 def test_next_photo_asks_for_the_gills_then_stops_asking(
@@ -377,3 +394,75 @@ def test_curl_with_two_files_gets_one_answer_from_a_live_server(
     )
     assert one.returncode == 0, one.stdout
     assert len(json.loads(one.stdout)["photos"]) == 1
+
+
+def test_the_log_keeps_the_first_photo_and_no_place(
+    observed: tuple[TestClient, ColourClassifier],
+) -> None:
+    client, _ = observed
+    first, second = photo_bytes(CAP), photo_bytes(GILLS)
+    body = client.post(
+        "/predict",
+        files=[("file", ("a.jpg", first, "image/jpeg")), ("file", ("b.jpg", second, "image/jpeg"))],
+        data={"lat": "48.8566", "lon": "2.3522", "month": "9"},
+    ).json()
+    store: PredictionStore = client.app.state.prediction_store  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while (record := store.get_prediction(body["request_id"])) is None:
+        assert time.monotonic() < deadline, "the prediction was never logged"
+        time.sleep(0.05)
+    assert record.photo_sha256 == hashlib.sha256(first).hexdigest()
+    stored = record.model_dump_json()
+    for fragment in ("48.8", "2.35", "2.0", "49.0", "lat", "lon"):
+        assert fragment not in stored
+
+
+def test_one_real_photo_answers_as_the_single_photo_path_did(
+    client: TestClient, settings: Settings, photo: PhotoFactory
+) -> None:
+    """With the tiny real model: the API's answer for one file equals the single-photo pipeline
+    of before (decode, the bundle's test-time views, judge with the views), field by field."""
+    import asyncio
+
+    from mushroom_api.services.identify import prepare_photo, verdict_rules
+    from mushroom_common.verdict import judge, open_set_score
+
+    data = photo(RED, size=(120, 90))
+    body = client.post("/predict", files={"file": ("p.jpg", data, "image/jpeg")}).json()
+    classifier: Classifier = client.app.state.model_holder.current  # type: ignore[attr-defined]
+
+    async def single() -> dict[str, object]:
+        prepared = await prepare_photo(data, settings, classifier.input_size)
+        output = await classifier.predict_views(prepared.pixels)
+        rules = verdict_rules(settings, classifier)
+        judged = judge(
+            output.probabilities,
+            classifier.labels,
+            output.mushroom_score,
+            load_catalog(),
+            rules,
+            3,
+            unknown_score=(
+                open_set_score(output.logits, rules.open_set_method)
+                if rules.open_set_method is not None
+                else None
+            ),
+            view_probabilities=output.view_probabilities,
+        )
+        return {
+            "verdict": judged.verdict.value,
+            "message": judged.message,
+            "predictions": [p.model_dump(mode="json") for p in judged.predictions],
+            "genera": [g.model_dump(mode="json") for g in judged.genera],
+            "lookalikes": [la.model_dump(mode="json") for la in judged.lookalikes],
+            "possibly_unknown_species": judged.possibly_unknown_species,
+            "unknown_species_message": judged.unknown_species_message,
+            "caution": judged.caution.model_dump(mode="json") if judged.caution else None,
+            "mushroom_score": output.mushroom_score,
+        }
+
+    expected = asyncio.run(single())
+    for key, value in expected.items():
+        assert body[key] == value, key
+    assert body["prior"]["applied"] is False
+    assert len(body["photos"]) == 1

@@ -19,8 +19,15 @@ from mushroom_api.deps import get_classifier, get_explainers, get_storage
 from mushroom_api.main import create_app
 from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.explain import ExplainerPool
-from mushroom_common.bundle import BundleMetadata, InputSpec, ModelVariant
-from mushroom_common.runtime import Prediction
+from mushroom_common.bundle import (
+    BundleMetadata,
+    DecisionRulesSpec,
+    InferenceView,
+    InputSpec,
+    ModelVariant,
+    OpenSetSpec,
+)
+from mushroom_common.runtime import Prediction, ViewedPrediction
 from mushroom_common.storage import LocalStorage, StorageUnavailableError
 
 CONTRACT_KEYS = {
@@ -31,21 +38,32 @@ CONTRACT_KEYS = {
     "predictions",
     "genera",
     "possibly_unknown_species",
+    "unknown_species_message",
+    "caution",
     "lookalikes",
     "mushroom_score",
     "model",
     "photos",
     "next_photo",
     "prior",
-    "unknown_species_message",
-    "caution",
 }
 
 
 class FakeClassifier(Classifier):
-    """Answers every photo with fixed probabilities; no interpreter involved."""
+    """Answers every photo with fixed probabilities; no interpreter involved.
 
-    def __init__(self, labels: list[str], probabilities: list[float], score: float | None) -> None:
+    With `mirrored` probabilities the bundle asks for two test-time views, the photo answered
+    with `probabilities` and its mirror image with `mirrored`.
+    """
+
+    def __init__(
+        self,
+        labels: list[str],
+        probabilities: list[float],
+        score: float | None,
+        mirrored: list[float] | None = None,
+    ) -> None:
+        views = [InferenceView.ORIGINAL] + ([InferenceView.MIRROR] if mirrored else [])
         self.metadata = BundleMetadata(
             name="fake",
             version="f1",
@@ -56,16 +74,32 @@ class FakeClassifier(Classifier):
             backbone="none",
             dataset_version="none",
             git_revision="none",
+            decision_rules=DecisionRulesSpec(test_time_views=views),
         )
         self.input_size = (16, 16)
         self.source = "fake"
         probs = np.array(probabilities, dtype=np.float64)
         self.output = Prediction(np.log(np.clip(probs, 1e-9, 1.0)), probs, score)
+        self.mirrored = None if mirrored is None else np.array(mirrored, dtype=np.float64)
         self.seen: list[npt.NDArray[np.uint8]] = []
 
     async def predict(self, pixels: npt.NDArray[np.uint8]) -> Prediction:
         self.seen.append(pixels)
         return self.output
+
+    async def predict_views(self, pixels: npt.NDArray[np.uint8]) -> ViewedPrediction:
+        first = await self.predict(pixels)
+        rows = [first.probabilities] + ([self.mirrored] if self.mirrored is not None else [])
+        view_probabilities = np.stack(rows)
+        view_logits = np.log(np.clip(view_probabilities, 1e-9, 1.0))
+        return ViewedPrediction(
+            views=self.views,
+            logits=view_logits.mean(axis=0),
+            probabilities=view_probabilities.mean(axis=0),
+            mushroom_score=first.mushroom_score,
+            view_logits=view_logits,
+            view_probabilities=view_probabilities,
+        )
 
     async def predict_many(self, batch: Sequence[npt.NDArray[np.uint8]]) -> list[Prediction]:
         return [self.output for _ in batch]
@@ -79,9 +113,13 @@ def fake_client(app: FastAPI) -> Iterator[tuple[TestClient, FastAPI]]:
 
 
 def use(
-    app: FastAPI, labels: list[str], probs: list[float], score: float | None = 0.9
+    app: FastAPI,
+    labels: list[str],
+    probs: list[float],
+    score: float | None = 0.9,
+    mirrored: list[float] | None = None,
 ) -> FakeClassifier:
-    fake = FakeClassifier(labels, probs, score)
+    fake = FakeClassifier(labels, probs, score, mirrored)
     app.dependency_overrides[get_classifier] = lambda: fake
     # The fake has no model file to load a second interpreter pool from: explain on the fake.
     app.dependency_overrides[get_explainers] = lambda: ExplainerPool(0, 1, 2)
@@ -117,6 +155,49 @@ def test_predict_answers_with_the_contract_shape(
     assert isinstance(lookalikes, list)
     assert lookalikes[0]["edibility"] == "deadly"
     assert lookalikes[0]["distinguishing_feature"]
+
+
+def test_caution_names_the_lookalike_and_unknown_species_gets_a_sentence(
+    fake_client: tuple[TestClient, FastAPI], photo: PhotoFactory
+) -> None:
+    client, app = fake_client
+    # A field mushroom with a 3% death cap: not dangerous (5%), but not ruled out (2%).
+    use(app, ["amanita_phalloides", "agaricus_campestris"], [0.03, 0.97])
+    body = predict(client, photo())
+    assert body["verdict"] == "uncertain"
+    caution = body["caution"]
+    assert isinstance(caution, dict)
+    assert caution["species"] == "agaricus_campestris"
+    first = caution["lookalikes"][0]
+    assert (first["species"], first["edibility"]) == ("amanita_phalloides", "deadly")
+    assert first["probability"] == pytest.approx(0.03)
+    assert first["view"] == "underside"
+    assert first["distinguishing_feature"] in str(body["message"])
+    assert body["unknown_species_message"] is None
+    # Flat answers look like an unknown species (the demo-style max_probability rule).
+    use(app, ["suillus_luteus", "boletus_edulis"], [0.5, 0.5])
+    app.dependency_overrides[get_classifier]().metadata.decision_rules.open_set = OpenSetSpec(
+        method="max_probability", threshold=-0.6
+    )
+    flat = predict(client, photo())
+    assert flat["possibly_unknown_species"] is True
+    assert "never taught" in str(flat["unknown_species_message"])
+
+
+def test_edible_needs_the_mirror_image_to_agree(
+    fake_client: tuple[TestClient, FastAPI], photo: PhotoFactory
+) -> None:
+    client, app = fake_client
+    labels = ["suillus_luteus", "craterellus_cornucopioides"]
+    use(app, labels, [0.99, 0.01], mirrored=[0.98, 0.02])
+    assert predict(client, photo())["verdict"] == "edible"
+    # Averaged, 72% for the slippery jack: edible at a 60% threshold, were the mirror image not
+    # answering the horn of plenty.
+    fake = use(app, labels, [0.99, 0.01], mirrored=[0.45, 0.55])
+    fake.metadata.decision_rules.edible_threshold = 0.6
+    body = predict(client, photo())
+    assert body["verdict"] == "uncertain"
+    assert "not every view gives the same answer" in str(body["message"])
 
 
 def test_top_k_is_validated_with_a_sentence(

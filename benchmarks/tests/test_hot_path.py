@@ -38,3 +38,21 @@ def test_new_levers_measure_every_alternative() -> None:
     log = prediction_log_lever(rounds=1)
     assert [r.alternative for r in log] == ["1 record per insert", "10 records per insert"]
     assert all(r.calls == 10 and r.p50_ms > 0 for r in log)
+
+
+def test_views_lever_times_one_and_two_views_on_the_demo_bundle() -> None:
+    from pathlib import Path
+
+    from hot_path import views_lever
+    from PIL import Image
+
+    bundle = Path(__file__).resolve().parents[2] / "models" / "demo"
+    if not (bundle / "metadata.json").is_file():
+        pytest.skip("no demo bundle at models/demo")
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (120, 90, 60)).save(buffer, "JPEG")
+    results = views_lever({"small": buffer.getvalue()}, bundle, rounds=1)
+    assert [r.alternative for r in results] == ["1 view (photo)", "2 views (photo + mirror)"]
+    assert all(r.calls == 10 and r.p50_ms > 0 and "ms CPU/photo" in r.note for r in results)

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         MAX_PHOTOS, ge=1, le=MAX_PHOTOS, description="most photos one /predict observation takes"
     )
     max_observation_bytes: int = Field(
-        40 * 1024 * 1024,
+        25 * 1024 * 1024,
         ge=1,
         description="largest total size of the photos of one /predict request (each photo "
         "also keeps max_upload_bytes, max_pixels and the decode budget)",

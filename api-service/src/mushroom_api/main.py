@@ -219,6 +219,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK_BYTES,
         max_upload_bytes=settings.max_upload_bytes,
         budget=app.state.upload_budget,
+        observation_paths=frozenset({"/predict"}),
+        max_observation_bytes=settings.max_observation_bytes,
     )
     app.add_middleware(
         RateLimitMiddleware,

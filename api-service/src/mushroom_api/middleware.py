@@ -80,7 +80,13 @@ class UploadLimitMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int, budget: ByteBudget
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        budget: ByteBudget,
+        observation_paths: frozenset[str] = frozenset(),
+        max_observation_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -88,11 +94,27 @@ class UploadLimitMiddleware:
         self.detail = (
             f"The photo is too large: the limit is {max_upload_bytes / (1024 * 1024):.0f} MB."
         )
+        # Routes that take several photos (POST /predict, issue 24): their body may hold the
+        # whole observation; each photo still meets the per-photo limit in the route.
+        self.observation_paths = observation_paths
+        self.max_observation_body_bytes = max(
+            max_body_bytes, (max_observation_bytes or 0) + max_body_bytes - max_upload_bytes
+        )
+        self.observation_detail = (
+            "The photos are too large together: the limit is "
+            f"{(max_observation_bytes or max_upload_bytes) / (1024 * 1024):.0f} MB per request."
+        )
+
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        if scope.get("path") in self.observation_paths:
+            return self.max_observation_body_bytes, self.observation_detail
+        return self.max_body_bytes, self.detail
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        limit, detail = self._limit(scope)
         declared: int | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -100,8 +122,8 @@ class UploadLimitMiddleware:
                     declared = int(value)
                 except ValueError:
                     continue
-                if declared > self.max_body_bytes:
-                    await send_error(send, 413, self.detail)
+                if declared > limit:
+                    await send_error(send, 413, detail)
                     return
         held = 0
         if declared is not None:
@@ -110,7 +132,9 @@ class UploadLimitMiddleware:
                 return
             held = declared
         try:
-            await self._forward(scope, receive, send, reserved=declared is not None)
+            await self._forward(
+                scope, receive, send, reserved=declared is not None, limit=limit, detail=detail
+            )
         finally:
             self.budget.give_back(held)
 
@@ -119,7 +143,16 @@ class UploadLimitMiddleware:
             send, 503, UPLOADS_BUSY_DETAIL, {"retry-after": str(UPLOADS_BUSY_RETRY_AFTER_S)}
         )
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, *, reserved: bool) -> None:
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        reserved: bool,
+        limit: int,
+        detail: str,
+    ) -> None:
         received = 0
         taken = 0
         refusal: type[Exception] | None = None
@@ -131,7 +164,7 @@ class UploadLimitMiddleware:
             if message["type"] == "http.request":
                 size = len(message.get("body", b""))
                 received += size
-                if received > self.max_body_bytes:
+                if received > limit:
                     refusal = _BodyTooLargeError
                     raise _BodyTooLargeError
                 if not reserved:
@@ -159,7 +192,7 @@ class UploadLimitMiddleware:
             self.budget.give_back(taken)
         if refusal is not None and not response_started:
             if refusal is _BodyTooLargeError:
-                await send_error(send, 413, self.detail)
+                await send_error(send, 413, detail)
             else:
                 await self._busy(send)
 

@@ -85,4 +85,41 @@ describe('IdentificationResult', () => {
     expect(sortLookalikes(safe).map((item) => item.species)).toEqual(['amanita_caesarea', 'second']);
     expect(sortLookalikes([a, b]).map((item) => item.species)).toEqual(['amanita_pantherina', 'amanita_caesarea']);
   });
+
+  it('a caution: "do not eat it" first, then the look-alikes it could be, with the photo that tells them apart', () => {
+    const result = identification('uncertain', {
+      message: "This looks most like the blusher (Amanita rubescens) (80%), but do not eat it: it could be the poisonous panther cap.",
+      caution: {
+        species: 'amanita_rubescens',
+        lookalikes: [
+          {
+            species: 'amanita_pantherina',
+            scientific_name: 'Amanita pantherina',
+            common_names: ['panther cap'],
+            edibility: 'poisonous',
+            probability: 0.05,
+            distinguishing_feature: 'flesh bruising pink vs white flesh that never blushes',
+            view: 'flesh',
+          },
+        ],
+      },
+      possibly_unknown_species: true,
+      unknown_species_message: 'This photo may show a species the model was never taught.',
+    });
+    render(<IdentificationResult result={result} photo={null} isOnline />);
+    const banner = screen.getByTestId('verdict-banner');
+    expect(banner).toHaveAttribute('data-caution', 'true');
+    expect(within(banner).getByRole('heading', { level: 2 })).toHaveTextContent('Do not eat it');
+    expect(within(banner).getByTestId('unknown-species')).toHaveTextContent('never taught');
+    const caution = screen.getByTestId('caution');
+    expect(banner.compareDocumentPosition(caution) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+    expect(caution).toHaveTextContent(/panther cap/);
+    expect(caution).toHaveTextContent(/the flesh, cut or bruised/);
+  });
+
+  it('no caution block without a caution', () => {
+    render(<IdentificationResult result={identification('uncertain')} photo={null} isOnline />);
+    expect(screen.queryByTestId('caution')).toBeNull();
+    expect(screen.getByTestId('verdict-banner')).not.toHaveAttribute('data-caution');
+  });
 });

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from mushroom_common.bundle import BundleMetadata
+from mushroom_common.bundle import BundleMetadata, InferenceView
 from mushroom_common.runtime import (
     BundleRuntime,
     NonFiniteOutputError,
     Prediction,
     RuntimeLoadError,
+    ViewedPrediction,
 )
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,22 @@ class Classifier:
             return runtime.run(pixels)
         finally:
             self._runtimes.put(runtime)
+
+    @property
+    def views(self) -> tuple[InferenceView, ...]:
+        """The test-time views the bundle's rules ask for (the photo, maybe its mirror)."""
+        return tuple(self.metadata.decision_rules.test_time_views)
+
+    def _run_views(self, pixels: npt.NDArray[np.uint8]) -> ViewedPrediction:
+        runtime = self._runtimes.get()
+        try:
+            return runtime.run_views(pixels, self.views)
+        finally:
+            self._runtimes.put(runtime)
+
+    async def predict_views(self, pixels: npt.NDArray[np.uint8]) -> ViewedPrediction:
+        """Classify one photo in each of the bundle's test-time views, off the event loop."""
+        return await asyncio.wrap_future(self._executor.submit(self._run_views, pixels))
 
     def submit(self, pixels: npt.NDArray[np.uint8]) -> Future[Prediction]:
         """Queue one photo ([height, width, 3] uint8) on the model threads."""

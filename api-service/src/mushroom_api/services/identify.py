@@ -158,10 +158,11 @@ async def identify(
     views = _check_place(place, len(photos))
     prepared = await _prepare_all(photos, settings, classifier.input_size)
     try:
-        if len(prepared) == 1:
-            outputs = [await classifier.predict(prepared[0].pixels)]
-        else:
-            outputs = await classifier.predict_many([photo.pixels for photo in prepared])
+        # Each photo in the bundle's test-time views (averaged, and each view's own row),
+        # spread over the model threads.
+        outputs = await asyncio.gather(
+            *(classifier.predict_views(photo.pixels) for photo in prepared)
+        )
     except ModelOutputError as exc:
         logger.error("%s", exc)
         raise ModelUnavailableError(
@@ -189,8 +190,9 @@ async def identify(
         rules,
         top_k,
         unknown_score=unknown_score,
-        # An observation's photos are its views: `edible` needs them all to agree.
-        view_probabilities=rows[used] if len(used) > 1 else None,
+        # Every test-time view of every fused photo must agree before `edible` (one photo: its
+        # own views, as for a single photo).
+        view_probabilities=np.concatenate([outputs[i].view_probabilities for i in used]),
     )
     ask = (
         next_photo(probabilities, labels, catalog, views)

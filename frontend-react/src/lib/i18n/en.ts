@@ -1,5 +1,4 @@
-import type { Edibility, Verdict } from '@/client/schema';
-import type { PhotoView } from '@/lib/identification';
+import type { Edibility, PhotoView, Verdict } from '@/client/schema';
 
 const monthNames = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 
@@ -47,6 +46,29 @@ export const en = {
       uncertain: 'The app cannot tell which species this is. Treat it as poisonous.',
       not_a_mushroom: 'This photo does not look like a mushroom. Try another photo.',
     } satisfies Record<Verdict, string>,
+    /** "Do not eat, it could be ...": a harmless-looking answer with a dangerous look-alike not ruled out. */
+    caution: {
+      title: 'Do not eat it',
+      subtitle: 'It looks like a harmless species, but a deadly or poisonous look-alike is not ruled out.',
+      heading: 'It could be a dangerous look-alike',
+      intro: (species: string) => `Before anyone takes this for ${species}, an expert must rule these out:`,
+      notLearned: 'The model was never taught this species, so it cannot rule it out.',
+      likely: (percent: string) => `The model gives it ${percent}.`,
+      howToTell: (lookalike: string) => `How to tell it from ${lookalike}:`,
+      photoShowsIt: 'The photo that shows the difference:',
+      views: {
+        cap: 'the cap from above',
+        underside: 'the underside: gills, pores or teeth',
+        stem_base: 'the stem base, dug out (bulb or sac)',
+        ring: 'the ring on the stem',
+        flesh: 'the flesh, cut or bruised',
+        spore_print: 'a spore print',
+        habitat: 'where it grows (wood, soil, host tree)',
+      } satisfies Record<PhotoView, string>,
+    },
+    /** Shown when the answer says the species may be one the model never learned and gives no sentence. */
+    unknownSpecies: 'This photo may show a species the model was never taught, so even its closest matches may all be wrong.',
+    unknownSpeciesLabel: 'Possibly a species the model does not know',
   },
   result: {
     heading: 'Result',

@@ -13,14 +13,17 @@ Rules, in order (the thresholds come from the bundle, tuned on validation photos
       k) reaches `poisonous_threshold`;
    c. the summed probability of the deadly labels reaches `deadly_threshold` (lower: a deadly
       candidate warns sooner);
-   d. the likely genus (summed probability >= `genus_threshold`) is mostly dangerous: more than
+   d. the species is not clear (top species under `genus_threshold`) but the genus is (summed
+      probability >= `genus_threshold`), and that genus is mostly dangerous: more than
       `genus_danger_share` of its catalog species of known edibility are deadly or poisonous.
+      (A clear harmless species, a field mushroom at 97%, is judged as a species: rule 3.)
    Summing matters with hundreds of species: ten similar Amanitas at 4% each are a 40% chance.
 3. `uncertain` with a `caution` ("do not eat, it could be X"): the top species is not dangerous,
-   but a dangerous species is not ruled out: a deadly or poisonous catalog look-alike of the top
-   species that the model never learned (when `unseen_lookalike_blocks_edible`), or any deadly
-   or poisonous label at `caution_threshold` or more. The caution names them, the feature that
-   tells them apart and the photo (`PhotoView`) that shows it.
+   but a dangerous species is not ruled out: the deadly and poisonous labels together reach
+   `caution_threshold`, or the top species has a deadly or poisonous catalog look-alike that the
+   model never learned (when `unseen_lookalike_blocks_edible`). The caution names them
+   (`caution_candidates`), the feature that tells them apart and the photo (`PhotoView`) that
+   shows it.
 4. `uncertain`: the photo looks like a species the model never learned (the open-set score).
 5. `edible`: the top species is edible, its probability reaches `edible_threshold`, its genus
    is the most likely genus, and every view (test-time views of the photo, or the photos of an
@@ -449,38 +452,49 @@ def caution_candidates(
     top_id: str,
     rules: VerdictRules,
 ) -> list[CautionLookalikePublic]:
-    """The deadly or poisonous species an answer whose top species is `top_id` cannot rule out.
+    """The deadly or poisonous species a caution names for an answer topped by `top_id`.
 
-    First the top species' catalog look-alikes (catalog order) that are dangerous and either
-    unknown to the model (when `unseen_lookalike_blocks_edible`) or at `caution_threshold` or
-    more; then every other dangerous label at `caution_threshold` or more, most likely first.
-    Finally sorted most dangerous first, then most likely (stable; unknown to the model counts
-    as 0), and cut to `CAUTION_LIMIT`.
+    In this order, each species once, cut to `CAUTION_LIMIT`:
+    1. the dangerous labels at `caution_threshold` or more, most likely first;
+    2. the top species' dangerous catalog look-alikes (most dangerous first, then catalog
+       order): those the model learned, and those it never learned when
+       `unseen_lookalike_blocks_edible`;
+    3. the other dangerous labels with some probability, most likely first.
+    A catalog look-alike of the top species carries its telling feature and photo view.
     """
     index = {label: i for i, label in enumerate(labels)}
-    found: list[CautionLookalikePublic] = []
-    for lookalike in catalog.get(top_id).lookalikes:
-        other = catalog.get(lookalike.id)
-        if not other.edibility.is_dangerous:
-            continue
-        position = index.get(other.id)
-        prob = None if position is None else float(probabilities[position])
-        if (prob is None and rules.unseen_lookalike_blocks_edible) or (
-            prob is not None and prob >= rules.caution_threshold
+    features = {la.id: la for la in catalog.get(top_id).lookalikes}
+    order = np.argsort(-probabilities, kind="stable")
+    picked: list[tuple[str, float | None]] = []
+
+    def pick(species_id: str, prob: float | None) -> None:
+        if species_id != top_id and all(species_id != p for p, _ in picked):
+            picked.append((species_id, prob))
+
+    for i in order:
+        if (
+            float(probabilities[i]) >= rules.caution_threshold
+            and catalog.get(labels[i]).edibility.is_dangerous
         ):
-            found.append(
-                _caution_entry(other, prob, lookalike.distinguishing_feature, lookalike.view)
-            )
-    seen = {entry.species for entry in found}
-    for i in np.argsort(-probabilities, kind="stable"):
-        prob = float(probabilities[i])
-        if prob < rules.caution_threshold:
-            break
-        other = catalog.get(labels[i])
-        if other.edibility.is_dangerous and other.id not in seen and other.id != top_id:
-            found.append(_caution_entry(other, prob, None, None))
-    found.sort(key=lambda c: (c.edibility.danger_rank, -(c.probability or 0.0)))
-    return found[:CAUTION_LIMIT]
+            pick(labels[i], float(probabilities[i]))
+    for other, _ in catalog.lookalikes_of(top_id):
+        position = index.get(other.id)
+        if other.edibility.is_dangerous and (
+            position is not None or rules.unseen_lookalike_blocks_edible
+        ):
+            pick(other.id, None if position is None else float(probabilities[position]))
+    for i in order:
+        if float(probabilities[i]) > 0 and catalog.get(labels[i]).edibility.is_dangerous:
+            pick(labels[i], float(probabilities[i]))
+    return [
+        _caution_entry(
+            catalog.get(species_id),
+            prob,
+            features[species_id].distinguishing_feature if species_id in features else None,
+            features[species_id].view if species_id in features else None,
+        )
+        for species_id, prob in picked[:CAUTION_LIMIT]
+    ]
 
 
 def _caution_entry(
@@ -607,18 +621,25 @@ def judge(
         )
     if (
         best_genus.probability >= rules.genus_threshold
+        and top_prob < rules.genus_threshold
         and genus_danger_share(catalog, best_genus.genus) > rules.genus_danger_share
     ):
         return answer(
             Reason.DANGEROUS_GENUS,
-            f"This looks most like {display_name(top)}, but above all the model is "
-            f"{percent(best_genus.probability)} sure this is {_article(best_genus.genus)} "
-            f"{best_genus.genus}, and most {best_genus.genus} species are deadly or poisonous: "
-            "do not eat it.",
+            f"The species is not clear, but the model is {percent(best_genus.probability)} "
+            f"sure this is {_article(best_genus.genus)} {best_genus.genus}, and most "
+            f"{best_genus.genus} species are deadly or poisonous: do not eat it.",
         )
 
-    candidates = caution_candidates(probabilities, labels, catalog, top.id, rules)
-    if candidates:
+    known = set(labels)
+    unseen = any(
+        other.edibility.is_dangerous and other.id not in known
+        for other, _ in catalog.lookalikes_of(top.id)
+    )
+    if dangerous_mass >= rules.caution_threshold or (
+        unseen and rules.unseen_lookalike_blocks_edible
+    ):
+        candidates = caution_candidates(probabilities, labels, catalog, top.id, rules)
         names = _join([f"the {c.edibility.value} {c.common_names[0]}" for c in candidates[:2]])
         message = (
             f"This looks most like {display_name(top)} ({percent(top_prob)}), but do not eat it: "
@@ -700,8 +721,6 @@ class VerdictFeatures:
     best_genus_probability: npt.NDArray[np.float64]
     best_genus_danger_share: npt.NDArray[np.float64]
     best_genus_is_top_genus: npt.NDArray[np.bool_]
-    # The largest probability of a deadly or poisonous label other than the top species.
-    max_dangerous_probability: npt.NDArray[np.float64]
     top_has_unseen_dangerous_lookalike: npt.NDArray[np.bool_]
     views_agree: npt.NDArray[np.bool_]
     mushroom_scores: npt.NDArray[np.float64] | None
@@ -753,10 +772,6 @@ def verdict_features(
             for entry in view.species
         ]
     )
-    others = probs.copy()
-    others[rows, top] = -1.0
-    dangerous_others = np.where(view.dangerous, others, -1.0)
-    max_dangerous = dangerous_others.max(axis=1) if probs.shape[1] else np.full(len(probs), -1.0)
     if view_probabilities is None:
         agree = np.ones(len(probs), dtype=bool)
     else:
@@ -780,7 +795,6 @@ def verdict_features(
         best_genus_probability=totals[rows, best_genus],
         best_genus_danger_share=shares[best_genus],
         best_genus_is_top_genus=best_genus == view.genus_index[top],
-        max_dangerous_probability=max_dangerous,
         top_has_unseen_dangerous_lookalike=unseen[top],
         views_agree=agree,
         mushroom_scores=(
@@ -831,16 +845,14 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
     deadly_sum = (
         features.deadly_mass >= rules.deadly_threshold if features.has_deadly_label else false
     )
-    genus = (features.best_genus_probability >= rules.genus_threshold) & (
-        features.best_genus_danger_share > rules.genus_danger_share
-    )
-    caution = features.max_dangerous_probability >= rules.caution_threshold
-    if rules.unseen_lookalike_blocks_edible:
-        caution = caution | features.top_has_unseen_dangerous_lookalike
-    edible_ready = features.top_edible & (features.top_probability >= rules.edible_threshold)
     clear_genus = (features.best_genus_probability >= rules.genus_threshold) & (
         features.top_probability < rules.genus_threshold
     )
+    genus = clear_genus & (features.best_genus_danger_share > rules.genus_danger_share)
+    caution = features.danger_mass >= rules.caution_threshold
+    if rules.unseen_lookalike_blocks_edible:
+        caution = caution | features.top_has_unseen_dangerous_lookalike
+    edible_ready = features.top_edible & (features.top_probability >= rules.edible_threshold)
     # np.select takes the first true condition: the rules' order.
     conditions = [
         not_mushroom,

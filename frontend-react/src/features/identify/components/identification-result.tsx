@@ -5,7 +5,7 @@ import { t } from '@/lib/i18n';
 import { JudgedPhoto } from './judged-photo';
 import { LookalikeList } from './lookalike-list';
 import { PredictionList } from './prediction-list';
-import { VerdictBanner } from './verdict-banner';
+import { CautionBlock, VerdictBanner } from './verdict-banner';
 
 type IdentificationResultProps = {
   result: Identification;
@@ -46,8 +46,16 @@ export function IdentificationResult({
           {t.result.newPhoto}
         </button>
       ) : null}
-      <VerdictBanner verdict={result.verdict} message={result.message} focusOnMount={focusOnMount} />
+      <VerdictBanner
+        verdict={result.verdict}
+        message={result.message}
+        caution={result.caution ?? null}
+        unknownSpeciesMessage={result.unknown_species_message ?? null}
+        possiblyUnknownSpecies={result.possibly_unknown_species}
+        focusOnMount={focusOnMount}
+      />
       {observationSlot}
+      {result.verdict === 'uncertain' && result.caution ? <CautionBlock caution={result.caution} speciesName={topName} /> : null}
       {photo ? (
         <JudgedPhoto
           key={`${result.request_id}-${top?.species ?? ''}`}

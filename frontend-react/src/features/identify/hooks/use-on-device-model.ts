@@ -1,8 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { RulesDocument } from '@/client/api-client';
 import type { Identification, Place } from '@/lib/identification';
 import { runObservationOnDevice, type DevicePhoto, type ObservationAnswer } from '../on-device/identify-observation';
 import { loadModelKit, offlineReadiness, storeForOffline, type ModelKit } from '../on-device/model-kit';
+import type { RulesDocument } from '../on-device/rules';
 
 export type OnDeviceStatus =
   | { state: 'loading' }

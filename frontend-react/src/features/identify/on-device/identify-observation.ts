@@ -7,8 +7,7 @@ import type { SpeciesPredictionPublic } from '@/client/api-client';
 import { isPhotoView, type Identification, type NextPhoto, type PhotoView, type Place, type PriorUsed } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { newId } from '@/lib/local-db';
-import type { ModelKit } from './model-kit';
-import type { ModelOutput } from './runtime';
+import { runPhotoViews, type ModelKit, type PhotoViewsOutput } from './model-kit';
 import {
   applyPrior,
   fuse,
@@ -19,8 +18,7 @@ import {
   usedPhotos,
   type LocationPrior,
 } from './observation';
-import { photoToModelInput } from './pixels';
-import { displayName, judge, openSetScore, softmax } from './verdict';
+import { displayName, judge, openSetScore } from './verdict';
 
 export type DevicePhoto = { blob: Blob; view: PhotoView | null };
 
@@ -37,20 +35,18 @@ const NO_PRIOR = (labels: number): LocationPrior => ({ weights: new Array<number
 /** Identifies an observation with the model on this phone and the rules of `rules.json`. */
 export async function runObservationOnDevice(kit: ModelKit, photos: DevicePhoto[], place: Place | null, topK: number): Promise<ObservationAnswer> {
   const started = performance.now();
-  const { rules, model } = kit;
+  const { rules } = kit;
   if (photos.length === 0) throw new Error('an observation needs at least one photo');
   const observation = observationRules(rules);
   if (photos.length > 1 && !observation) throw new Error('this model kit predates observations: it answers one photo at a time');
   const labels = rules.labels;
   const openSet = rules.rules.open_set;
 
-  const outputs: (ModelOutput & { probabilities: number[] })[] = [];
+  const outputs: PhotoViewsOutput[] = [];
   const photoMilliseconds: number[] = [];
   for (const photo of photos) {
     const photoStarted = performance.now();
-    const pixels = await photoToModelInput(photo.blob, rules.model.input_width, rules.model.input_height);
-    const output = await model.run(pixels);
-    outputs.push({ ...output, probabilities: softmax(output.logits, rules.model.temperature) });
+    outputs.push(await runPhotoViews(kit, photo.blob));
     photoMilliseconds.push(performance.now() - photoStarted);
   }
 
@@ -67,16 +63,14 @@ export async function runObservationOnDevice(kit: ModelKit, photos: DevicePhoto[
     ? used.reduce((sum, index) => sum + openSetScore(outputs[index]!.logits, openSet.method), 0) / used.length
     : null;
   const mushroomScore = observationMushroomScore(scores);
-  // As the server: an observation's photos are its views (`edible` needs them all to agree), passed
-  // as `viewProbabilities` once the phone's judge takes them (verdict owner's port of `view_probabilities`).
-  const input = {
+  const judgement = judge(rules, {
     probabilities,
     mushroomScore,
     unknownScore,
     topK,
-    viewProbabilities: used.length > 1 ? used.map((index) => outputs[index]!.probabilities) : null,
-  };
-  const judgement = judge(rules, input);
+    // As the server: every test-time view of every fused photo must agree before `edible`.
+    viewProbabilities: used.flatMap((index) => outputs[index]!.viewProbabilities),
+  });
 
   const views = photos.map((photo) => photo.view);
   const ask = observation && judgement.verdict !== 'not_a_mushroom' ? nextPhoto(observation, labels, probabilities, views) : null;

@@ -1,14 +1,17 @@
 /**
  * The model kit: the rules file (GET /model/rules), the model file it names and LiteRT.js, loaded
  * into this page and kept by the service worker for offline use (see sw/service-worker.js).
+ * Both files come through the typed API client (the contract's paths, the configured base URL);
+ * the rules file is validated (`rules.ts`) before anything uses it.
  */
-import type { RulesDocument } from '@/client/api-client';
+import { apiClient, type paths } from '@/client/api-client';
 import type { Identification } from '@/lib/identification';
 import { newId } from '@/lib/local-db';
 import { t } from '@/lib/i18n';
 import { photoToModelInput } from './pixels';
+import { parseRules, type InferenceView, type RulesDocument } from './rules';
 import { LITERT_PATH, loadModel, type Accelerator, type LoadedModel } from './runtime';
-import { judge, openSetScore, softmax } from './verdict';
+import { averageRows, judge, openSetScore, softmax } from './verdict';
 
 export const MODEL_CACHE_PREFIX = 'mushroom-id-model-';
 
@@ -21,6 +24,25 @@ export type ModelKit = {
 };
 
 export type OfflineReadiness = { stored: boolean; bytes: number };
+
+/** The contract's paths of the kit's two files (the service worker caches them by these paths). */
+const RULES_PATH = '/model/rules' satisfies keyof paths;
+const MODEL_FILE_PATH = '/model/file/{sha256}' satisfies keyof paths;
+const modelFilePath = (sha256: string): string => MODEL_FILE_PATH.replace('{sha256}', sha256);
+
+/** GET /model/rules, validated. */
+async function fetchRules(): Promise<RulesDocument> {
+  const { data, response } = await apiClient.GET(RULES_PATH, { parseAs: 'json' });
+  if (!response.ok || data === undefined) throw new Error(`${RULES_PATH} answered ${response.status}`);
+  return parseRules(data);
+}
+
+/** GET /model/file/{sha256}: the model's bytes. */
+async function fetchModelFile(sha256: string): Promise<Uint8Array<ArrayBuffer>> {
+  const { data, response } = await apiClient.GET(MODEL_FILE_PATH, { params: { path: { sha256 } }, parseAs: 'arrayBuffer' });
+  if (!response.ok || data === undefined) throw new Error(`${modelFilePath(sha256)} answered ${response.status}`);
+  return new Uint8Array(data);
+}
 
 async function fetchOk(url: string): Promise<Response> {
   const response = await fetch(url, { credentials: 'same-origin' });
@@ -36,11 +58,10 @@ let current: { sha256: string; kit: Promise<ModelKit> } | null = null;
  */
 export async function loadModelKit(): Promise<ModelKit> {
   const started = performance.now();
-  const rules = (await (await fetchOk('/model/rules')).json()) as RulesDocument;
-  if (rules.schema_version !== 2) throw new Error(`rules file version ${String(rules.schema_version)} is not supported`);
+  const rules = await fetchRules();
   if (current?.sha256 === rules.model.sha256) return current.kit;
   const kit = (async () => {
-    const bytes = new Uint8Array(await (await fetchOk(`/model/file/${rules.model.sha256}`)).arrayBuffer());
+    const bytes = await fetchModelFile(rules.model.sha256);
     const model = await loadModel(rules, bytes);
     const loaded = { rules, model, accelerator: model.accelerator, loadMs: performance.now() - started };
     exposeForDiagnostics(loaded);
@@ -86,7 +107,9 @@ export async function storeForOffline(rules: RulesDocument): Promise<void> {
     .getEntriesByType('resource')
     .map((entry) => new URL(entry.name).pathname)
     .filter((path) => path.startsWith(LITERT_PATH));
-  for (const url of new Set(['/model/rules', `/model/file/${rules.model.sha256}`, ...runtime])) {
+  await fetchRules();
+  await fetchModelFile(rules.model.sha256);
+  for (const url of new Set(runtime)) {
     await (await fetchOk(url)).arrayBuffer();
   }
 }
@@ -105,8 +128,8 @@ export async function offlineReadiness(rules: RulesDocument): Promise<OfflineRea
   const paths = (await cache.keys()).map((request) => new URL(request.url).pathname);
   const has = (test: (path: string) => boolean) => paths.some(test);
   const stored =
-    has((path) => path === '/model/rules') &&
-    has((path) => path === `/model/file/${rules.model.sha256}`) &&
+    has((path) => path === RULES_PATH) &&
+    has((path) => path === modelFilePath(rules.model.sha256)) &&
     has((path) => path.startsWith(LITERT_PATH) && path.endsWith('.js')) &&
     has((path) => path.startsWith(LITERT_PATH) && path.endsWith('.wasm'));
   let bytes = 0;
@@ -119,25 +142,64 @@ export async function offlineReadiness(rules: RulesDocument): Promise<OfflineRea
 
 export type OnDeviceAnswer = { result: Identification; probabilities: number[]; milliseconds: number };
 
-/** Runs the model and the rules on one photo; also returns every label's probability and the time taken. */
+/** The model's input as a test-time view shows it (as `runtime.view_pixels`): the mirror flips each row. */
+export function viewPixels(pixels: Uint8Array<ArrayBuffer>, width: number, view: InferenceView): Uint8Array<ArrayBuffer> {
+  if (view === 'original') return pixels;
+  const mirrored = new Uint8Array(pixels.length);
+  const row = width * 3;
+  for (let start = 0; start < pixels.length; start += row) {
+    for (let x = 0; x < width; x += 1) mirrored.set(pixels.subarray(start + (width - 1 - x) * 3, start + (width - x) * 3), start + x * 3);
+  }
+  return mirrored;
+}
+
+/**
+ * Runs the model on each of the rules' test-time views and the rules on their average (as the
+ * runtime's `run_views`): each view calibrated with the variant's temperature, then the
+ * probabilities, logits and scores averaged view after view.
+ */
+/** One photo through the model in every test-time view (as the classifier's `predict_views`). */
+export type PhotoViewsOutput = { probabilities: number[]; logits: number[]; mushroomScore: number | null; viewProbabilities: number[][] };
+
+/** Runs the model on each of the rules' test-time views of one photo; averages them (the observation runner uses it too). */
+export async function runPhotoViews(kit: ModelKit, photo: Blob): Promise<PhotoViewsOutput> {
+  const { rules, model } = kit;
+  const { input_width: width, input_height: height, test_time_views: views, temperature } = rules.model;
+  const pixels = await photoToModelInput(photo, width, height);
+  const outputs = [];
+  for (const view of views) outputs.push(await model.run(viewPixels(pixels, width, view)));
+  const viewProbabilities = outputs.map((output) => softmax(output.logits, temperature));
+  const probabilities = averageRows(viewProbabilities);
+  const logits = averageRows(outputs.map((output) => output.logits));
+  const scores = outputs.map((output) => output.mushroomScore);
+  const mushroomScore = scores.every((score): score is number => score !== null) ? averageRows(scores.map((score) => [score]))[0]! : null;
+  return { probabilities, logits, mushroomScore, viewProbabilities };
+}
+
 export async function runOnDevice(kit: ModelKit, photo: Blob, topK: number): Promise<OnDeviceAnswer> {
   const started = performance.now();
-  const { rules, model } = kit;
-  const pixels = await photoToModelInput(photo, rules.model.input_width, rules.model.input_height);
-  const output = await model.run(pixels);
+  const { rules } = kit;
+  const { probabilities, logits, mushroomScore, viewProbabilities } = await runPhotoViews(kit, photo);
   const openSet = rules.rules.open_set;
-  const probabilities = softmax(output.logits, rules.model.temperature);
   const judgement = judge(rules, {
     probabilities,
-    mushroomScore: output.mushroomScore,
-    unknownScore: openSet ? openSetScore(output.logits, openSet.method) : null,
+    mushroomScore,
+    unknownScore: openSet ? openSetScore(logits, openSet.method) : null,
     topK,
+    viewProbabilities,
   });
   const result: Identification = {
     request_id: `device-${newId()}`,
-    ...judgement,
+    verdict: judgement.verdict,
+    message: judgement.message,
+    predictions: judgement.predictions,
+    genera: judgement.genera,
+    lookalikes: judgement.lookalikes,
+    possibly_unknown_species: judgement.possibly_unknown_species,
+    caution: judgement.caution,
+    unknown_species_message: judgement.unknown_species_message,
     disclaimer: t.disclaimer,
-    mushroom_score: output.mushroomScore,
+    mushroom_score: mushroomScore,
     model: { name: rules.model.name, version: rules.model.version },
     source: 'device',
   };

@@ -10,7 +10,9 @@
  * fused row in label order (numpy's pairwise sum of a short row may differ in the last bit:
  * the golden test allows 1e-12).
  */
-import type { ObservationRulesPublic, PriorStrength as PriorStrengthPublic, RulesDocument } from '@/client/api-client';
+import { z } from 'zod';
+import type { ObservationRulesPublic, PriorStrength as PriorStrengthPublic } from '@/client/api-client';
+import type { RulesDocument } from './rules';
 
 export type FusionMethod = ObservationRulesPublic['fusion_method'];
 
@@ -19,6 +21,21 @@ export type PriorStrength = PriorStrengthPublic;
 
 /** `rules.json["observation"]` (`ObservationRulesPublic`, written by `observation.export_rules`). */
 export type ObservationRules = ObservationRulesPublic;
+
+const factor = z.number().gt(0).max(1);
+const observationSchema = z.object({
+  max_photos: z.number().int().min(1),
+  fusion_method: z.enum(['log_mean', 'mean', 'confidence']),
+  location_decimals: z.number().int().min(0),
+  southern_shift_months: z.number().int(),
+  prior: z.object({ out_of_range_factor: factor, out_of_season_factor: factor, season_margin_months: z.number().int().min(0) }),
+  region_boxes: z.record(z.string(), z.array(z.array(z.number()).length(4))),
+  species: z.record(z.string(), z.object({ regions: z.array(z.string()), fruiting_months: z.array(z.number().int()), protected: z.boolean() })),
+  photo_selection: z.string(),
+  next_photo_candidates: z.number().int().min(1),
+  next_photo_min_probability: z.number().min(0).max(1),
+  dangerous_lookalike_views: z.record(z.string(), z.array(z.object({ species: z.string(), view: z.string() }))),
+}) satisfies z.ZodType<ObservationRules>;
 
 /** Where and when the observation was made: a rounded location and/or a month, each optional. */
 export type Place = { lat: number | null; lon: number | null; month: number | null };
@@ -31,9 +48,18 @@ export type NextPhotoAsk = { view: string; species: string; lookalike: string };
 // Probabilities are clipped to this before their logarithm (as `observation._EPSILON`).
 const EPSILON = 1e-12;
 
-/** The observation section of a rules file; null when the file predates observations (an older API). */
+const parsed = new WeakMap<RulesDocument, ObservationRules | null>();
+
+/**
+ * The observation section of a rules file, validated (once per document); null when the file
+ * predates observations. A section that does not parse is an error, never half-read.
+ */
 export function observationRules(rules: RulesDocument): ObservationRules | null {
-  return (rules as Partial<RulesDocument>).observation ?? null;
+  if (parsed.has(rules)) return parsed.get(rules)!;
+  const section = (rules as { observation?: unknown }).observation;
+  const result = section === undefined || section === null ? null : observationSchema.parse(section);
+  parsed.set(rules, result);
+  return result;
 }
 
 /** One row of probabilities for an observation from its photos' calibrated rows (as `fuse`). */

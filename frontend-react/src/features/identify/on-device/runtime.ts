@@ -3,7 +3,7 @@
  * the model compiles there, WASM (SIMD) otherwise. The WASM files come from this app's own origin
  * (`/litert/<version>/`, copied there by the build), never from a CDN.
  */
-import type { RulesDocument } from '@/client/api-client';
+import type { RulesDocument } from './rules';
 
 declare const __LITERT_VERSION__: string;
 
