@@ -344,6 +344,80 @@ describe('identifying on the phone, offline, against the real API', { skip: skip
     report.offlineFailedRequests = failed;
   });
 
+  test('observations: the phone answers as the server (2-3 photos, views, place): verdict, top-1, next photo, prior', async (t) => {
+    if (!rules.observation) {
+      t.skip('the served rules.json has no observation section (an API from before observations)');
+      return;
+    }
+    const page = await context.newPage();
+    t.after(() => page.close());
+    await page.goto(api.baseUrl);
+    await page.waitForFunction(() => window.mushroomIdObservation !== undefined, null, { timeout: 180_000 });
+    const side = Math.max(rules.model.input_width, rules.model.input_height);
+    const places = [{ lat: 60, lon: 25, month: 9 }, { lat: 44, lon: -79, month: 7 }, null];
+    const rows = [];
+    for (const [index, label] of rules.labels.entries()) {
+      if (rows.length >= 12) break;
+      const paths = photosOf(label).slice(0, 3);
+      if (paths.length < 2) continue;
+      const count = 2 + (index % 2);
+      const uploads = paths.slice(0, count).map(asUpload);
+      const views = uploads.map((_, i) => (i === 1 ? 'underside' : null));
+      const place = places[index % places.length];
+      const device = await page.evaluate(
+        async ({ items, views, place }) => {
+          const photos = items.map(({ base64, type }, i) => ({ blob: new Blob([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], { type }), view: views[i] }));
+          const sizes = [];
+          for (const photo of photos) {
+            const bitmap = await createImageBitmap(photo.blob);
+            sizes.push([bitmap.width, bitmap.height]);
+            bitmap.close();
+          }
+          const answer = await window.mushroomIdObservation.run(photos, place, 3);
+          return { result: answer.result, sizes };
+        },
+        { items: uploads.map((upload) => ({ base64: upload.buffer.toString('base64'), type: upload.mimeType })), views, place },
+      );
+      // A JPEG the API decodes at reduced scale cannot be repeated from pixels (see the parity test above).
+      if (uploads.some((upload, i) => upload.mimeType === 'image/jpeg' && Math.min(...device.sizes[i].map((n) => Math.floor(n / side))) >= 2)) continue;
+      const form = new FormData();
+      uploads.forEach((upload) => form.append('file', new Blob([upload.buffer], { type: upload.mimeType }), upload.name));
+      views.forEach((view) => form.append('view', view ?? ''));
+      if (place) for (const [key, value] of Object.entries(place)) form.append(key, String(value));
+      const response = await fetch(`${api.baseUrl}/predict?top_k=3`, { method: 'POST', body: form });
+      assert.equal(response.status, 200, await response.clone().text());
+      const server = await response.json();
+      rows.push({
+        label,
+        photos: count,
+        place: place ? `${place.lat},${place.lon},${place.month}` : null,
+        serverVerdict: server.verdict,
+        deviceVerdict: device.result.verdict,
+        serverTop: server.predictions[0].species,
+        deviceTop: device.result.predictions[0].species,
+        topDiff: Math.abs(server.predictions[0].probability - device.result.predictions[0].probability),
+        serverNext: server.next_photo ? `${server.next_photo.view}/${server.next_photo.lookalike}` : null,
+        deviceNext: device.result.next_photo ? `${device.result.next_photo.view}/${device.result.next_photo.lookalike}` : null,
+        serverPrior: JSON.stringify(server.prior),
+        devicePrior: JSON.stringify(device.result.prior),
+        serverPhotos: server.photos.map((photo) => photo.top.species).join(','),
+        devicePhotos: device.result.photos.map((photo) => photo.top.species).join(','),
+      });
+    }
+    report.observationParity = rows;
+    assert.ok(rows.length >= 8, `only ${rows.length} observations the API decodes whole`);
+    const disagreeing = rows.filter(
+      (row) =>
+        row.serverVerdict !== row.deviceVerdict ||
+        row.serverTop !== row.deviceTop ||
+        row.topDiff > 1e-6 ||
+        row.serverNext !== row.deviceNext ||
+        row.serverPrior !== row.devicePrior ||
+        row.serverPhotos !== row.devicePhotos,
+    );
+    assert.deepEqual(disagreeing, [], 'the phone and the server answer an observation differently');
+  });
+
   test('offline: a second photo joins the observation, one answer uses both; 5 photos answer in under 3 s', async (t) => {
     if (!rules.observation) {
       t.skip('the served rules.json has no observation section (an API from before observations)');
