@@ -73,7 +73,7 @@ function outputPositions(shapes: number[][], labels: number, hasScore: boolean):
 }
 
 /** Compiles the model (bytes of `rules.model`) and checks its input and outputs against the rules. */
-export async function loadModel(rules: RulesDocument, modelBytes: Uint8Array<ArrayBuffer>): Promise<LoadedModel> {
+export async function loadModel(rules: Pick<RulesDocument, 'model' | 'labels'>, modelBytes: Uint8Array<ArrayBuffer>): Promise<LoadedModel> {
   const liteRt = await loadRuntime();
   const { input_height: height, input_width: width } = rules.model;
   let accelerator: Accelerator = (await webGpuAvailable(liteRt)) ? 'webgpu' : 'wasm';
