@@ -9,6 +9,12 @@ const features = readdirSync(new URL('./src/features/', import.meta.url), { with
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name);
 
+// Features have no index.ts barrels: import the file itself (`@/features/identify/components/...`).
+const noBarrelImports = {
+  regex: '^@/features/[^/]+/?$',
+  message: 'Features have no index.ts barrel: import the file itself.',
+};
+
 // Features never import each other; the app layer composes them.
 const noCrossFeatureImports = features.map((feature) => ({
   files: [`src/features/${feature}/**/*.{ts,tsx}`],
@@ -16,12 +22,15 @@ const noCrossFeatureImports = features.map((feature) => ({
     'no-restricted-imports': [
       'error',
       {
-        patterns: features
-          .filter((other) => other !== feature)
-          .map((other) => ({
-            group: [`@/features/${other}`, `@/features/${other}/*`, `../../${other}/*`],
-            message: 'Features do not import each other: compose them in src/app.',
-          })),
+        patterns: [
+          noBarrelImports,
+          ...features
+            .filter((other) => other !== feature)
+            .map((other) => ({
+              group: [`@/features/${other}`, `@/features/${other}/**`, `../../${other}/**`, `../../../${other}/**`],
+              message: 'Features do not import each other: compose them in src/app.',
+            })),
+        ],
       },
     ],
   },
@@ -36,7 +45,8 @@ export default tseslint.config(
     plugins: { 'react-hooks': reactHooks },
     rules: {
       ...reactHooks.configs.recommended.rules,
-      'no-console': ['error', { allow: ['warn', 'error'] }],
+      'no-console': ['error', { allow: ['debug', 'warn', 'error'] }],
+      'no-restricted-imports': ['error', { patterns: [noBarrelImports] }],
     },
   },
   ...noCrossFeatureImports,

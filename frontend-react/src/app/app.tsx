@@ -1,15 +1,23 @@
-import { useCallback, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { Icon } from '@/components/ui/icon';
 import { env } from '@/config/env';
-import { addHistory } from '@/features/history';
-import { identifyPhoto, useOnDeviceModel } from '@/features/identify';
-import { OfflineBanner, useOfflineQueue, useOnlineStatus, type QueuedPhoto } from '@/features/offline';
+import { addHistory, type HistoryRecord } from '@/features/history/api/history-store';
+import { identifyObservation } from '@/features/identify/api/identify-photo';
+import type { ObservationPhoto } from '@/features/identify/hooks/use-identification';
+import { useOnDeviceModel } from '@/features/identify/hooks/use-on-device-model';
+import { LocationPrompt } from '@/features/location/components/location-prompt';
+import { LocationSetting } from '@/features/location/components/location-setting';
+import { useLocation } from '@/features/location/hooks/use-location';
+import type { QueuedPhoto } from '@/features/offline/api/offline-queue';
+import { OfflineBanner } from '@/features/offline/components/offline-banner';
+import { useOfflineQueue } from '@/features/offline/hooks/use-offline-queue';
+import { useOnlineStatus } from '@/features/offline/hooks/use-online-status';
 import { ApiError } from '@/lib/api-error';
-import { makeThumbnail, type PreparedPhoto } from '@/lib/downscale-image';
-import type { Identification } from '@/lib/identification';
+import { makeThumbnail } from '@/lib/downscale-image';
+import { isPhotoView, type Identification, type PhotoView, type Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { HistoryPage } from './history-page';
-import { IdentifyPage, type QueuedAnswer } from './identify-page';
+import { IdentifyPage, type QueuedAnswer, type ResumeRequest } from './identify-page';
 
 type Screen = 'identify' | 'history';
 
@@ -23,19 +31,34 @@ export function App() {
   const [historyVersion, setHistoryVersion] = useState(0);
   const [queuedAnswer, setQueuedAnswer] = useState<QueuedAnswer | null>(null);
   const [newPhotoRequests, setNewPhotoRequests] = useState(0);
+  const [resumeRequest, setResumeRequest] = useState<ResumeRequest | null>(null);
   const onDevice = useOnDeviceModel(isOnline);
 
-  const saveToHistory = useCallback(async (result: Identification, photo: Blob) => {
-    const thumbnail = await makeThumbnail(photo);
-    await addHistory(result, photo, thumbnail);
+  const location = useLocation();
+  const position = location.state.status === 'ready' ? location.state.position : null;
+  // Sent only when the person allowed it: whole degrees (rounded on this phone) and this month.
+  const place = useMemo<Place | null>(
+    () => (position ? { lat: position.lat, lon: position.lon, month: new Date().getMonth() + 1 } : null),
+    [position],
+  );
+
+  const saveToHistory = useCallback(async (result: Identification, photos: { blob: Blob; view: string | null }[]) => {
+    const kept = [];
+    for (const item of photos) kept.push({ photo: item.blob, thumbnail: await makeThumbnail(item.blob), view: item.view });
+    await addHistory(result, kept);
     setHistoryVersion((version) => version + 1);
   }, []);
 
   const sendQueued = useCallback(
     async (item: QueuedPhoto) => {
       try {
-        const result: Identification = { ...(await identifyPhoto(item.photo, item.fileName, env.topK)), source: 'server' };
-        await saveToHistory(result, item.photo);
+        const photos = [
+          { blob: item.photo, fileName: item.fileName, view: item.view ?? null },
+          ...(item.more ?? []).map((extra) => ({ blob: extra.photo, fileName: extra.fileName, view: extra.view })),
+        ].map((photo) => ({ ...photo, view: isPhotoView(photo.view) ? photo.view : null }));
+        const answer = await identifyObservation(photos, item.place ?? null, env.topK);
+        const result: Identification = { ...answer, source: 'server' };
+        await saveToHistory(result, photos);
         setQueuedAnswer({ queueId: item.id, result });
         return true;
       } catch (error) {
@@ -48,11 +71,36 @@ export function App() {
 
   const queue = useOfflineQueue({ isOnline, send: sendQueued });
   const onIdentified = useCallback(
-    (result: Identification, photo: PreparedPhoto) => void saveToHistory(result, photo.blob),
+    (result: Identification, photos: ObservationPhoto[]) => void saveToHistory(result, photos),
     [saveToHistory],
   );
   const { enqueue } = queue;
-  const onQueue = useCallback((photo: PreparedPhoto) => enqueue(photo.blob, photo.fileName), [enqueue]);
+  const onQueue = useCallback(
+    (photos: ObservationPhoto[], where: Place | null) => {
+      const [first, ...more] = photos;
+      if (!first) return Promise.reject(new Error('an observation has at least one photo'));
+      return enqueue(first.blob, first.fileName, {
+        view: first.view,
+        more: more.map((photo) => ({ photo: photo.blob, fileName: photo.fileName, view: photo.view })),
+        place: where,
+      });
+    },
+    [enqueue],
+  );
+
+  const continueObservation = useCallback((record: HistoryRecord, view: PhotoView | null) => {
+    setResumeRequest({
+      photos: record.photos.map((item, index) => ({
+        id: `${record.id}-${index}`,
+        blob: item.photo,
+        fileName: `photo-${index + 1}.jpg`,
+        view: isPhotoView(item.view) ? item.view : null,
+      })),
+      result: record.result,
+      view,
+    });
+    setScreen('identify');
+  }, []);
 
   return (
     <>
@@ -108,10 +156,14 @@ export function App() {
             onDevice={onDevice}
             queuedAnswer={queuedAnswer}
             newPhotoRequests={newPhotoRequests}
+            resumeRequest={resumeRequest}
+            place={place}
+            locationSlot={location.choice === null ? <LocationPrompt onChoose={location.setChoice} /> : null}
+            settingsSlot={<LocationSetting choice={location.choice} state={location.state} onChange={location.setChoice} />}
           />
         </div>
         <div hidden={screen !== 'history'}>
-          <HistoryPage version={historyVersion} isOnline={isOnline} />
+          <HistoryPage version={historyVersion} isOnline={isOnline} onContinue={continueObservation} />
         </div>
       </main>
     </>

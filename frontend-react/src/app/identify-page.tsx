@@ -1,36 +1,60 @@
-import { useEffect } from 'react';
-import { FeedbackPanel } from '@/features/feedback';
-import {
-  IdentificationResult,
-  IdentifyError,
-  IdentifyProgress,
-  OfflineReadiness,
-  PhotoPicker,
-  useIdentification,
-  type OnDeviceStatus,
-} from '@/features/identify';
-import type { PreparedPhoto } from '@/lib/downscale-image';
-import type { Identification } from '@/lib/identification';
+import { useEffect, type ReactNode } from 'react';
+import { FeedbackPanel } from '@/features/feedback/components/feedback-panel';
+import { CropStep } from '@/features/identify/components/crop-step';
+import { IdentificationResult } from '@/features/identify/components/identification-result';
+import { IdentifyError } from '@/features/identify/components/identify-error';
+import { IdentifyProgress } from '@/features/identify/components/identify-progress';
+import { ObservationPanel } from '@/features/identify/components/observation-panel';
+import { OfflineReadiness } from '@/features/identify/components/offline-readiness';
+import { PhotoPicker } from '@/features/identify/components/photo-picker';
+import { useIdentification, type ObservationPhoto } from '@/features/identify/hooks/use-identification';
+import type { OnDeviceStatus } from '@/features/identify/hooks/use-on-device-model';
+import type { Identification, PhotoView, Place } from '@/lib/identification';
 import { t } from '@/lib/i18n';
 import { speciesChoicesOf } from './species-choices';
 
 export type QueuedAnswer = { queueId: string; result: Identification };
 
+/** An observation from the history to go on with: its photos, its answer, the view to add. */
+export type ResumeRequest = { photos: ObservationPhoto[]; result: Identification; view: PhotoView | null };
+
 type IdentifyPageProps = {
   isOnline: boolean;
-  onIdentified: (result: Identification, photo: PreparedPhoto) => void;
-  onQueue: (photo: PreparedPhoto) => Promise<string>;
-  onDevice: { status: OnDeviceStatus; identify: (photo: Blob, topK: number) => Promise<Identification> | null };
+  /** Where and when, when the person allowed it (rounded on this phone); null otherwise. */
+  place: Place | null;
+  onIdentified: (result: Identification, photos: ObservationPhoto[]) => void;
+  onQueue: (photos: ObservationPhoto[], place: Place | null) => Promise<string>;
+  onDevice: {
+    status: OnDeviceStatus;
+    identify: (photos: { blob: Blob; view: PhotoView | null }[], place: Place | null, topK: number) => Promise<Identification> | null;
+  };
   /** The latest queued photo identified after the connection returned. */
   queuedAnswer: QueuedAnswer | null;
   /** Bumped when the person asks for a new photo from the navigation. */
   newPhotoRequests: number;
+  /** Set when the person goes on with an observation from the history (a new object each time). */
+  resumeRequest?: ResumeRequest | null;
+  /** The location question (asked once) and its setting, on the home screen. */
+  locationSlot?: ReactNode;
+  settingsSlot?: ReactNode;
 };
 
-/** The main flow: pick a photo, wait, read the answer, give feedback. */
-export function IdentifyPage({ isOnline, onIdentified, onQueue, onDevice, queuedAnswer, newPhotoRequests }: IdentifyPageProps) {
-  const { state, identify, retry, reset, showQueuedResult } = useIdentification({
+/** The main flow: pick a photo, frame it, wait, read the answer, add the photo it asks for, give feedback. */
+export function IdentifyPage({
+  isOnline,
+  place,
+  onIdentified,
+  onQueue,
+  onDevice,
+  queuedAnswer,
+  newPhotoRequests,
+  resumeRequest = null,
+  locationSlot,
+  settingsSlot,
+}: IdentifyPageProps) {
+  const { state, identify, confirmCrop, cancelAdding, addPhoto, resume, retry, reset, showQueuedResult } = useIdentification({
     isOnline,
+    place,
     onIdentified,
     onQueue,
     identifyOnDevice: onDevice.identify,
@@ -44,17 +68,45 @@ export function IdentifyPage({ isOnline, onIdentified, onQueue, onDevice, queued
     if (newPhotoRequests > 0) reset();
   }, [newPhotoRequests, reset]);
 
+  useEffect(() => {
+    if (resumeRequest) resume(resumeRequest.photos, resumeRequest.result, resumeRequest.view);
+  }, [resumeRequest, resume]);
+
   switch (state.status) {
     case 'idle':
       return (
         <>
           <PhotoPicker onPhoto={(file) => void identify(file)} />
+          {locationSlot}
           <OfflineReadiness status={onDevice.status} />
           <aside className="disclaimer" aria-labelledby="home-disclaimer-heading">
             <h3 id="home-disclaimer-heading">{t.disclaimerHeading}</h3>
             <p>{t.disclaimer}</p>
           </aside>
+          {settingsSlot}
         </>
+      );
+    case 'adding':
+      return (
+        <>
+          <PhotoPicker
+            onPhoto={(file) => void identify(file)}
+            heading={t.observation.addingHeading(state.view ? t.views.names[state.view] : null)}
+            hint={state.view ? t.views.hints[state.view] : t.picker.hint}
+          />
+          <button type="button" className="button" onClick={cancelAdding}>
+            {t.observation.cancelAdding}
+          </button>
+        </>
+      );
+    case 'cropping':
+      return (
+        <CropStep
+          photo={state.candidate.blob}
+          view={state.view}
+          onUse={(crop, view) => void confirmCrop(crop, view)}
+          onCancel={cancelAdding}
+        />
       );
     case 'preparing':
     case 'uploading':
@@ -70,22 +122,30 @@ export function IdentifyPage({ isOnline, onIdentified, onQueue, onDevice, queued
         </section>
       );
     case 'error':
-      return <IdentifyError error={state.error} canRetry={state.photo !== null} onRetry={retry} onDismiss={reset} />;
-    case 'done':
+      return <IdentifyError error={state.error} canRetry={state.photos.length > 0} onRetry={retry} onDismiss={reset} />;
+    case 'done': {
+      const first = state.photos[0]?.blob ?? null;
       return (
         <>
           <IdentificationResult
             result={state.result}
-            photo={state.photo.blob}
+            photo={state.photos.length === 1 ? first : null}
             isOnline={isOnline}
             focusOnMount
             onNewPhoto={reset}
+            observationSlot={
+              <ObservationPanel
+                result={state.result}
+                photos={state.photos.map((photo) => ({ blob: photo.blob, view: photo.view }))}
+                onAddPhoto={addPhoto}
+              />
+            }
             feedbackSlot={
-              state.result.source === 'server' ? (
+              state.result.source === 'server' && first ? (
                 <FeedbackPanel
                   key={state.result.request_id}
                   requestId={state.result.request_id}
-                  photo={state.photo.blob}
+                  photo={first}
                   speciesChoices={speciesChoicesOf(state.result)}
                 />
               ) : (
@@ -98,5 +158,6 @@ export function IdentifyPage({ isOnline, onIdentified, onQueue, onDevice, queued
           </button>
         </>
       );
+    }
   }
 }

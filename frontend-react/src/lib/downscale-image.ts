@@ -84,3 +84,44 @@ export async function makeThumbnail(photo: Blob, side = 160): Promise<Blob | nul
     return null;
   }
 }
+
+/** A crop as fractions of the photo's width and height (0-1); the whole photo by default. */
+export type CropRect = { x: number; y: number; width: number; height: number };
+
+export const WHOLE_PHOTO: CropRect = { x: 0, y: 0, width: 1, height: 1 };
+
+/** Whether a crop keeps (almost) the whole photo: then the photo is sent as it is, not re-encoded. */
+export function isWholePhoto(crop: CropRect): boolean {
+  return crop.x <= 0.001 && crop.y <= 0.001 && crop.width >= 0.999 && crop.height >= 0.999;
+}
+
+/**
+ * The part of a prepared photo inside the crop, as a JPEG; the photo itself when the crop is the
+ * whole photo or the browser cannot decode it (the server then sees the whole photo).
+ */
+export async function cropPhoto(photo: PreparedPhoto, crop: CropRect, quality: number): Promise<PreparedPhoto> {
+  if (isWholePhoto(crop) || typeof createImageBitmap !== 'function') return photo;
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(photo.blob, { imageOrientation: 'from-image' });
+  } catch {
+    return photo;
+  }
+  try {
+    const left = Math.round(crop.x * bitmap.width);
+    const top = Math.round(crop.y * bitmap.height);
+    const width = Math.max(1, Math.min(bitmap.width - left, Math.round(crop.width * bitmap.width)));
+    const height = Math.max(1, Math.min(bitmap.height - top, Math.round(crop.height * bitmap.height)));
+    const region = await createImageBitmap(bitmap, left, top, width, height);
+    try {
+      const blob = await canvasToJpeg(region, width, height, quality);
+      return { blob, fileName: photo.fileName, width, height, downscaled: photo.downscaled };
+    } finally {
+      region.close();
+    }
+  } catch {
+    return photo;
+  } finally {
+    bitmap.close();
+  }
+}

@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import { withSource, type Identification } from './identification';
+import { withSource, type Identification, type Place } from './identification';
 
 /** Bytes and type of a Blob: stored instead of the Blob, which some Safari versions cannot keep in IndexedDB. */
 export type StoredBlob = { bytes: ArrayBuffer; type: string };
@@ -12,48 +12,96 @@ export function fromStoredBlob(stored: StoredBlob): Blob {
   return new Blob([stored.bytes], { type: stored.type });
 }
 
+/** One photo of an observation kept in the history: as sent (downscaled, cropped), its thumbnail, its view. */
+export type HistoryPhoto = { photo: Blob; thumbnail: Blob | null; view: string | null };
+
 export type HistoryRecord = {
   id: string;
   createdAt: number;
+  /** The observation's answer, with each photo's top species and the next-photo prompt. */
   result: Identification;
-  /** The photo as uploaded (already downscaled), kept for the heat map and for feedback. */
+  /** The first photo as uploaded (already downscaled), kept for the heat map and for feedback. */
   photo: Blob;
   thumbnail: Blob | null;
+  /** Every photo of the observation, the first included (records from before observations: the one photo). */
+  photos: HistoryPhoto[];
 };
+
+/** One more photo of a queued observation, after the first. */
+export type QueuedExtraPhoto = { photo: Blob; fileName: string; view: string | null };
 
 export type QueuedPhoto = {
   id: string;
   createdAt: number;
+  /** The observation's first photo. */
   photo: Blob;
   fileName: string;
+  /** Absent in items queued before observations: one photo, no view, no place. */
+  view?: string | null;
+  more?: QueuedExtraPhoto[];
+  /** Where and when, as it would have been sent (rounded, with consent); null without. */
+  place?: Place | null;
 };
 
-type StoredHistoryRecord = Omit<HistoryRecord, 'photo' | 'thumbnail'> & { photo: StoredBlob; thumbnail: StoredBlob | null };
-type StoredQueuedPhoto = Omit<QueuedPhoto, 'photo'> & { photo: StoredBlob };
+type StoredHistoryPhoto = { photo: StoredBlob; thumbnail: StoredBlob | null; view: string | null };
+type StoredHistoryRecord = Omit<HistoryRecord, 'photo' | 'thumbnail' | 'photos'> & {
+  photo: StoredBlob;
+  thumbnail: StoredBlob | null;
+  /** Absent in records stored before observations. */
+  photos?: StoredHistoryPhoto[];
+};
+type StoredQueuedPhoto = Omit<QueuedPhoto, 'photo' | 'more'> & {
+  photo: StoredBlob;
+  more?: (Omit<QueuedExtraPhoto, 'photo'> & { photo: StoredBlob })[];
+};
 
 export async function storeHistoryRecord(record: HistoryRecord): Promise<StoredHistoryRecord> {
+  const photos: StoredHistoryPhoto[] = [];
+  for (const item of record.photos) {
+    photos.push({
+      photo: await toStoredBlob(item.photo),
+      thumbnail: item.thumbnail ? await toStoredBlob(item.thumbnail) : null,
+      view: item.view,
+    });
+  }
   return {
     ...record,
     photo: await toStoredBlob(record.photo),
     thumbnail: record.thumbnail ? await toStoredBlob(record.thumbnail) : null,
+    photos,
   };
 }
 
 export function loadHistoryRecord(stored: StoredHistoryRecord): HistoryRecord {
+  const photo = fromStoredBlob(stored.photo);
+  const thumbnail = stored.thumbnail ? fromStoredBlob(stored.thumbnail) : null;
   return {
     ...stored,
     result: withSource(stored.result),
-    photo: fromStoredBlob(stored.photo),
-    thumbnail: stored.thumbnail ? fromStoredBlob(stored.thumbnail) : null,
+    photo,
+    thumbnail,
+    photos: stored.photos
+      ? stored.photos.map((item) => ({
+          photo: fromStoredBlob(item.photo),
+          thumbnail: item.thumbnail ? fromStoredBlob(item.thumbnail) : null,
+          view: item.view,
+        }))
+      : [{ photo, thumbnail, view: null }],
   };
 }
 
 export async function storeQueuedPhoto(item: QueuedPhoto): Promise<StoredQueuedPhoto> {
-  return { ...item, photo: await toStoredBlob(item.photo) };
+  const more = [];
+  for (const extra of item.more ?? []) more.push({ ...extra, photo: await toStoredBlob(extra.photo) });
+  return { ...item, photo: await toStoredBlob(item.photo), more };
 }
 
 export function loadQueuedPhoto(stored: StoredQueuedPhoto): QueuedPhoto {
-  return { ...stored, photo: fromStoredBlob(stored.photo) };
+  return {
+    ...stored,
+    photo: fromStoredBlob(stored.photo),
+    more: (stored.more ?? []).map((extra) => ({ ...extra, photo: fromStoredBlob(extra.photo) })),
+  };
 }
 
 interface MushroomDb extends DBSchema {

@@ -85,6 +85,11 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
     assert.deepEqual(await seriousAccessibilityViolations(page), [], 'axe-core: serious problems on the home screen');
 
     await page.getByLabel('Choose from gallery').setInputFiles(flyAgaric.photo);
+    // The crop step: the whole photo, framed as it is.
+    await page.getByTestId('crop-box').waitFor();
+    await shot(page, '01b-crop.png');
+    assert.deepEqual(await seriousAccessibilityViolations(page), [], 'axe-core: serious problems on the crop screen');
+    await page.getByRole('button', { name: 'Use this photo' }).click();
     // Downscaled and re-encoded in the browser: a JPEG part, at most 1024 px on its long side.
     await page.waitForFunction(() => window.__uploads.length > 0);
     const [upload] = await page.evaluate(() => window.__uploads);
@@ -126,6 +131,37 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
     await page.close();
   });
 
+  test('framing a photo with the keyboard sends only the crop', async () => {
+    const page = await context.newPage();
+    await page.addInitScript(recordUploads);
+    await page.goto(api.baseUrl);
+    await page.getByLabel('Choose from gallery').setInputFiles(flyAgaric.photo);
+    const box = page.getByRole('button', { name: 'Crop box' });
+    await box.focus();
+    // Three steps smaller (1/1.1 each, about its centre), then two to the right.
+    await page.keyboard.press('-');
+    await page.keyboard.press('-');
+    await page.keyboard.press('-');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    assert.match(await page.getByTestId('crop-status').innerText(), /Crop: 75% wide and 75% high, 16% from the left and 12% from the top/);
+    await shot(page, '01c-crop-framed.png');
+    await page.getByRole('button', { name: 'Use this photo' }).click();
+    await page.waitForFunction(() => window.__uploads.length > 0);
+    const [upload] = await page.evaluate(() => window.__uploads);
+    const [cropWidth, cropHeight] = [upload.width, upload.height];
+    await page.getByTestId('verdict-banner').waitFor({ timeout: 60_000 });
+    // The same photo, whole, as prepared: the crop is three quarters of it on each side.
+    await page.getByRole('button', { name: 'New photo' }).first().click();
+    await page.getByLabel('Choose from gallery').setInputFiles(flyAgaric.photo);
+    await page.getByRole('button', { name: 'Use this photo' }).click();
+    await page.waitForFunction(() => window.__uploads.length > 1);
+    const whole = (await page.evaluate(() => window.__uploads))[1];
+    assert.ok(Math.abs(cropWidth / whole.width - 0.7513) < 0.01, JSON.stringify({ cropWidth, whole }));
+    assert.ok(Math.abs(cropHeight / whole.height - 0.7513) < 0.01, JSON.stringify({ cropHeight, whole }));
+    await page.close();
+  });
+
   test('a text file gets a clear error, not a verdict', async () => {
     const page = await context.newPage();
     await page.goto(api.baseUrl);
@@ -134,6 +170,7 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
       mimeType: 'text/plain',
       buffer: Buffer.from('Chanterelles near the old birch, 12 September.\n'),
     });
+    await page.getByRole('button', { name: 'Use this photo' }).click();
     const error = page.getByTestId('identify-error');
     await error.waitFor({ timeout: 30_000 });
     assert.equal(await error.getAttribute('role'), 'alert');
@@ -196,6 +233,7 @@ describe('Mushroom ID on a phone, against the real API', { skip: skipReason ?? f
       await shot(page, '06-offline-history.png');
       await page.getByRole('button', { name: 'Identify' }).click();
       await page.getByLabel('Choose from gallery').setInputFiles(flyAgaric.photo);
+      await page.getByRole('button', { name: 'Use this photo' }).click();
       await page.getByText(/your photo is saved and will be identified/i).waitFor();
       await page.getByText('1 photo is waiting to be identified.').waitFor();
       await shot(page, '07-offline-queued.png');

@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import type { FeedbackCreate } from '@/client/schema';
-import { FeedbackPanel } from '@/features/feedback';
+import { FeedbackPanel } from '@/features/feedback/components/feedback-panel';
 import { server } from './msw-server';
 
 const photo = new Blob([new Uint8Array([0xff, 0xd8, 0xff, 0xd9])], { type: 'image/jpeg' });

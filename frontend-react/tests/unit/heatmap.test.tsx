@@ -2,7 +2,7 @@ import { render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it, vi } from 'vitest';
-import { IdentificationResult } from '@/features/identify';
+import { IdentificationResult } from '@/features/identify/components/identification-result';
 import { identification } from './fixtures';
 import { server } from './msw-server';
 

@@ -11,6 +11,8 @@ async function choosePhoto(file = photoFile()) {
   const user = userEvent.setup({ applyAccept: false });
   render(<App />);
   await user.upload(screen.getByLabelText('Choose from gallery'), file);
+  // The whole photo, framed as it is.
+  await user.click(await screen.findByRole('button', { name: 'Use this photo' }));
   return user;
 }
 

@@ -3,14 +3,17 @@ import userEvent from '@testing-library/user-event';
 import { http, HttpResponse } from 'msw';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { App } from '@/app/app';
-import { useOfflineQueue } from '@/features/offline';
+import { useOfflineQueue } from '@/features/offline/hooks/use-offline-queue';
 import { enqueuePhoto, flushQueue, listQueue } from '@/features/offline/api/offline-queue';
 import { identification, photoFile } from './fixtures';
 import { server } from './msw-server';
 
 function setOnline(online: boolean) {
   vi.spyOn(navigator, 'onLine', 'get').mockReturnValue(online);
-  window.dispatchEvent(new Event(online ? 'online' : 'offline'));
+  // The event updates React state (useSyncExternalStore): inside act, as a test must.
+  act(() => {
+    window.dispatchEvent(new Event(online ? 'online' : 'offline'));
+  });
 }
 
 afterEach(() => vi.restoreAllMocks());
@@ -30,6 +33,7 @@ describe('offline', () => {
     expect(screen.getByTestId('offline-banner')).toHaveTextContent('You are offline.');
 
     await user.upload(screen.getByLabelText('Choose from gallery'), photoFile());
+    await user.click(await screen.findByRole('button', { name: 'Use this photo' }));
     expect(await screen.findByText(/your photo is saved and will be identified/i)).toBeInTheDocument();
     expect(await screen.findByText('1 photo is waiting to be identified.')).toBeInTheDocument();
     expect(predictCalls).toBe(0);

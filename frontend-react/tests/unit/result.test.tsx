@@ -1,6 +1,6 @@
 import { render, screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { IdentificationResult } from '@/features/identify';
+import { IdentificationResult } from '@/features/identify/components/identification-result';
 import { sortLookalikes } from '@/features/identify/components/lookalike-list';
 import { identification } from './fixtures';
 

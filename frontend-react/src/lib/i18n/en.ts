@@ -1,5 +1,17 @@
 import type { Edibility, PhotoView, Verdict } from '@/client/schema';
 
+const monthNames = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+const viewNames: Record<PhotoView, string> = {
+  cap: 'the cap',
+  underside: 'the gills/underside',
+  stem_base: 'the stem base',
+  ring: 'the ring',
+  flesh: 'the cut flesh',
+  spore_print: 'a spore print',
+  habitat: 'where it grows',
+};
+
 /** Every English string the app shows. A translation is another object of the same type. */
 export const en = {
   app: {
@@ -83,6 +95,63 @@ export const en = {
     },
     feedbackNeedsServer: 'Feedback is for answers from the server; this one came from the model on this phone.',
   },
+  views: {
+    names: viewNames,
+    /** How to take the photo, for the picker's hint. */
+    hints: {
+      cap: 'The cap from above.',
+      underside: 'Turn the mushroom over: the gills, pores or teeth under the cap.',
+      stem_base: 'Dig the mushroom out whole and show the base of the stem (a bulb or a cup-like volva).',
+      ring: 'The ring on the stem, or where one would be.',
+      flesh: 'Cut it in half, or scratch it, and show the flesh.',
+      spore_print: 'A spore print: the cap gills-down on paper for a few hours.',
+      habitat: 'Where it grows: the wood, soil or trees around it.',
+    } satisfies Record<PhotoView, string>,
+    label: 'What does this photo show? (optional)',
+    notSaid: 'Not said',
+  },
+  observation: {
+    photosHeading: (count: number) => (count === 1 ? 'Your photo' : `Your ${count} photos, one answer`),
+    morePhotosHeading: 'More photos, a surer answer',
+    photoAlt: (index: number, view: string | null) => `Photo ${index + 1}${view ? ` (${view})` : ''}`,
+    photoTop: (name: string) => `This photo alone: ${name}`,
+    nextPhotoHeading: 'Which photo next',
+    addViewPhoto: (view: string) => `Add a photo of ${view}`,
+    addPhoto: (count: number, max: number) => `Add another photo (${count} of ${max})`,
+    full: (max: number) => `This observation has ${max} photos, the most it can have.`,
+    addingHeading: (view: string | null) => (view ? `Add a photo of ${view}` : 'Add another photo of the same mushroom'),
+    cancelAdding: 'Back to the answer',
+    /** As the server's `next_photo.reason` (observation.next_photo), with the app's view names. */
+    nextPhotoReason: (species: string, lookalike: string, edibility: string, feature: string, view: string) =>
+      `This could be ${species}, but the ${edibility} ${lookalike.replace(/^the /, '')} looks like it (${feature}): add a photo of ${view} to tell them apart.`,
+    priorUsed: (region: string | null, month: number | null) =>
+      `Where and when helped: ${[region ? region.replaceAll('_', ' ') : null, month ? monthNames[month - 1] : null].filter(Boolean).join(', ')}.`,
+  },
+  crop: {
+    heading: 'Frame the mushroom',
+    hint: 'Move and resize the box so it holds the mushroom; the whole photo is used unless you change it.',
+    boxLabel: 'Crop box',
+    keyboardHelp: 'Arrow keys move the box; Shift with the arrow keys makes it wider, narrower, taller or shorter; + and − resize it.',
+    touchHelp: 'Drag the box to move it; pinch to resize it.',
+    status: (width: number, height: number, left: number, top: number) =>
+      `Crop: ${width}% wide and ${height}% high, ${left}% from the left and ${top}% from the top.`,
+    resizeHandle: 'Resize the crop box',
+    wholePhoto: 'Use the whole photo',
+    use: 'Use this photo',
+    cancel: 'Cancel',
+    photoAlt: 'The photo to frame',
+  },
+  location: {
+    heading: 'Use roughly where you are?',
+    explanation:
+      'Which mushrooms grow where, and in which month, helps tell look-alikes apart. If you allow it, the app rounds your position on this phone to whole degrees (about 100 km) and sends only that and the month with your photos. Your exact position never leaves this phone. Deadly species are never ruled out because of where you are.',
+    allow: 'Allow rough location',
+    decline: 'No, thanks',
+    setting: 'Use my rough location (whole degrees) and the month',
+    settingsHeading: 'Settings',
+    unavailable: 'Your location could not be read; photos are identified without it.',
+    using: (lat: number, lon: number) => `Using your rough location: ${lat}°, ${lon}°.`,
+  },
   edibility: {
     deadly: 'Deadly',
     poisonous: 'Poisonous',
@@ -130,6 +199,9 @@ export const en = {
     confirmClear: 'Delete all past identifications from this device?',
     storedOnDevice: 'Kept on this device only; available offline.',
     back: 'Back to history',
+    morePhotoAlt: (number: number) => `Your photo ${number} of the same mushroom`,
+    photos: (count: number) => `${count} photos, one answer`,
+    nextPhoto: (view: string) => `Asked for a photo of ${view in viewNames ? viewNames[view as PhotoView] : view.replaceAll('_', ' ')}`,
   },
   offline: {
     banner: 'You are offline. Past identifications still work. New photos are kept and identified when you are back online.',

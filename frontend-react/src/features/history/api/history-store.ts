@@ -1,12 +1,14 @@
 import type { Identification } from '@/lib/identification';
-import { getLocalDb, monotonicNow, loadHistoryRecord, newId, storeHistoryRecord, trackWrite, type HistoryRecord } from '@/lib/local-db';
+import { getLocalDb, monotonicNow, loadHistoryRecord, newId, storeHistoryRecord, trackWrite, type HistoryPhoto, type HistoryRecord } from '@/lib/local-db';
 
-export type { HistoryRecord };
+export type { HistoryPhoto, HistoryRecord };
 
-/** Keeps one identification on this device. */
-export function addHistory(result: Identification, photo: Blob, thumbnail: Blob | null): Promise<HistoryRecord> {
+/** Keeps one observation on this device: its answer and every photo (first photo first). */
+export function addHistory(result: Identification, photos: HistoryPhoto[]): Promise<HistoryRecord> {
+  const [first] = photos;
+  if (!first) throw new Error('an observation has at least one photo');
   return trackWrite(async () => {
-    const record: HistoryRecord = { id: newId(), createdAt: monotonicNow(), result, photo, thumbnail };
+    const record: HistoryRecord = { id: newId(), createdAt: monotonicNow(), result, photo: first.photo, thumbnail: first.thumbnail, photos };
     const stored = await storeHistoryRecord(record);
     const db = await getLocalDb();
     await db.put('history', stored);

@@ -12,13 +12,24 @@ type HistoryListProps = {
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
-function Thumbnail({ record, name }: { record: HistoryRecord; name: string }) {
-  const url = useMemo(() => (record.thumbnail ? URL.createObjectURL(record.thumbnail) : null), [record.thumbnail]);
+function Thumbnail({ thumbnail, name }: { thumbnail: Blob | null; name: string }) {
+  const url = useMemo(() => (thumbnail ? URL.createObjectURL(thumbnail) : null), [thumbnail]);
   useEffect(() => () => {
     if (url) URL.revokeObjectURL(url);
   }, [url]);
   if (!url) return <div className="history__thumb history__thumb--empty" aria-hidden="true" />;
   return <img className="history__thumb" src={url} alt={t.history.thumbnailAlt(name)} width={64} height={64} />;
+}
+
+/** Every photo of the observation, small, first photo first. */
+function Thumbnails({ record, name }: { record: HistoryRecord; name: string }) {
+  return (
+    <span className="history__thumbs" data-testid="history-thumbs">
+      {record.photos.map((item, index) => (
+        <Thumbnail key={index} thumbnail={item.thumbnail} name={index === 0 ? name : t.history.morePhotoAlt(index + 1)} />
+      ))}
+    </span>
+  );
 }
 
 /** Past identifications, kept in IndexedDB on this device and readable offline. */
@@ -42,7 +53,7 @@ export function HistoryList({ version, onOpen }: HistoryListProps) {
               return (
                 <li key={record.id}>
                   <button type="button" className="history__item" onClick={() => onOpen(record)}>
-                    <Thumbnail record={record} name={name} />
+                    <Thumbnails record={record} name={name} />
                     <span className="history__text">
                       <span className={`history__verdict history__verdict--${record.result.verdict}`}>
                         {danger ? <span aria-hidden="true">⚠ </span> : null}
@@ -51,6 +62,12 @@ export function HistoryList({ version, onOpen }: HistoryListProps) {
                       {top ? (
                         <span className="prediction__scientific" lang="la">
                           {name}
+                        </span>
+                      ) : null}
+                      {record.photos.length > 1 ? <span className="small">{t.history.photos(record.photos.length)}</span> : null}
+                      {record.result.next_photo ? (
+                        <span className="small" data-testid="history-next-photo">
+                          {t.history.nextPhoto(record.result.next_photo.view)}
                         </span>
                       ) : null}
                       <span className="muted small">{dateFormat.format(record.createdAt)}</span>

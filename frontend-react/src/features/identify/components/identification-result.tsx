@@ -17,6 +17,8 @@ type IdentificationResultProps = {
   focusOnMount?: boolean;
   /** Shown at the top: start again without scrolling past the whole answer. */
   onNewPhoto?: () => void;
+  /** Shown right after the verdict: the observation's photos and which photo next. */
+  observationSlot?: ReactNode;
 };
 
 /**
@@ -31,6 +33,7 @@ export function IdentificationResult({
   feedbackSlot,
   focusOnMount = false,
   onNewPhoto,
+  observationSlot,
 }: IdentificationResultProps) {
   const top = result.predictions[0];
   const topName = top ? (top.common_names[0] ?? top.scientific_name) : '';
@@ -51,6 +54,7 @@ export function IdentificationResult({
         possiblyUnknownSpecies={result.possibly_unknown_species}
         focusOnMount={focusOnMount}
       />
+      {observationSlot}
       {result.verdict === 'uncertain' && result.caution ? <CautionBlock caution={result.caution} speciesName={topName} /> : null}
       {photo ? (
         <JudgedPhoto

@@ -5,10 +5,13 @@ import { t } from '@/lib/i18n';
 type PhotoPickerProps = {
   onPhoto: (file: File) => void;
   disabled?: boolean;
+  /** Another photo of an observation: its own heading and hint (the view asked for). */
+  heading?: string;
+  hint?: string;
 };
 
 /** Two big buttons: the camera (rear-facing on phones) and the photo gallery. */
-export function PhotoPicker({ onPhoto, disabled = false }: PhotoPickerProps) {
+export function PhotoPicker({ onPhoto, disabled = false, heading = t.picker.heading, hint = t.picker.hint }: PhotoPickerProps) {
   const cameraId = useId();
   const galleryId = useId();
   const hintId = useId();
@@ -23,10 +26,10 @@ export function PhotoPicker({ onPhoto, disabled = false }: PhotoPickerProps) {
   return (
     <section className="picker" aria-labelledby={`${hintId}-heading`}>
       <h2 id={`${hintId}-heading`} className="picker__heading">
-        {t.picker.heading}
+        {heading}
       </h2>
       <p id={hintId} className="picker__hint">
-        {t.picker.hint}
+        {hint}
       </p>
       <div className="picker__buttons">
         <input

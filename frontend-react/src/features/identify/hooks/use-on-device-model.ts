@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Identification } from '@/lib/identification';
-import { identifyOnDevice, loadModelKit, offlineReadiness, storeForOffline, type ModelKit } from '../on-device/model-kit';
+import type { Identification, Place } from '@/lib/identification';
+import { runObservationOnDevice, type DevicePhoto, type ObservationAnswer } from '../on-device/identify-observation';
+import { loadModelKit, offlineReadiness, storeForOffline, type ModelKit } from '../on-device/model-kit';
+import type { RulesDocument } from '../on-device/rules';
 
 export type OnDeviceStatus =
   | { state: 'loading' }
@@ -21,6 +23,7 @@ export function useOnDeviceModel(isOnline: boolean) {
       try {
         const kit = await loadModelKit();
         kitRef.current = kit;
+        exposeObservationForDiagnostics(kit);
         let readiness = await offlineReadiness(kit.rules);
         if (!cancelled) setStatus({ state: 'ready', kit, ...readiness });
         if (!readiness.stored && !cancelled) {
@@ -40,11 +43,25 @@ export function useOnDeviceModel(isOnline: boolean) {
     };
   }, [isOnline]);
 
-  /** Identifies on this phone; null when no model is loaded. */
-  const identify = useCallback((photo: Blob, topK: number): Promise<Identification> | null => {
+  /** Identifies an observation on this phone; null when no model is loaded. */
+  const identify = useCallback((photos: DevicePhoto[], place: Place | null, topK: number): Promise<Identification> | null => {
     const kit = kitRef.current;
-    return kit ? identifyOnDevice(kit, photo, topK) : null;
+    return kit ? runObservationOnDevice(kit, photos, place, topK).then((answer) => answer.result) : null;
   }, []);
 
   return { status, identify };
+}
+
+declare global {
+  interface Window {
+    /** For timing and debugging: an observation answered by the loaded model kit. */
+    mushroomIdObservation?: {
+      rules: RulesDocument;
+      run: (photos: DevicePhoto[], place: Place | null, topK: number) => Promise<ObservationAnswer>;
+    };
+  }
+}
+
+function exposeObservationForDiagnostics(kit: ModelKit): void {
+  window.mushroomIdObservation = { rules: kit.rules, run: (photos, place, topK) => runObservationOnDevice(kit, photos, place, topK) };
 }

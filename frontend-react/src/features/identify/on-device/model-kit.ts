@@ -158,8 +158,11 @@ export function viewPixels(pixels: Uint8Array<ArrayBuffer>, width: number, view:
  * runtime's `run_views`): each view calibrated with the variant's temperature, then the
  * probabilities, logits and scores averaged view after view.
  */
-export async function runOnDevice(kit: ModelKit, photo: Blob, topK: number): Promise<OnDeviceAnswer> {
-  const started = performance.now();
+/** One photo through the model in every test-time view (as the classifier's `predict_views`). */
+export type PhotoViewsOutput = { probabilities: number[]; logits: number[]; mushroomScore: number | null; viewProbabilities: number[][] };
+
+/** Runs the model on each of the rules' test-time views of one photo; averages them (the observation runner uses it too). */
+export async function runPhotoViews(kit: ModelKit, photo: Blob): Promise<PhotoViewsOutput> {
   const { rules, model } = kit;
   const { input_width: width, input_height: height, test_time_views: views, temperature } = rules.model;
   const pixels = await photoToModelInput(photo, width, height);
@@ -170,6 +173,13 @@ export async function runOnDevice(kit: ModelKit, photo: Blob, topK: number): Pro
   const logits = averageRows(outputs.map((output) => output.logits));
   const scores = outputs.map((output) => output.mushroomScore);
   const mushroomScore = scores.every((score): score is number => score !== null) ? averageRows(scores.map((score) => [score]))[0]! : null;
+  return { probabilities, logits, mushroomScore, viewProbabilities };
+}
+
+export async function runOnDevice(kit: ModelKit, photo: Blob, topK: number): Promise<OnDeviceAnswer> {
+  const started = performance.now();
+  const { rules } = kit;
+  const { probabilities, logits, mushroomScore, viewProbabilities } = await runPhotoViews(kit, photo);
   const openSet = rules.rules.open_set;
   const judgement = judge(rules, {
     probabilities,

@@ -3,7 +3,7 @@
  * the model compiles there, WASM (SIMD) otherwise. The WASM files come from this app's own origin
  * (`/litert/<version>/`, copied there by the build), never from a CDN.
  */
-import type { RulesDocument } from '@/client/api-client';
+import type { RulesDocument } from './rules';
 
 declare const __LITERT_VERSION__: string;
 
@@ -24,9 +24,24 @@ type LiteRt = typeof import('@litertjs/core');
 
 let liteRtPromise: Promise<LiteRt> | null = null;
 
+/**
+ * Where the WASM runtime's own log lines go. Emscripten writes TFLite's stderr (17 `INFO: ...`
+ * lines per page load: delegates created, ops resolved) with `console.error`; only real errors
+ * belong there. LiteRT.js's loader passes `self.Module` to the WASM module factory, and the
+ * factory takes `print`/`printErr` from it.
+ */
+export function routeRuntimeLog(line: string): void {
+  if (/^\s*(INFO|VERBOSE|DEBUG)\b|^\s*[IV]\d{4} /.test(line)) console.debug(line);
+  else if (/^\s*(WARNING|WARN)\b|^\s*W\d{4} /.test(line)) console.warn(line);
+  else console.error(line);
+}
+
+type ModuleOptions = { print: (line: string) => void; printErr: (line: string) => void };
+
 /** Loads the LiteRT.js module and its WASM once per page. */
 function loadRuntime(): Promise<LiteRt> {
   liteRtPromise ??= import('@litertjs/core').then(async (liteRt) => {
+    (self as unknown as { Module?: ModuleOptions }).Module = { print: (line) => console.debug(line), printErr: routeRuntimeLog };
     await liteRt.loadLiteRt(new URL(LITERT_PATH, window.location.origin).href);
     return liteRt;
   });

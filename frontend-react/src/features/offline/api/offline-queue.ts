@@ -1,11 +1,32 @@
-import { getLocalDb, monotonicNow, loadQueuedPhoto, newId, storeQueuedPhoto, trackWrite, type QueuedPhoto } from '@/lib/local-db';
+import type { Place } from '@/lib/identification';
+import {
+  getLocalDb,
+  monotonicNow,
+  loadQueuedPhoto,
+  newId,
+  storeQueuedPhoto,
+  trackWrite,
+  type QueuedExtraPhoto,
+  type QueuedPhoto,
+} from '@/lib/local-db';
 
-export type { QueuedPhoto };
+export type { QueuedExtraPhoto, QueuedPhoto };
 
-/** Keeps a photo that could not be sent (offline) until the network returns. */
-export function enqueuePhoto(photo: Blob, fileName: string): Promise<QueuedPhoto> {
+/** What else a queued observation holds besides its first photo. */
+export type QueueOptions = { view?: string | null; more?: QueuedExtraPhoto[]; place?: Place | null };
+
+/** Keeps an observation (its first photo, any more, their views, the place) that could not be sent until the network returns. */
+export function enqueuePhoto(photo: Blob, fileName: string, options: QueueOptions = {}): Promise<QueuedPhoto> {
   return trackWrite(async () => {
-    const item: QueuedPhoto = { id: newId(), createdAt: monotonicNow(), photo, fileName };
+    const item: QueuedPhoto = {
+      id: newId(),
+      createdAt: monotonicNow(),
+      photo,
+      fileName,
+      view: options.view ?? null,
+      more: options.more ?? [],
+      place: options.place ?? null,
+    };
     const stored = await storeQueuedPhoto(item);
     const db = await getLocalDb();
     await db.put('queue', stored);

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { enqueuePhoto, flushQueue, listQueue, type QueuedPhoto } from '../api/offline-queue';
+import { enqueuePhoto, flushQueue, listQueue, type QueueOptions, type QueuedPhoto } from '../api/offline-queue';
 
 type UseOfflineQueueOptions = {
   isOnline: boolean;
@@ -34,8 +34,8 @@ export function useOfflineQueue({ isOnline, send, retryMs = 30_000 }: UseOffline
   }, [refresh]);
 
   const enqueue = useCallback(
-    async (photo: Blob, fileName: string): Promise<string> => {
-      const item = await enqueuePhoto(photo, fileName);
+    async (photo: Blob, fileName: string, options?: QueueOptions): Promise<string> => {
+      const item = await enqueuePhoto(photo, fileName, options);
       await refresh();
       return item.id;
     },
