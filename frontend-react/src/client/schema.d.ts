@@ -255,7 +255,8 @@ export interface paths {
         };
         /**
          * Prometheus Metrics
-         * @description Prometheus metrics: requests, latency, verdicts, species, confidence.
+         * @description Prometheus metrics: requests, latency, verdicts, confidence; with the admin token also
+         *     the counts per species.
          */
         get: operations["prometheus_metrics"];
         put?: never;
@@ -470,7 +471,7 @@ export interface components {
         IdentificationPublic: {
             /**
              * Request Id
-             * @description uuid4 hex; quote it in POST /feedback
+             * @description 64 hex characters signed by the service; quote it in POST /feedback
              */
             request_id: string;
             verdict: components["schemas"]["Verdict"];
@@ -582,6 +583,15 @@ export interface components {
             /** Metrics */
             metrics: {
                 [key: string]: number;
+            };
+            /**
+             * Evaluation
+             * @description the metrics by photo set: `test` (the dataset version's test split, photos like the training photos), `field_test` (other photographers' photos, never tuned on) and `field_val` (field photos the thresholds were tuned on); each with top1, top5, genus_top1 and the verdict numbers (empty for bundles measured before the field test)
+             */
+            evaluation?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
             };
             /** Variant */
             variant: string;
@@ -1686,6 +1696,15 @@ export interface operations {
                 };
                 content: {
                     "text/plain; version=1.0.0; charset=utf-8": unknown;
+                };
+            };
+            /** @description A token that is not the admin token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
         };
