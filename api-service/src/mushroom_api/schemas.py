@@ -133,6 +133,13 @@ class ModelInfoPublic(BaseModel):
     dataset_version: str
     created_at: datetime
     metrics: dict[str, float]
+    evaluation: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the metrics by photo set: `test` (the dataset version's test split, photos "
+        "like the training photos), `field_test` (other photographers' photos, never tuned on) "
+        "and `field_val` (field photos the thresholds were tuned on); each with top1, top5, "
+        "genus_top1 and the verdict numbers (empty for bundles measured before the field test)",
+    )
     variant: str
     data_status: str
     source: Literal["registry", "cache", "demo_fallback"] = Field(

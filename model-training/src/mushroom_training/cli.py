@@ -100,6 +100,63 @@ def export(
     STDOUT.print(f"bundle {bundle.name} {bundle.version} {bundle.uri}")
 
 
+@app.command("field-head")
+def field_head_command(
+    source: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="the served bundle folder")
+    ],
+    head: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="head .npz (field_heads study)")
+    ],
+    target: Annotated[Path, typer.Argument(help="the new bundle folder (replaced)")],
+    data_root: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="the shared data folder")
+    ] = Path("../shared/data"),
+    keep_rules: Annotated[
+        bool,
+        typer.Option(help="keep the source's temperature and rules: measure and record only"),
+    ] = False,
+    measure_catalog: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="a species.yaml to measure with (e.g. with every field-extra species)",
+        ),
+    ] = None,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Write a bundle with a species head retrained for field photos (issue 23): the source's
+    trunk and detector, thresholds tuned by severity on field validation photos."""
+    _setup_logging()
+    import yaml
+
+    from mushroom_common.bundle import read_metadata
+    from mushroom_common.catalog import load_catalog, parse_catalog
+    from mushroom_common.dataset import read_manifest
+    from mushroom_training.field_bundle import export_field_bundle
+
+    storage = open_storage_or_exit(storage_uri)
+    parent = read_metadata(source)
+    metadata = export_field_bundle(
+        source,
+        target,
+        head,
+        storage,
+        read_manifest(storage, parent.dataset_version),
+        data_root,
+        load_catalog(),
+        _command_line(),
+        keep_rules=keep_rules,
+        measure_catalog=(
+            parse_catalog(yaml.safe_load(measure_catalog.read_text("utf-8")))
+            if measure_catalog is not None
+            else None
+        ),
+    )
+    STDOUT.print(f"bundle {metadata.name} {metadata.version} {target}")
+
+
 @app.command()
 def evaluate(
     name: Annotated[str, typer.Argument(help="model name in the registry")],

@@ -34,6 +34,15 @@ logger = logging.getLogger(__name__)
 # The promotion rule compares these test-split metrics: lower poison cost is better, higher
 # macro-F1 is better.
 RULE_METRICS = ("poison_cost", "macro_f1")
+# Bundles measured on the field split (issue 23) are compared on field validation instead:
+# none of its deadly/poisonous photos answered `edible`, top-1 not lower, toxic photos answered
+# `dangerous` not fewer, edible photos answered `dangerous` not more than the champion's.
+FIELD_RULE_METRICS = (
+    "field_val_dangerous_answered_edible",
+    "field_val_top1",
+    "field_val_toxic_answered_dangerous",
+    "field_val_edible_answered_dangerous",
+)
 # The model tests of a source checkout (an installed image has none: `model_tests()` is None).
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODEL_TESTS = REPO_ROOT / "model-training" / "tests" / "model" / "test_demo_bundle.py"
@@ -51,6 +60,58 @@ class PromotionRefusedError(RuntimeError):
 
 def _rule_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: metrics[k] for k in RULE_METRICS if k in metrics}
+
+
+# Safety is absolute on every photo set a bundle records (a check, not a choice: nothing is
+# tuned on these): no deadly/poisonous photo answered `edible`.
+SAFETY_METRICS = {
+    "verdict_dangerous_as_edible": "dangerous test-split photos",
+    "field_dangerous_answered_edible": "dangerous field-test photos",
+    "field_unknown_dangerous_answered_edible": "dangerous photos of unknown species",
+}
+
+
+def field_gate(candidate: dict[str, float], champion: dict[str, float] | None) -> list[str]:
+    """Why a candidate with field-validation numbers is worse (empty: not worse).
+
+    Safety is absolute (no dangerous photo answered `edible` on field validation nor on any set
+    in `SAFETY_METRICS`); the rest is relative to a champion that has field numbers too.
+    """
+    worse: list[str] = []
+    for key, what in SAFETY_METRICS.items():
+        if candidate.get(key, 0.0) > 0:
+            worse.append(f"{candidate[key]:.0f} {what} answered edible")
+    if candidate["field_val_dangerous_answered_edible"] > 0:
+        worse.append(
+            f"{candidate['field_val_dangerous_answered_edible']:.0f} dangerous field-validation "
+            "photos answered edible"
+        )
+    if champion is None or not all(k in champion for k in FIELD_RULE_METRICS):
+        return worse
+    eps = 1e-9
+    if candidate["field_val_top1"] < champion["field_val_top1"] - eps:
+        worse.append(
+            f"field-val top-1 {candidate['field_val_top1']:.4f} < {champion['field_val_top1']:.4f}"
+        )
+    if (
+        candidate["field_val_toxic_answered_dangerous"]
+        < champion["field_val_toxic_answered_dangerous"] - eps
+    ):
+        worse.append(
+            "field-val toxic answered dangerous "
+            f"{candidate['field_val_toxic_answered_dangerous']:.4f} < "
+            f"{champion['field_val_toxic_answered_dangerous']:.4f}"
+        )
+    if (
+        candidate["field_val_edible_answered_dangerous"]
+        > champion["field_val_edible_answered_dangerous"] + eps
+    ):
+        worse.append(
+            "field-val edible answered dangerous "
+            f"{candidate['field_val_edible_answered_dangerous']:.4f} > "
+            f"{champion['field_val_edible_answered_dangerous']:.4f}"
+        )
+    return worse
 
 
 def _champion_metrics_on(
@@ -120,9 +181,12 @@ def promote(
 ) -> PromotionEvent:
     """Make a bundle version the champion if it is not worse than the current one.
 
-    Not worse means: poison cost <= the champion's and macro-F1 >= the champion's, both on the
+    A candidate measured on the field split (`FIELD_RULE_METRICS` in its metadata, written by
+    `mushroom-train field-head`) is judged on field validation (`field_gate`). Otherwise not
+    worse means: poison cost <= the champion's and macro-F1 >= the champion's, both on the
     candidate's test split (the champion is re-evaluated there when it was trained on another
-    dataset version), and `checks` (e.g. `run_model_tests`) pass on the candidate's files.
+    dataset version); such a candidate cannot replace a champion that has field numbers. Either
+    way `checks` (e.g. `run_model_tests`) must pass on the candidate's files.
     `force` promotes anyway; every attempt is appended to the history.
 
     Args:
@@ -141,22 +205,49 @@ def promote(
     """
     registry = ModelRegistry(storage)
     candidate = registry.metadata(name, version)
-    metrics = _rule_metrics(candidate.metrics)
-    missing = [k for k in RULE_METRICS if k not in metrics]
-    if missing:
-        raise ValueError(f"{name}/{version} has no {', '.join(missing)} in its metadata metrics")
     current = registry.champion(name)
     previous_metrics: dict[str, float] = {}
     worse: list[str] = []
-    if current is not None and current.version != version:
-        champ = registry.metadata(name, current.version)
-        previous_metrics = _champion_metrics_on(registry, champ, candidate.dataset_version)
-        if metrics["poison_cost"] > previous_metrics["poison_cost"] + 1e-9:
-            worse.append(
-                f"poison cost {metrics['poison_cost']:.4f} > {previous_metrics['poison_cost']:.4f}"
+    champ = (
+        registry.metadata(name, current.version)
+        if current is not None and current.version != version
+        else None
+    )
+    if all(k in candidate.metrics for k in FIELD_RULE_METRICS):
+        metrics = {
+            k: candidate.metrics[k]
+            for k in (*FIELD_RULE_METRICS, *SAFETY_METRICS)
+            if k in candidate.metrics
+        }
+        if champ is not None:
+            previous_metrics = {
+                k: champ.metrics[k] for k in FIELD_RULE_METRICS if k in champ.metrics
+            }
+        worse = field_gate(metrics, previous_metrics if champ is not None else None)
+        if champ is not None and len(previous_metrics) < len(FIELD_RULE_METRICS):
+            logger.info(
+                "champion %s has no field numbers: only field safety compared", champ.version
             )
-        if metrics["macro_f1"] < previous_metrics["macro_f1"] - 1e-9:
-            worse.append(f"macro-F1 {metrics['macro_f1']:.4f} < {previous_metrics['macro_f1']:.4f}")
+    else:
+        metrics = _rule_metrics(candidate.metrics)
+        missing = [k for k in RULE_METRICS if k not in metrics]
+        if missing:
+            raise ValueError(
+                f"{name}/{version} has no {', '.join(missing)} in its metadata metrics"
+            )
+        if champ is not None and all(k in champ.metrics for k in FIELD_RULE_METRICS):
+            worse.append("the champion was measured on field photos and the candidate was not")
+        elif champ is not None:
+            previous_metrics = _champion_metrics_on(registry, champ, candidate.dataset_version)
+            if metrics["poison_cost"] > previous_metrics["poison_cost"] + 1e-9:
+                worse.append(
+                    f"poison cost {metrics['poison_cost']:.4f} > "
+                    f"{previous_metrics['poison_cost']:.4f}"
+                )
+            if metrics["macro_f1"] < previous_metrics["macro_f1"] - 1e-9:
+                worse.append(
+                    f"macro-F1 {metrics['macro_f1']:.4f} < {previous_metrics['macro_f1']:.4f}"
+                )
     if checks is not None:
         failure = _check_candidate(registry, name, version, checks)
         if failure:

@@ -252,3 +252,229 @@ def judged_outcome(
         "edible_coverage": edible_right / max(edible_photos, 1),
         "possibly_unknown_flagged": unknown_flagged,
     }
+
+
+# ----------------------------------------------------------------------------- field tuning
+
+
+@dataclass(frozen=True)
+class FieldAnswers:
+    """Calibrated answers of photos of known species (field validation photos, for tuning).
+
+    `view_probabilities` [N, V, C] are the test-time views behind `probabilities` (None: one).
+    """
+
+    probabilities: np.ndarray
+    true_species: list[str]
+    mushroom_scores: np.ndarray | None = None
+    unknown_scores: np.ndarray | None = None
+    view_probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FieldTuningSettings:
+    """The severity grid and the targets of issue 23 that the tuning must meet on field val."""
+
+    deadly_thresholds: tuple[float, ...] = (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2)
+    poisonous_thresholds: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+    edible_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.875, 0.9, 0.95, 1.01)
+    caution_thresholds: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
+    min_toxic_answered_dangerous: float = 0.90
+
+
+def verdict_rates(
+    answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
+) -> dict[str, float | int | None]:
+    """Issue 23's verdict numbers of these answers under these rules (vectorised `judge`)."""
+    verdicts = _batch_verdicts(answers, labels, catalog, rules)
+    return _rates(verdicts, answers, labels, catalog)
+
+
+def _batch_verdicts(
+    answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
+) -> list[str]:
+    from mushroom_common.verdict import verdict_features, verdicts_from_features
+
+    features = verdict_features(
+        answers.probabilities,
+        labels,
+        catalog,
+        mushroom_scores=answers.mushroom_scores,
+        unknown_scores=answers.unknown_scores,
+        view_probabilities=answers.view_probabilities,
+    )
+    return [v.value for v in verdicts_from_features(features, rules).as_verdicts()]
+
+
+def _rates(
+    verdicts: list[str], answers: FieldAnswers, labels: list[str], catalog: Catalog
+) -> dict[str, float | int | None]:
+    truth = answers.true_species
+    top1 = [labels[i] for i in answers.probabilities.argmax(axis=1)]
+    edibility = [catalog.get(t).edibility for t in truth]
+    toxic = [i for i, e in enumerate(edibility) if e.is_dangerous]
+    edible = [i for i, e in enumerate(edibility) if e.is_edible]
+
+    def rate(hits: int, total: int) -> float | None:
+        return hits / total if total else None
+
+    return {
+        "photos": len(truth),
+        "toxic_photos": len(toxic),
+        "edible_photos": len(edible),
+        "toxic_answered_dangerous": rate(
+            sum(verdicts[i] == "dangerous" for i in toxic), len(toxic)
+        ),
+        "edible_answered_dangerous": rate(
+            sum(verdicts[i] == "dangerous" for i in edible), len(edible)
+        ),
+        "edible_answered_edible_right": rate(
+            sum(verdicts[i] == "edible" and top1[i] == truth[i] for i in edible), len(edible)
+        ),
+        "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in toxic),
+        "answered_edible": sum(v == "edible" for v in verdicts),
+        "answered_dangerous": sum(v == "dangerous" for v in verdicts),
+    }
+
+
+def tune_field_rules(
+    field_val: FieldAnswers,
+    safety_sets: list[FieldAnswers],
+    labels: list[str],
+    catalog: Catalog,
+    base: VerdictRules,
+    settings: FieldTuningSettings,
+) -> tuple[VerdictRules, list[dict[str, Any]]]:
+    """Severity thresholds tuned on field validation photos (never the field test).
+
+    Every grid point (deadly x poisonous x caution x edible threshold) is judged on field
+    validation; the admissible ones answer no deadly/poisonous photo `edible` on field val nor
+    on any of `safety_sets` (e.g. the in-source val split) and answer at least
+    `min_toxic_answered_dangerous` of the toxic photos `dangerous` on field val and on each
+    safety set (field val alone holds a few dozen toxic photos: too few to tune a recall on).
+    Among them the fewest edible photos answered `dangerous`, then the most edible photos
+    answered `edible` with the right species, then the lower (safer) thresholds. When none is
+    admissible the toxic-recall target is dropped (safety first: the zero stays).
+
+    Returns:
+        The rules and the whole grid with each point's field-val numbers.
+    """
+    from mushroom_common.verdict import verdict_features, verdicts_from_features
+
+    def features_of(a: FieldAnswers) -> Any:
+        return verdict_features(
+            a.probabilities,
+            labels,
+            catalog,
+            mushroom_scores=a.mushroom_scores,
+            unknown_scores=a.unknown_scores,
+            view_probabilities=a.view_probabilities,
+        )
+
+    val_features = features_of(field_val)
+    others = [(a, features_of(a)) for a in safety_sets]
+    grid: list[dict[str, Any]] = []
+    for deadly in settings.deadly_thresholds:
+        for poisonous in settings.poisonous_thresholds:
+            if poisonous < deadly:
+                continue
+            for caution in settings.caution_thresholds:
+                for edible in settings.edible_thresholds:
+                    rules = _with(base, deadly, poisonous, caution, edible)
+                    verdicts = [
+                        v.value for v in verdicts_from_features(val_features, rules).as_verdicts()
+                    ]
+                    row: dict[str, Any] = {
+                        "deadly_threshold": deadly,
+                        "poisonous_threshold": poisonous,
+                        "caution_threshold": caution,
+                        "edible_threshold": edible,
+                        **_rates(verdicts, field_val, labels, catalog),
+                    }
+                    other_rates = [
+                        _rates(
+                            [v.value for v in verdicts_from_features(f, rules).as_verdicts()],
+                            a,
+                            labels,
+                            catalog,
+                        )
+                        for a, f in others
+                    ]
+                    row["other_dangerous_answered_edible"] = sum(
+                        int(r["dangerous_answered_edible"] or 0) for r in other_rates
+                    )
+                    row["other_toxic_answered_dangerous"] = min(
+                        (float(r["toxic_answered_dangerous"] or 0.0) for r in other_rates),
+                        default=1.0,
+                    )
+                    grid.append(row)
+    safe = [
+        r
+        for r in grid
+        if r["dangerous_answered_edible"] == 0 and r["other_dangerous_answered_edible"] == 0
+    ]
+    admissible = [
+        r
+        for r in safe
+        if (r["toxic_answered_dangerous"] or 0.0) >= settings.min_toxic_answered_dangerous
+        and r["other_toxic_answered_dangerous"] >= settings.min_toxic_answered_dangerous
+    ] or safe
+    if not admissible:
+        logger.warning("no grid point is safe on field val: the base rules are kept")
+        return base, grid
+    best = min(
+        admissible,
+        key=lambda r: (
+            r["edible_answered_dangerous"] or 0.0,
+            -(r["edible_answered_edible_right"] or 0.0),
+            r["deadly_threshold"],
+            r["poisonous_threshold"],
+            r["caution_threshold"],
+            -r["edible_threshold"],
+        ),
+    )
+    logger.info("field-val rules: %s", best)
+    chosen = _with(
+        base,
+        best["deadly_threshold"],
+        best["poisonous_threshold"],
+        best["caution_threshold"],
+        best["edible_threshold"],
+    )
+    return chosen, grid
+
+
+def _with(
+    base: VerdictRules, deadly: float, poisonous: float, caution: float, edible: float
+) -> VerdictRules:
+    return VerdictRules(
+        danger_threshold=poisonous,
+        edible_threshold=edible,
+        detector_threshold=base.detector_threshold,
+        unseen_lookalike_blocks_edible=base.unseen_lookalike_blocks_edible,
+        open_set_method=base.open_set_method,
+        open_set_threshold=base.open_set_threshold,
+        genus_threshold=base.genus_threshold,
+        deadly_threshold=deadly,
+        poisonous_threshold=poisonous,
+        caution_threshold=caution,
+        genus_danger_share=base.genus_danger_share,
+    )
+
+
+def severity_curves(
+    answers: FieldAnswers,
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+    thresholds: tuple[float, ...] = (0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7),
+) -> dict[str, list[dict[str, Any]]]:
+    """Verdict trade-off curves by severity: each threshold moved alone, the others as `rules`."""
+    curves: dict[str, list[dict[str, Any]]] = {"deadly_threshold": [], "poisonous_threshold": []}
+    for t in thresholds:
+        for name in curves:
+            deadly = t if name == "deadly_threshold" else rules.deadly_threshold
+            poisonous = t if name == "poisonous_threshold" else rules.poisonous_threshold
+            moved = _with(rules, deadly, poisonous, rules.caution_threshold, rules.edible_threshold)
+            curves[name].append({name: t, **verdict_rates(answers, labels, catalog, moved)})
+    return curves

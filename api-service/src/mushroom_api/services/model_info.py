@@ -6,6 +6,29 @@ from mushroom_api.schemas import ModelInfoPublic
 from mushroom_api.services.classifier import Classifier
 from mushroom_api.services.model_store import ModelHolder
 
+# Metadata metric keys of each photo set (bundles written by `mushroom-train field-head`).
+EVALUATION_SETS = (("field_val", "field_val_"), ("field_test", "field_"))
+
+
+def evaluation_columns(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The metrics split into photo sets: `field_val_*`, `field_*` and the rest (`test`).
+
+    Bundles measured before the field test have no `field_` keys: an empty answer then, so a
+    client never mistakes thumbnail numbers for field numbers.
+    """
+    columns: dict[str, dict[str, float]] = {name: {} for name, _ in EVALUATION_SETS}
+    columns["test"] = {}
+    for key, value in metrics.items():
+        for name, prefix in EVALUATION_SETS:
+            if key.startswith(prefix):
+                columns[name][key.removeprefix(prefix)] = value
+                break
+        else:
+            columns["test"][key] = value
+    if not columns["field_test"]:
+        return {}
+    return columns
+
 
 def model_info(classifier: Classifier, holder: ModelHolder) -> ModelInfoPublic:
     """Metadata and metrics of the served bundle, and where it came from."""
@@ -18,6 +41,7 @@ def model_info(classifier: Classifier, holder: ModelHolder) -> ModelInfoPublic:
         dataset_version=metadata.dataset_version,
         created_at=metadata.created_at,
         metrics=metadata.metrics,
+        evaluation=evaluation_columns(metadata.metrics),
         variant=metadata.serving_variant,
         data_status=metadata.data_status,
         # The holder's source describes its current classifier; a request holding an older

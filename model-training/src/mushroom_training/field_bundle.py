@@ -1,0 +1,490 @@
+"""A bundle whose species head was retrained for field photos (issue 23), from a served bundle.
+
+`mushroom-train field-head` writes it: the served int8 model with a new head
+(`field_head.replace_head`), its temperature fitted on the dataset version's val split, its
+verdict thresholds tuned by severity on field validation photos (`safety.tune_field_rules`,
+never the field test), the test-time views the head was chosen with, and metrics on the
+version's test split and on the field test (`field`). Trunk, detector and input contract are the
+served bundle's; so are the plots of the parent run, which the report says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mushroom_common.bundle import (
+    BundleMetadata,
+    InferenceView,
+    hash_bundle_files,
+    read_metadata,
+    write_metadata,
+)
+from mushroom_common.catalog import Catalog
+from mushroom_common.dataset import ManifestRow
+from mushroom_common.imaging import decode_for_model, resize_for_model
+from mushroom_common.runtime import BundleRuntime, calibrated_probabilities, variant_temperature
+from mushroom_common.storage import Storage
+from mushroom_common.verdict import OpenSetMethod, VerdictRules, open_set_score
+from mushroom_training import field, field_head, safety
+from mushroom_training.metrics import fit_temperature
+from mushroom_training.open_set import auroc
+
+logger = logging.getLogger(__name__)
+
+# The numbers every evaluation column carries (metadata keys: plain for the test split,
+# `field_` for the field test, `field_val_` for field validation).
+EVALUATION_KEYS = (
+    "top1",
+    "top5",
+    "genus_top1",
+    "toxic_answered_dangerous",
+    "edible_answered_dangerous",
+    "edible_answered_edible_right",
+    "dangerous_answered_edible",
+    "photos",
+)
+
+
+@dataclass(frozen=True)
+class ViewOutputs:
+    """A model's outputs on photos and on their mirror images."""
+
+    logits: np.ndarray
+    mirror_logits: np.ndarray
+    scores: np.ndarray
+    mirror_scores: np.ndarray
+
+    def take(self, rows: np.ndarray) -> ViewOutputs:
+        return ViewOutputs(
+            self.logits[rows], self.mirror_logits[rows], self.scores[rows], self.mirror_scores[rows]
+        )
+
+
+def run_views(runtime: BundleRuntime, photos: list[bytes]) -> ViewOutputs:
+    """Each photo as served (`decode_for_model` + `resize_for_model`) and mirrored."""
+    height, width = runtime.input_size
+    plain, mirrored = [], []
+    for data in photos:
+        pixels = resize_for_model(decode_for_model(data, max(height, width)), height, width)
+        plain.append(pixels)
+        mirrored.append(np.ascontiguousarray(pixels[:, ::-1, :]))
+    first, second = runtime.run_batch(plain), runtime.run_batch(mirrored)
+    if first.mushroom_scores is None or second.mushroom_scores is None:
+        raise ValueError("the model has no mushroom detector")
+    return ViewOutputs(first.logits, second.logits, first.mushroom_scores, second.mushroom_scores)
+
+
+def answers(
+    outputs: ViewOutputs,
+    truth: list[str],
+    temperature: float,
+    views: list[InferenceView],
+    open_set: OpenSetMethod | None,
+) -> safety.FieldAnswers:
+    """The served answers: each view calibrated on its own and averaged (`runtime.run_views`),
+    logits and detector scores averaged; the open-set score on the averaged logits."""
+    mirror = InferenceView.MIRROR in views
+    per_view = [calibrated_probabilities(outputs.logits, temperature)]
+    logits, scores = outputs.logits, outputs.scores
+    if mirror:
+        per_view.append(calibrated_probabilities(outputs.mirror_logits, temperature))
+        logits = (outputs.logits + outputs.mirror_logits) / 2
+        scores = (outputs.scores + outputs.mirror_scores) / 2
+    stacked = np.stack(per_view, axis=1).astype(np.float64)
+    unknown = (
+        np.array([open_set_score(row, open_set) for row in logits])
+        if open_set is not None
+        else None
+    )
+    return safety.FieldAnswers(
+        probabilities=stacked.mean(axis=1),
+        true_species=truth,
+        mushroom_scores=np.asarray(scores, np.float64),
+        unknown_scores=unknown,
+        view_probabilities=stacked if mirror else None,
+    )
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def export_field_bundle(
+    source_dir: Path,
+    target_dir: Path,
+    head_file: Path,
+    storage: Storage,
+    manifest: list[ManifestRow],
+    data_root: Path,
+    catalog: Catalog,
+    command: str,
+    *,
+    keep_rules: bool = False,
+    measure_catalog: Catalog | None = None,
+) -> BundleMetadata:
+    """Write the bundle (see the module docstring) and return its metadata.
+
+    Args:
+        source_dir: the served bundle whose trunk and detector are kept.
+        target_dir: the new bundle folder (replaced).
+        head_file: .npz with `weights` [features, labels], `bias` [labels], `mirror_view`
+            (bool) and `logit_range` (min, max of the head's logits on its training features).
+        storage: where the dataset version's photos are.
+        manifest: the dataset version's rows (the source bundle's version).
+        data_root: the shared data folder (field photos).
+        catalog: the species catalog the rules are tuned with.
+        command: the command line, recorded in the metadata.
+        keep_rules: keep the source's temperature and decision rules (measure only: for a
+            served head whose field-tuned rules are not safe enough to ship).
+        measure_catalog: a catalog to measure with (e.g. one with entries for every
+            `field-extra/` species); `catalog` still writes rules.json.
+    """
+    parent = read_metadata(source_dir)
+    labels = list(parent.labels)
+    shipped_catalog = catalog
+    catalog = measure_catalog if measure_catalog is not None else catalog
+    head = np.load(head_file)
+    views = [InferenceView.ORIGINAL] + ([InferenceView.MIRROR] if bool(head["mirror_view"]) else [])
+    if target_dir.exists():
+        shutil.rmtree(target_dir)
+    shutil.copytree(source_dir, target_dir)
+    (target_dir / "metadata.json").unlink()
+    model = target_dir / parent.variant().path
+    retrained = not bool(head["served_head"]) if "served_head" in head.files else True
+    if retrained:
+        low, high = (float(v) for v in head["logit_range"])
+        field_head.replace_head(
+            source_dir / parent.variant().path, model, head["weights"], head["bias"], (low, high)
+        )
+    runtime = BundleRuntime(
+        model,
+        labels=labels,
+        input_size=(parent.input.height, parent.input.width),
+        temperature=1.0,
+        score_output=parent.mushroom_detector.output_index if parent.mushroom_detector else None,
+        num_threads=2,
+        batch_size=8,
+    )
+    photos = field.field_photos(data_root, manifest, labels)
+    field_hashes = {field.sha256_of(p.path) for p in photos}
+    rows = {s: [r for r in manifest if r.split == s] for s in ("val", "test")}
+    measured = [p for p in photos if p.role in ("field_val", "field_test", "open_set")]
+    outputs = run_views(
+        runtime,
+        [storage.read_bytes(r.image_key) for s in ("val", "test") for r in rows[s]]
+        + [p.path.read_bytes() for p in measured],
+    )
+    n_val, n_test = len(rows["val"]), len(rows["test"])
+    val_out = outputs.take(np.arange(n_val))
+    val_truth = [r.species for r in rows["val"]]
+    index = {label: i for i, label in enumerate(labels)}
+    temperature = (
+        variant_temperature(parent, parent.variant())
+        if keep_rules
+        else fit_temperature(val_out.logits, np.array([index[t] for t in val_truth]))
+    )
+    open_set = parent.decision_rules.open_set
+    method = open_set.method if open_set is not None else None
+
+    def subset(keep: Any) -> tuple[ViewOutputs, list[str]]:
+        idx = [n_val + n_test + i for i, p in enumerate(measured) if keep(p)]
+        return outputs.take(np.array(idx, np.intp)), [
+            measured[i - n_val - n_test].species for i in idx
+        ]
+
+    def answer(out: ViewOutputs, truth: list[str]) -> safety.FieldAnswers:
+        return answers(out, truth, temperature, views, method)
+
+    # The open-set threshold keeps its meaning: 95% of the in-source val photos pass it.
+    val_answers = answer(val_out, val_truth)
+    if not keep_rules and open_set is not None and val_answers.unknown_scores is not None:
+        open_set = open_set.model_copy(
+            update={"threshold": float(np.quantile(val_answers.unknown_scores, 0.95))}
+        )
+    spec = parent.decision_rules.model_copy(update={"open_set": open_set, "test_time_views": views})
+    base = VerdictRules.from_spec(
+        spec, parent.mushroom_detector.threshold if parent.mushroom_detector else None
+    )
+    report: dict[str, Any] = {}
+    field_val = answer(*subset(lambda p: p.role == "field_val"))
+    in_source_val = answer(
+        val_out.take(
+            np.array([i for i, r in enumerate(rows["val"]) if r.content_hash not in field_hashes])
+        ),
+        [r.species for r in rows["val"] if r.content_hash not in field_hashes],
+    )
+    rules, grid = safety.tune_field_rules(
+        field_val, [in_source_val], labels, catalog, base, safety.FieldTuningSettings()
+    )
+    report["field_tuned_rules"] = {
+        "deadly_threshold": rules.deadly_threshold,
+        "poisonous_threshold": rules.poisonous_threshold,
+        "caution_threshold": rules.caution_threshold,
+        "edible_threshold": rules.edible_threshold,
+        "shipped": not keep_rules,
+    }
+    report["field_tuned_rules_outcome"] = {
+        name: safety.verdict_rates(a, labels, catalog, rules)
+        for name, a in (("field_val", field_val), ("in_source_val", in_source_val))
+    }
+    if keep_rules:
+        rules = base
+    spec = (
+        spec
+        if keep_rules
+        else spec.model_copy(
+            update={
+                "danger_threshold": rules.poisonous_threshold,
+                "deadly_threshold": rules.deadly_threshold,
+                "poisonous_threshold": rules.poisonous_threshold,
+                "caution_threshold": rules.caution_threshold,
+                "edible_threshold": min(rules.edible_threshold, 1.01),
+            }
+        )
+    )
+    rules = VerdictRules.from_spec(
+        spec, parent.mushroom_detector.threshold if parent.mushroom_detector else None
+    )
+    test_out = outputs.take(np.arange(n_val, n_val + n_test))
+    report["field_tuned_rules_outcome"]["field_test"] = safety.verdict_rates(
+        answer(*subset(lambda p: p.role == "field_test")),
+        labels,
+        catalog,
+        VerdictRules.from_spec(
+            parent.decision_rules.model_copy(
+                update={
+                    "deadly_threshold": report["field_tuned_rules"]["deadly_threshold"],
+                    "poisonous_threshold": report["field_tuned_rules"]["poisonous_threshold"],
+                    "caution_threshold": report["field_tuned_rules"]["caution_threshold"],
+                    "edible_threshold": report["field_tuned_rules"]["edible_threshold"],
+                    "open_set": open_set,
+                    "test_time_views": views,
+                }
+            ),
+            parent.mushroom_detector.threshold if parent.mushroom_detector else None,
+        ),
+    )
+    test_truth = [r.species for r in rows["test"]]
+    test_answers = answer(test_out, test_truth)
+    field_test = answer(*subset(lambda p: p.role == "field_test"))
+    unknown = answer(*subset(lambda p: p.role == "open_set"))
+    columns = {
+        "test": test_answers,
+        "field_val": field_val,
+        "field_test": field_test,
+    }
+    for name, a in columns.items():
+        report[name] = {
+            **field.accuracy_numbers(a.probabilities, a.true_species, labels, catalog),
+            **safety.verdict_rates(a, labels, catalog, rules),
+            **field.class_bias(a.probabilities, a.true_species, labels),
+        }
+    known_scores = field_test.unknown_scores
+    unknown_scores = unknown.unknown_scores
+    open_auroc = (
+        auroc(known_scores, unknown_scores)
+        if known_scores is not None and unknown_scores is not None
+        else None
+    )
+    report["open_set_field_extra"] = _open_set(unknown, labels, catalog, rules, open_auroc)
+    report["field_test_confusions"] = field.confusions(
+        field_test.probabilities, field_test.true_species, labels
+    )
+    report["severity_curves_field_val"] = safety.severity_curves(field_val, labels, catalog, rules)
+    report["rules_grid_points"] = len(grid)
+    metrics: dict[str, float] = {}
+    for column, prefix in (("test", ""), ("field_test", "field_"), ("field_val", "field_val_")):
+        numbers = report[column]
+        for key in EVALUATION_KEYS:
+            value = numbers.get(key)
+            if value is not None:
+                metrics[f"{prefix}{key}"] = float(value)
+    # The names the demo tests and the promotion gate read since before the field test.
+    metrics["verdict_dangerous_as_edible"] = metrics["dangerous_answered_edible"]
+    metrics["verdict_edible_coverage"] = metrics.get("edible_answered_edible_right", 0.0)
+    if open_auroc is not None:
+        metrics["open_set_auroc"] = float(open_auroc)
+        metrics["field_open_set_auroc"] = float(open_auroc)
+    metrics["field_unknown_dangerous_answered_edible"] = float(
+        report["open_set_field_extra"]["dangerous_answered_edible"]
+    )
+    variant = parent.variant().model_copy(
+        update={
+            "temperature": temperature,
+            "size_bytes": model.stat().st_size,
+            "metrics": {**(parent.variant().metrics if not retrained else {}), **metrics},
+        }
+    )
+    now = datetime.now(UTC)
+    if retrained:
+        head_note = (
+            f"Species head retrained for field photos on the pooled features of "
+            f"`{parent.version}` (trunk, detector and the plots below are that run's)."
+        )
+    else:
+        head_note = (
+            f"The model of `{parent.version}`, unchanged (no retrained head beat it on field "
+            "validation: benchmarks/RESULTS.md); the plots below are that run's."
+        )
+    rules_note = (
+        "Its decision rules are kept: the thresholds tuned by severity on field validation "
+        f"({report['field_tuned_rules']}) answered a dangerous field-test photo `edible`."
+        if keep_rules
+        else "Thresholds tuned by severity on field validation."
+    )
+    _write_report(
+        target_dir, parent, report, metrics, temperature, views, f"{head_note} {rules_note}"
+    )
+    from mushroom_common import rules_export
+
+    metadata = parent.model_copy(
+        update={
+            "version": f"{now:%Y%m%d-%H%M%S}-field",
+            "temperature": temperature,
+            "variants": [variant],
+            "decision_rules": spec,
+            "git_revision": _git_revision(),
+            "created_at": now,
+            "parent_run_id": parent.tracking_run_id,
+            "command": command,
+            # An unchanged model keeps the parent's measurements (same model, same test split).
+            "metrics": {**(parent.metrics if not retrained else {}), **metrics},
+            "files": [],
+        }
+    )
+    write_metadata(target_dir, metadata)
+    rules_export.write_rules_file(target_dir, metadata, shipped_catalog)
+    metadata = metadata.model_copy(update={"files": hash_bundle_files(target_dir)})
+    write_metadata(target_dir, metadata)
+    logger.info("wrote %s: %s", target_dir, metrics)
+    return metadata
+
+
+def _open_set(
+    unknown: safety.FieldAnswers,
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+    open_auroc: float | None,
+) -> dict[str, Any]:
+    from mushroom_common.verdict import verdict_features, verdicts_from_features
+
+    features = verdict_features(
+        unknown.probabilities,
+        labels,
+        catalog,
+        mushroom_scores=unknown.mushroom_scores,
+        unknown_scores=unknown.unknown_scores,
+        view_probabilities=unknown.view_probabilities,
+    )
+    verdicts = [v.value for v in verdicts_from_features(features, rules).as_verdicts()]
+    edibility = [catalog.get(t).edibility if t in catalog else None for t in unknown.true_species]
+    dangerous = [i for i, e in enumerate(edibility) if e is not None and e.is_dangerous]
+    return {
+        "photos": len(verdicts),
+        "with_catalog_entry": sum(e is not None for e in edibility),
+        "dangerous_photos": len(dangerous),
+        "auroc": open_auroc,
+        "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in dangerous),
+        "answered_edible": sum(v == "edible" for v in verdicts),
+        "verdicts": dict(Counter(verdicts)),
+    }
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _write_report(
+    target_dir: Path,
+    parent: BundleMetadata,
+    report: dict[str, Any],
+    metrics: dict[str, Any],
+    temperature: float,
+    views: list[InferenceView],
+    note: str,
+) -> None:
+    """report.json gains a `field` section (in-source test and field test columns); report.md
+    gets the field tables on top of the parent run's report."""
+    path = target_dir / "report.json"
+    document = json.loads(path.read_text("utf-8"))
+    document["field"] = {
+        "parent_version": parent.version,
+        "note": note,
+        "temperature": temperature,
+        "test_time_views": [v.value for v in views],
+        "metrics": metrics,
+        **report,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
+    rows = [
+        ("photos", "photos", "{}"),
+        ("top-1", "top1", "pct"),
+        ("top-5", "top5", "pct"),
+        ("genus top-1", "genus_top1", "pct"),
+        ("toxic answered dangerous", "toxic_answered_dangerous", "pct"),
+        ("edible answered dangerous", "edible_answered_dangerous", "pct"),
+        ("edible answered edible, right species", "edible_answered_edible_right", "pct"),
+        ("dangerous answered edible", "dangerous_answered_edible", "{}"),
+        ("recall, 4 big classes", "big_recall", "pct"),
+        ("recall, other classes", "rest_recall", "pct"),
+        ("death cap / destroying angel answered grisette", "death_cap_as_grisette", "{}"),
+    ]
+    lines = [
+        "## Field test (issue 23)",
+        "",
+        f"{note} Columns: the dataset version's test split; field validation (the field photos "
+        "choices are made on); field test (other photographers' photos, never tuned on).",
+        "",
+        "| | test split | field val | field test |",
+        "|---|---|---|---|",
+    ]
+    for title, key, fmt in rows:
+        cells = [
+            _pct(report[c].get(key)) if fmt == "pct" else str(report[c].get(key))
+            for c in ("test", "field_val", "field_test")
+        ]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    o = report["open_set_field_extra"]
+    lines += [
+        "",
+        f"Open set (`field-extra/` unknowns, {o['photos']} photos, {o['dangerous_photos']} of "
+        f"dangerous species): AUROC {o['auroc']:.3f}; dangerous answered edible "
+        f"{o['dangerous_answered_edible']}; verdicts {o['verdicts']}.",
+        "",
+        "Most frequent field-test confusions: "
+        + "; ".join(
+            f"{c['true']} -> {c['predicted']} ({c['photos']})"
+            for c in report["field_test_confusions"][:8]
+        )
+        + ".",
+        "",
+        "Severity trade-off on field validation (each threshold moved alone):",
+        "",
+        "| threshold | value | toxic answered dangerous | edible answered dangerous |",
+        "|---|---|---|---|",
+    ]
+    for name, curve in report["severity_curves_field_val"].items():
+        for point in curve:
+            lines.append(
+                f"| {name} | {point[name]} | {_pct(point['toxic_answered_dangerous'])} | "
+                f"{_pct(point['edible_answered_dangerous'])} |"
+            )
+    md = target_dir / "report.md"
+    md.write_text("\n".join(lines) + "\n\n" + md.read_text("utf-8"), "utf-8")

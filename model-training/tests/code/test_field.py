@@ -1,0 +1,148 @@
+"""The field split, its numbers, the field head's training and the field promotion gate."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mushroom_common.catalog import load_catalog
+from mushroom_common.dataset import ManifestRow, Split
+from mushroom_training import field, field_head
+from mushroom_training.promotion import field_gate
+
+LABELS = ["amanita_muscaria", "amanita_vaginata", "boletus_edulis", "amanita_phalloides"]
+
+
+def _row(data: bytes, species: str, split: Split) -> ManifestRow:
+    content_hash = hashlib.sha256(data).hexdigest()
+    return ManifestRow(
+        content_hash=content_hash,
+        image_key=f"photos/{content_hash}.jpg",
+        species=species,
+        split=split,
+        group_id=content_hash[:16],
+        source="folder",
+        license="unlicensed",
+        width=10,
+        height=10,
+    )
+
+
+def test_field_photos_follow_the_version_split_and_field_extra_is_test_or_open_set(
+    tmp_path: Path,
+) -> None:
+    files: dict[str, tuple[bytes, Split | None]] = {
+        "web-species/amanita_muscaria/YaSeCA-aaaaaaaaaaaa.jpg": (b"a", "val"),
+        "web-species/amanita_muscaria/YaSeCA-bbbbbbbbbbbb.jpg": (b"b", "test"),
+        "web-species/amanita_muscaria/YaSeCA-cccccccccccc.jpg": (b"c", "train"),
+        "web-species/amanita_muscaria/fungiapp-dddddddddddd.jpg": (b"d", "test"),
+        "nordic-field/boletus_edulis/1.jpg": (b"e", "val"),
+        "web-species/boletus_edulis/Bartekp26-ffffffffffff.jpg": (b"f", None),
+    }
+    manifest = []
+    for rel, (data, split) in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if split is not None:
+            manifest.append(_row(data, path.parent.name, split))
+    for rel in ("field-extra/boletus_edulis/Penzo00-1.jpg", "field-extra/amanita_augusta/x-2.jpg"):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rel.encode())
+    photos = field.field_photos(tmp_path, manifest, LABELS)
+    roles = {(p.path.relative_to(tmp_path).as_posix(), p.role, p.origin) for p in photos}
+    assert roles == {
+        ("web-species/amanita_muscaria/YaSeCA-aaaaaaaaaaaa.jpg", "field_val", "YaSeCA"),
+        ("web-species/amanita_muscaria/YaSeCA-bbbbbbbbbbbb.jpg", "field_test", "YaSeCA"),
+        ("web-species/amanita_muscaria/YaSeCA-cccccccccccc.jpg", "field_train", "YaSeCA"),
+        ("nordic-field/boletus_edulis/1.jpg", "field_val", "nordic-field"),
+        ("field-extra/boletus_edulis/Penzo00-1.jpg", "field_test", "field-extra"),
+        ("field-extra/amanita_augusta/x-2.jpg", "open_set", "field-extra"),
+    }
+    assert field.role_counts(photos)["field_val"] == {"YaSeCA": 1, "nordic-field": 1}
+
+
+def test_accuracy_safety_and_bias_numbers() -> None:
+    catalog = load_catalog()
+    probs = np.array(
+        [
+            [0.1, 0.7, 0.1, 0.1],  # a death cap answered grisette
+            [0.05, 0.05, 0.8, 0.1],  # a penny bun, right
+            [0.6, 0.2, 0.1, 0.1],  # a fly agaric, right
+        ]
+    )
+    truth = ["amanita_phalloides", "boletus_edulis", "amanita_muscaria"]
+    numbers = field.accuracy_numbers(probs, truth, LABELS, catalog)
+    assert numbers["photos"] == 3
+    assert numbers["top1"] == pytest.approx(2 / 3)
+    assert numbers["top5"] == 1.0
+    assert numbers["genus_top1"] == 1.0  # the Amanita genus wins for the death cap
+    bias = field.class_bias(probs, truth, LABELS)
+    assert bias["death_cap_photos"] == 1
+    assert bias["death_cap_as_grisette"] == 1
+    assert bias["big_recall"] == 1.0
+    assert bias["rest_recall"] == 0.0
+    safety = field.safety_numbers(truth, ["uncertain", "edible", "dangerous"], LABELS[1:], catalog)
+    assert safety["toxic_photos"] == 2
+    assert safety["toxic_answered_dangerous"] == 0.5
+    assert safety["dangerous_answered_edible"] == 0
+    assert safety["edible_photos"] == 1
+    confusions = field.confusions(probs, truth, LABELS)
+    assert confusions == [
+        {"true": "amanita_phalloides", "predicted": "amanita_vaginata", "photos": 1}
+    ]
+
+
+def test_logit_adjusted_head_learns_the_rare_class_it_was_pulled_away_from() -> None:
+    rng = np.random.default_rng(0)
+    # Two overlapping classes, the first 20 times as frequent: a plain head prefers it.
+    common = rng.normal(0.0, 1.0, (400, 2))
+    rare = rng.normal(1.0, 1.0, (20, 2))
+    x = np.concatenate([common, rare]).astype(np.float32)
+    y = np.array([0] * 400 + [1] * 20)
+    prior = np.array([400.0, 20.0]) / 420
+    zeros_w, zeros_b = np.zeros((2, 2), np.float32), np.zeros(2, np.float32)
+    config = field_head.HeadConfig(epochs=40, label_smoothing=0.0, learning_rate=0.05)
+    plain_w, plain_b = field_head.train_head(x, y, prior, zeros_w, zeros_b, config)
+    adjusted_w, adjusted_b = field_head.train_head(
+        x, y, prior, zeros_w, zeros_b, field_head.HeadConfig(**{**config.__dict__, "loss_tau": 1.0})
+    )
+    test = rng.normal(1.0, 1.0, (200, 2)).astype(np.float32)  # photos of the rare class
+    plain_recall = np.mean((test @ plain_w + plain_b).argmax(1) == 1)
+    adjusted_recall = np.mean((test @ adjusted_w + adjusted_b).argmax(1) == 1)
+    assert adjusted_recall > plain_recall + 0.3
+
+
+def test_field_view_keeps_the_model_size_and_varies() -> None:
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8))
+    rng = np.random.default_rng(2)
+    views = [field_head.field_view(image, 224, rng) for _ in range(3)]
+    assert all(v.shape == (224, 224, 3) and v.dtype == np.uint8 for v in views)
+    assert not np.array_equal(views[0], views[1])
+
+
+def test_field_gate_refuses_dangerous_as_edible_and_worse_field_numbers() -> None:
+    champion = {
+        "field_val_dangerous_answered_edible": 0.0,
+        "field_val_top1": 0.6,
+        "field_val_toxic_answered_dangerous": 0.95,
+        "field_val_edible_answered_dangerous": 0.5,
+    }
+    better = {**champion, "field_val_top1": 0.65, "field_val_edible_answered_dangerous": 0.4}
+    assert field_gate(better, champion) == []
+    assert field_gate(better, None) == []
+    unsafe = {**better, "field_val_dangerous_answered_edible": 1.0}
+    assert "answered edible" in field_gate(unsafe, None)[0]
+    worse = {**champion, "field_val_top1": 0.55}
+    assert field_gate(worse, champion) == ["field-val top-1 0.5500 < 0.6000"]
+    louder = {**champion, "field_val_edible_answered_dangerous": 0.7}
+    assert "edible answered dangerous" in field_gate(louder, champion)[0]
+    # A dangerous photo answered edible on any recorded set refuses, whatever field val says.
+    leaky = {**better, "field_unknown_dangerous_answered_edible": 2.0}
+    assert field_gate(leaky, champion) == ["2 dangerous photos of unknown species answered edible"]
