@@ -553,6 +553,15 @@ export interface components {
             metrics: {
                 [key: string]: number;
             };
+            /**
+             * Evaluation
+             * @description the metrics by photo set: `test` (the dataset version's test split, photos like the training photos), `field_test` (other photographers' photos, never tuned on) and `field_val` (field photos the thresholds were tuned on); each with top1, top5, genus_top1 and the verdict numbers (empty for bundles measured before the field test)
+             */
+            evaluation?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
             /** Variant */
             variant: string;
             /** Data Status */
@@ -605,10 +614,10 @@ export interface components {
         RulesDocument: {
             /**
              * Schema Version
-             * @default 2
+             * @default 3
              * @constant
              */
-            schema_version: 2;
+            schema_version: 3;
             model: components["schemas"]["RulesModelPublic"];
             /**
              * Labels
@@ -863,6 +872,11 @@ export interface components {
              * @description at most this many species in a caution
              */
             caution_limit: number;
+            /**
+             * Lookalike Threshold
+             * @description a learned dangerous look-alike of the top species this likely on its own forbids 'edible' (caution); null: no such rule
+             */
+            lookalike_threshold: number | null;
             /** Edible Threshold */
             edible_threshold: number;
             /** Genus Threshold */
