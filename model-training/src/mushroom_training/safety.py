@@ -296,14 +296,24 @@ class FieldTuningSettings:
 def verdict_rates(
     answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
 ) -> dict[str, float | int | None]:
-    """Issue 23's verdict numbers of these answers under these rules (vectorised `judge`)."""
-    verdicts = _batch_verdicts(answers, labels, catalog, rules)
-    return _rates(verdicts, answers, labels, catalog)
+    """Issue 23's verdict numbers of these answers under these rules (vectorised `judge`), with
+    the toxic and edible photos answered "do not eat, it could be ..." (a caution: amber)."""
+    from mushroom_common.verdict import Reason
+
+    batch = _batch(answers, labels, catalog, rules)
+    verdicts = [v.value for v in batch.as_verdicts()]
+    rates = _rates(verdicts, answers, labels, catalog)
+    caution = batch.reason_mask(Reason.CAUTION) | batch.reason_mask(Reason.DANGEROUS_LOOKALIKE)
+    truth = _Truth.of(answers, labels, catalog)
+    toxic, edible = int(truth.toxic.sum()), int(truth.edible.sum())
+    rates["toxic_answered_caution"] = int((caution & truth.toxic).sum()) / toxic if toxic else None
+    rates["edible_answered_caution"] = (
+        int((caution & truth.edible).sum()) / edible if edible else None
+    )
+    return rates
 
 
-def _batch_verdicts(
-    answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
-) -> list[str]:
+def _batch(answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules) -> Any:
     from mushroom_common.verdict import verdict_features, verdicts_from_features
 
     features = verdict_features(
@@ -314,7 +324,7 @@ def _batch_verdicts(
         unknown_scores=answers.unknown_scores,
         view_probabilities=answers.view_probabilities,
     )
-    return [v.value for v in verdicts_from_features(features, rules).as_verdicts()]
+    return verdicts_from_features(features, rules)
 
 
 def _rates(
