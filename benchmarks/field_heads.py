@@ -260,6 +260,13 @@ CANDIDATES = (
     Candidate(
         "retrained, plain loss, field-like views + mirror view", field_head.HeadConfig(), 3, True
     ),
+    Candidate(
+        "mean of served and retrained (field-like views) heads",
+        field_head.HeadConfig(),
+        3,
+        False,
+        mean_with_served=True,
+    ),
 )
 
 
@@ -271,6 +278,10 @@ def study(
     results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
     save_best: Annotated[
         Path | None, typer.Option(help="write the best head (field val) here")
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(help="only the candidates whose name holds this (and the served head)"),
     ] = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -292,7 +303,8 @@ def study(
     rows: list[dict[str, Any]] = []
     heads: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     trained: dict[tuple[Any, int], tuple[np.ndarray, np.ndarray]] = {}
-    for candidate in CANDIDATES:
+    chosen = [c for c in CANDIDATES if only is None or only in c.name or c.config is None]
+    for candidate in chosen:
         t0 = time.perf_counter()
         if candidate.config is None:
             w, b = w0, b0
@@ -377,9 +389,9 @@ def study(
             weights=w,
             bias=b,
             temperature=temperature,
-            mirror_view=next(c.tta for c in CANDIDATES if c.name == best["candidate"]),
+            mirror_view=next(c.tta for c in chosen if c.name == best["candidate"]),
             candidate=best["candidate"],
-            served_head=next(c.config is None for c in CANDIDATES if c.name == best["candidate"]),
+            served_head=next(c.config is None for c in chosen if c.name == best["candidate"]),
             logit_range=np.array([every.min() - 0.1 * spread, every.max() + 0.1 * spread]),
         )
     path = write_report(

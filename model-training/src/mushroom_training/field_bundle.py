@@ -38,6 +38,7 @@ from mushroom_common.verdict import OpenSetMethod, VerdictRules, open_set_score
 from mushroom_training import field, field_head, safety
 from mushroom_training.metrics import fit_temperature
 from mushroom_training.open_set import auroc
+from mushroom_training.report import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -392,9 +393,6 @@ def export_field_bundle(
     return metadata
 
 
-FIELD_SECTION = "## Field test (issue 23)"
-
-
 def _open_set(
     unknown: safety.FieldAnswers,
     labels: list[str],
@@ -426,10 +424,6 @@ def _open_set(
     }
 
 
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"
-
-
 def _write_report(
     target_dir: Path,
     parent: BundleMetadata,
@@ -439,8 +433,8 @@ def _write_report(
     views: list[InferenceView],
     note: str,
 ) -> None:
-    """report.json gains a `field` section (in-source test and field test columns); report.md
-    gets the field tables on top of the parent run's report."""
+    """report.json gains a `field` section (test split, field validation and field test
+    columns); report.md is rendered again from it (`report.render_markdown`)."""
     path = target_dir / "report.json"
     document = json.loads(path.read_text("utf-8"))
     document["field"] = {
@@ -452,63 +446,4 @@ def _write_report(
         **report,
     }
     path.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
-    rows = [
-        ("photos", "photos", "{}"),
-        ("top-1", "top1", "pct"),
-        ("top-5", "top5", "pct"),
-        ("genus top-1", "genus_top1", "pct"),
-        ("toxic answered dangerous", "toxic_answered_dangerous", "pct"),
-        ("edible answered dangerous", "edible_answered_dangerous", "pct"),
-        ("edible answered edible, right species", "edible_answered_edible_right", "pct"),
-        ("dangerous answered edible", "dangerous_answered_edible", "{}"),
-        ("recall, 4 big classes", "big_recall", "pct"),
-        ("recall, other classes", "rest_recall", "pct"),
-        ("death cap / destroying angel answered grisette", "death_cap_as_grisette", "{}"),
-    ]
-    lines = [
-        FIELD_SECTION,
-        "",
-        f"{note} Columns: the dataset version's test split; field validation (the field photos "
-        "choices are made on); field test (other photographers' photos, never tuned on).",
-        "",
-        "| | test split | field val | field test |",
-        "|---|---|---|---|",
-    ]
-    for title, key, fmt in rows:
-        cells = [
-            _pct(report[c].get(key)) if fmt == "pct" else str(report[c].get(key))
-            for c in ("test", "field_val", "field_test")
-        ]
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    o = report["open_set_field_extra"]
-    lines += [
-        "",
-        f"Open set (`field-extra/` unknowns, {o['photos']} photos, {o['dangerous_photos']} of "
-        f"dangerous species): AUROC {o['auroc']:.3f}; dangerous answered edible "
-        f"{o['dangerous_answered_edible']}; verdicts {o['verdicts']}.",
-        "",
-        "Most frequent field-test confusions: "
-        + "; ".join(
-            f"{c['true']} -> {c['predicted']} ({c['photos']})"
-            for c in report["field_test_confusions"][:8]
-        )
-        + ".",
-        "",
-        "Severity trade-off on field validation (each threshold moved alone):",
-        "",
-        "| threshold | value | toxic answered dangerous | edible answered dangerous |",
-        "|---|---|---|---|",
-    ]
-    for name, curve in report["severity_curves_field_val"].items():
-        for point in curve:
-            lines.append(
-                f"| {name} | {point[name]} | {_pct(point['toxic_answered_dangerous'])} | "
-                f"{_pct(point['edible_answered_dangerous'])} |"
-            )
-    md = target_dir / "report.md"
-    parent_text = md.read_text("utf-8")
-    if parent_text.startswith(FIELD_SECTION):
-        # The source is itself a field bundle: its field section is replaced, not stacked.
-        start = parent_text.find("\n# ")
-        parent_text = parent_text[start + 1 :] if start >= 0 else ""
-    md.write_text("\n".join(lines) + "\n\n" + parent_text, "utf-8")
+    (target_dir / "report.md").write_text(render_markdown(document), "utf-8")

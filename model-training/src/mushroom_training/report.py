@@ -134,6 +134,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         ),
         f"- serving variant: **{report['serving_variant']}**",
         "",
+    ]
+    if report.get("field"):
+        lines += [*field_sections(report["field"]), ""]
+    lines += [
         "## Variants (test split)",
         "",
         "| variant | size (MB) | latency 1 thread (ms) | latency 2 threads (ms) | top-1 | top-3 "
@@ -335,4 +339,69 @@ def _broad_sections(broad: dict[str, Any]) -> list[str]:
     for truth, counts in table.items():
         lines.append(f"| {truth} | " + " | ".join(str(counts[c]) for c in columns) + " |")
     lines += ["", f"Training time: {broad['train_seconds'] / 60:.1f} min on this machine."]
+    return lines
+
+
+def _share(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+def field_sections(field: dict[str, Any]) -> list[str]:
+    """The field-test section (issue 23): every number for the test split, field validation and
+    the field test side by side, class bias, open set on `field-extra/`, field confusions and
+    the verdict trade-off by severity on field validation."""
+    rows = [
+        ("photos", "photos", "{}"),
+        ("top-1", "top1", "pct"),
+        ("top-5", "top5", "pct"),
+        ("genus top-1", "genus_top1", "pct"),
+        ("toxic answered dangerous", "toxic_answered_dangerous", "pct"),
+        ("edible answered dangerous", "edible_answered_dangerous", "pct"),
+        ("edible answered edible, right species", "edible_answered_edible_right", "pct"),
+        ("dangerous answered edible", "dangerous_answered_edible", "{}"),
+        ("recall, 4 big classes", "big_recall", "pct"),
+        ("recall, other classes", "rest_recall", "pct"),
+        ("death cap / destroying angel answered grisette", "death_cap_as_grisette", "{}"),
+    ]
+    lines = [
+        "## Field test (issue 23)",
+        "",
+        f"{field['note']} Columns: the dataset version's test split; field validation (the "
+        "field photos choices are made on); field test (other photographers' photos, never "
+        "tuned on).",
+        "",
+        "| | test split | field val | field test |",
+        "|---|---|---|---|",
+    ]
+    for title, key, fmt in rows:
+        cells = [
+            _share(field[c].get(key)) if fmt == "pct" else str(field[c].get(key))
+            for c in ("test", "field_val", "field_test")
+        ]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    o = field["open_set_field_extra"]
+    lines += [
+        "",
+        f"Open set (`field-extra/` unknowns, {o['photos']} photos, {o['dangerous_photos']} of "
+        f"dangerous species): AUROC {o['auroc']:.3f}; dangerous answered edible "
+        f"{o['dangerous_answered_edible']}; verdicts {o['verdicts']}.",
+        "",
+        "Most frequent field-test confusions: "
+        + "; ".join(
+            f"{c['true']} -> {c['predicted']} ({c['photos']})"
+            for c in field["field_test_confusions"][:8]
+        )
+        + ".",
+        "",
+        "Severity trade-off on field validation (each threshold moved alone):",
+        "",
+        "| threshold | value | toxic answered dangerous | edible answered dangerous |",
+        "|---|---|---|---|",
+    ]
+    for name, curve in field["severity_curves_field_val"].items():
+        for point in curve:
+            lines.append(
+                f"| {name} | {point[name]} | {_share(point['toxic_answered_dangerous'])} | "
+                f"{_share(point['edible_answered_dangerous'])} |"
+            )
     return lines

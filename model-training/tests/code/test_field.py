@@ -146,3 +146,50 @@ def test_field_gate_refuses_dangerous_as_edible_and_worse_field_numbers() -> Non
     # A dangerous photo answered edible on any recorded set refuses, whatever field val says.
     leaky = {**better, "field_unknown_dangerous_answered_edible": 2.0}
     assert field_gate(leaky, champion) == ["2 dangerous photos of unknown species answered edible"]
+
+
+def test_field_section_puts_the_three_photo_sets_side_by_side() -> None:
+    from mushroom_training.report import field_sections
+
+    column = {
+        "photos": 10,
+        "top1": 0.5,
+        "top5": 0.8,
+        "genus_top1": 0.6,
+        "toxic_answered_dangerous": 1.0,
+        "edible_answered_dangerous": 0.25,
+        "edible_answered_edible_right": None,
+        "dangerous_answered_edible": 0,
+        "big_recall": 0.9,
+        "rest_recall": 0.4,
+        "death_cap_as_grisette": 1,
+    }
+    section = {
+        "note": "A note.",
+        "test": column,
+        "field_val": {**column, "top1": 0.7},
+        "field_test": {**column, "top1": 0.3},
+        "open_set_field_extra": {
+            "photos": 5,
+            "dangerous_photos": 2,
+            "auroc": 0.66,
+            "dangerous_answered_edible": 0,
+            "verdicts": {"dangerous": 5},
+        },
+        "field_test_confusions": [{"true": "a_b", "predicted": "c_d", "photos": 2}],
+        "severity_curves_field_val": {
+            "deadly_threshold": [
+                {
+                    "deadly_threshold": 0.05,
+                    "toxic_answered_dangerous": 1.0,
+                    "edible_answered_dangerous": 0.5,
+                }
+            ]
+        },
+    }
+    text = "\n".join(field_sections(section))
+    assert "| top-1 | 50.0% | 70.0% | 30.0% |" in text
+    assert "| edible answered edible, right species | - | - | - |" in text
+    assert "AUROC 0.660" in text
+    assert "a_b -> c_d (2)" in text
+    assert "| deadly_threshold | 0.05 | 100.0% | 50.0% |" in text

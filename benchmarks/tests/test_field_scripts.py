@@ -1,0 +1,53 @@
+"""field_test.py and field_heads.py: the answers a lever gives and the source-balanced top-1
+(the real data runs only as scripts)."""
+
+from __future__ import annotations
+
+import numpy as np
+from field_heads import source_balanced_top1
+from field_test import answers_of
+
+from mushroom_common.runtime import calibrated_probabilities
+
+
+def _outputs() -> dict[str, np.ndarray]:
+    return {
+        "logits": np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),
+        "mirror_logits": np.array([[0.0, 2.0, -1.0], [0.0, 1.5, 0.0]]),
+        "score": np.array([0.9, 0.2]),
+        "mirror_score": np.array([0.7, 0.4]),
+    }
+
+
+def test_the_mirror_lever_averages_calibrated_views_and_keeps_both_for_agreement() -> None:
+    prior = np.full(3, 1 / 3)
+    served = answers_of(_outputs(), ["a", "b"], 0.8, "served", prior, 0.0, "max_probability")
+    assert served.view_probabilities is None
+    np.testing.assert_allclose(
+        served.probabilities, calibrated_probabilities(_outputs()["logits"], 0.8)
+    )
+    mirror = answers_of(_outputs(), ["a", "b"], 0.8, "mirror", prior, 0.0, "max_probability")
+    assert mirror.view_probabilities is not None
+    assert mirror.view_probabilities.shape == (2, 2, 3)
+    np.testing.assert_allclose(mirror.probabilities, mirror.view_probabilities.mean(axis=1))
+    assert mirror.mushroom_scores is not None
+    np.testing.assert_allclose(mirror.mushroom_scores, np.array([0.8, 0.3]))
+    # The open-set score reads the averaged logits, as the served runtime does.
+    assert mirror.unknown_scores is not None
+    assert served.unknown_scores is not None
+    assert mirror.unknown_scores[0] > served.unknown_scores[0]
+
+
+def test_logit_adjustment_moves_answers_away_from_frequent_species() -> None:
+    prior = np.array([0.98, 0.01, 0.01])
+    plain = answers_of(_outputs(), ["a", "b"], 1.0, "served", prior, 0.0, None)
+    adjusted = answers_of(_outputs(), ["a", "b"], 1.0, "adjusted", prior, 1.0, None)
+    assert adjusted.probabilities[0, 0] < plain.probabilities[0, 0]
+    assert adjusted.unknown_scores is None
+
+
+def test_source_balanced_top1_counts_each_source_once() -> None:
+    probs = np.eye(3)[[0, 1, 2, 0]]
+    y = np.array([0, 1, 0, 1])  # right, right, wrong, wrong
+    origin = np.array(["big", "big", "big", "small"])
+    assert source_balanced_top1(probs, y, origin) == (2 / 3 + 0.0) / 2
