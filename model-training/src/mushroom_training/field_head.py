@@ -84,10 +84,9 @@ class PooledRunner:
     """The served model with its pooled output: logits and dequantized features per photo."""
 
     def __init__(self, model_path: Path, num_labels: int, num_threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from mushroom_common.runtime import open_interpreter
 
-        self._interpreter = Interpreter(str(model_path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        self._interpreter = open_interpreter(model_path, num_threads)
         details = self._interpreter.get_output_details()
         self._logits = next(d for d in details if tuple(d["shape"]) == (1, num_labels))
         self._pooled = next(

@@ -147,6 +147,15 @@ def _shape(detail: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(d) for d in np.asarray(detail["shape"]).reshape(-1))
 
 
+def open_interpreter(model_path: Path, num_threads: int) -> Interpreter:
+    """A LiteRT interpreter of this model file with its tensors allocated: the one place that
+    opens one (`BundleRuntime`, and tools that read other outputs of a model, such as the field
+    head's pooled features)."""
+    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
 class BundleRuntime:
     """One LiteRT interpreter running one TFLite model (not thread-safe: one per thread).
 
@@ -246,8 +255,7 @@ class BundleRuntime:
         if not self.model_path.is_file():
             raise RuntimeLoadError(f"the model file {self.model_path} does not exist")
         try:
-            interpreter = Interpreter(model_path=str(self.model_path), num_threads=self.num_threads)
-            interpreter.allocate_tensors()
+            interpreter = open_interpreter(self.model_path, self.num_threads)
         except (ValueError, RuntimeError) as exc:
             raise RuntimeLoadError(f"LiteRT cannot load {self.model_path}: {exc}") from exc
         inputs = interpreter.get_input_details()
