@@ -71,7 +71,7 @@ def extract(
     cache_dir.mkdir(parents=True, exist_ok=True)
     model = cache_dir / "pooled.tflite"
     field_head.with_pooled_output(bundle_dir / "model_int8.tflite", model, len(labels))
-    runner = field_head.PooledRunner(model, labels, (metadata.input.height, metadata.input.width))
+    runner = field_head.PooledRunner(model, len(labels))
     size = metadata.input.height
     field_hashes = {field.sha256_of(p.path): p for p in photos}
     # 1. every dataset photo and every field-extra photo: plain and mirrored.

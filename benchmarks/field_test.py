@@ -202,6 +202,7 @@ def rules_summary(rules: VerdictRules) -> dict[str, Any]:
         "deadly_threshold": rules.deadly_threshold,
         "poisonous_threshold": rules.poisonous_threshold,
         "caution_threshold": rules.caution_threshold,
+        "lookalike_threshold": rules.lookalike_threshold,
         "edible_threshold": rules.edible_threshold,
         "genus_threshold": rules.genus_threshold,
         "open_set_threshold": rules.open_set_threshold,
@@ -226,6 +227,10 @@ def main(
         "mushroom-data/field-cache"
     ),
     label: Annotated[str, typer.Option(help="a name for this bundle in the report")] = "served",
+    levers: Annotated[
+        list[str] | None,
+        typer.Option("--lever", help="served, mirror, adjusted (repeatable; default: all three)"),
+    ] = None,
     results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -314,7 +319,7 @@ def main(
     # Severity thresholds tuned on field validation (safety set: the in-source val photos).
     results: dict[str, Any] = {}
     tuned: dict[str, Any] = {}
-    for lever in ("served", "mirror", "adjusted"):
+    for lever in levers or ["served", "mirror", "adjusted"]:
         tau = best_tau if lever == "adjusted" else 0.0
         rules_by_name = {"bundle rules": served_rules}
         field_rules, grid = safety.tune_field_rules(

@@ -805,10 +805,10 @@ export interface components {
         RulesDocument: {
             /**
              * Schema Version
-             * @default 2
+             * @default 3
              * @constant
              */
-            schema_version: 2;
+            schema_version: 3;
             model: components["schemas"]["RulesModelPublic"];
             /**
              * Labels
@@ -1065,6 +1065,11 @@ export interface components {
              * @description at most this many species in a caution
              */
             caution_limit: number;
+            /**
+             * Lookalike Threshold
+             * @description a learned dangerous look-alike of the top species this likely on its own forbids 'edible' (caution); null: no such rule
+             */
+            lookalike_threshold: number | null;
             /** Edible Threshold */
             edible_threshold: number;
             /** Genus Threshold */

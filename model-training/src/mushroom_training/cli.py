@@ -116,6 +116,12 @@ def field_head_command(
         bool,
         typer.Option(help="keep the source's temperature and rules: measure and record only"),
     ] = False,
+    keep_calibration: Annotated[
+        bool,
+        typer.Option(
+            help="keep the source's temperature and open-set threshold; tune and ship the rules"
+        ),
+    ] = False,
     measure_catalog: Annotated[
         Path | None,
         typer.Option(
@@ -148,6 +154,7 @@ def field_head_command(
         load_catalog(),
         _command_line(),
         keep_rules=keep_rules,
+        keep_calibration=keep_calibration,
         measure_catalog=(
             parse_catalog(yaml.safe_load(measure_catalog.read_text("utf-8")))
             if measure_catalog is not None

@@ -137,6 +137,7 @@ def export_field_bundle(
     command: str,
     *,
     keep_rules: bool = False,
+    keep_calibration: bool = False,
     measure_catalog: Catalog | None = None,
 ) -> BundleMetadata:
     """Write the bundle (see the module docstring) and return its metadata.
@@ -153,6 +154,8 @@ def export_field_bundle(
         command: the command line, recorded in the metadata.
         keep_rules: keep the source's temperature and decision rules (measure only: for a
             served head whose field-tuned rules are not safe enough to ship).
+        keep_calibration: keep the source's temperature and open-set threshold, but tune and
+            ship the decision thresholds (the same model with new rules).
         measure_catalog: a catalog to measure with (e.g. one with entries for every
             `field-extra/` species); `catalog` still writes rules.json.
     """
@@ -197,7 +200,7 @@ def export_field_bundle(
     index = {label: i for i, label in enumerate(labels)}
     temperature = (
         variant_temperature(parent, parent.variant())
-        if keep_rules
+        if keep_rules or keep_calibration
         else fit_temperature(val_out.logits, np.array([index[t] for t in val_truth]))
     )
     open_set = parent.decision_rules.open_set
@@ -214,7 +217,11 @@ def export_field_bundle(
 
     # The open-set threshold keeps its meaning: 95% of the in-source val photos pass it.
     val_answers = answer(val_out, val_truth)
-    if not keep_rules and open_set is not None and val_answers.unknown_scores is not None:
+    if (
+        not (keep_rules or keep_calibration)
+        and open_set is not None
+        and val_answers.unknown_scores is not None
+    ):
         open_set = open_set.model_copy(
             update={"threshold": float(np.quantile(val_answers.unknown_scores, 0.95))}
         )
@@ -237,6 +244,7 @@ def export_field_bundle(
         "deadly_threshold": rules.deadly_threshold,
         "poisonous_threshold": rules.poisonous_threshold,
         "caution_threshold": rules.caution_threshold,
+        "lookalike_threshold": rules.lookalike_threshold,
         "edible_threshold": rules.edible_threshold,
         "shipped": not keep_rules,
     }
@@ -255,6 +263,7 @@ def export_field_bundle(
                 "deadly_threshold": rules.deadly_threshold,
                 "poisonous_threshold": rules.poisonous_threshold,
                 "caution_threshold": rules.caution_threshold,
+                "lookalike_threshold": rules.lookalike_threshold,
                 "edible_threshold": min(rules.edible_threshold, 1.01),
             }
         )
@@ -273,6 +282,7 @@ def export_field_bundle(
                     "deadly_threshold": report["field_tuned_rules"]["deadly_threshold"],
                     "poisonous_threshold": report["field_tuned_rules"]["poisonous_threshold"],
                     "caution_threshold": report["field_tuned_rules"]["caution_threshold"],
+                    "lookalike_threshold": report["field_tuned_rules"]["lookalike_threshold"],
                     "edible_threshold": report["field_tuned_rules"]["edible_threshold"],
                     "open_set": open_set,
                     "test_time_views": views,
@@ -347,7 +357,13 @@ def export_field_bundle(
         "Its decision rules are kept: the thresholds tuned by severity on field validation "
         f"({report['field_tuned_rules']}) answered a dangerous field-test photo `edible`."
         if keep_rules
-        else "Thresholds tuned by severity on field validation."
+        else "Thresholds tuned by severity on field validation "
+        f"({report['field_tuned_rules']}; `safety.tune_field_rules`)"
+        + (
+            ": the temperature and open-set threshold are the source's."
+            if keep_calibration
+            else "."
+        )
     )
     _write_report(
         target_dir, parent, report, metrics, temperature, views, f"{head_note} {rules_note}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,6 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter, ImageOps
 
 from mushroom_common.imaging import resize_for_model
-from mushroom_common.runtime import BundleRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -85,29 +83,25 @@ def with_pooled_output(source: Path, target: Path, num_labels: int) -> HeadTenso
 class PooledRunner:
     """The served model with its pooled output: logits and dequantized features per photo."""
 
-    def __init__(
-        self,
-        model_path: Path,
-        labels: Sequence[str],
-        input_size: tuple[int, int],
-        num_threads: int = 2,
-    ) -> None:
-        # The one runtime opens the model; its extra (pooled) output is read by shape.
-        self._runtime = BundleRuntime(
-            model_path,
-            labels=labels,
-            input_size=input_size,
-            temperature=1.0,
-            num_threads=num_threads,
+    def __init__(self, model_path: Path, num_labels: int, num_threads: int = 2) -> None:
+        from mushroom_common.runtime import open_interpreter
+
+        self._interpreter = open_interpreter(model_path, num_threads)
+        details = self._interpreter.get_output_details()
+        self._logits = next(d for d in details if tuple(d["shape"]) == (1, num_labels))
+        self._pooled = next(
+            d for d in details if d["dtype"] == np.int8 and d["shape"][-1] != num_labels
         )
-        self._num_labels = len(labels)
+        self._input = self._interpreter.get_input_details()[0]
 
     def run(self, pixels: npt.NDArray[np.uint8]) -> tuple[FloatArray, FloatArray]:
         """One photo (uint8 [H, W, 3]) -> (float logits [labels], pooled features [1280])."""
-        outputs = self._runtime.run_outputs(pixels)
-        logits = next(o for o in outputs if o.shape == (self._num_labels,))
-        pooled = next(o for o in outputs if o.shape != (self._num_labels,) and o.size > 1)
-        return logits.astype(np.float32), pooled.astype(np.float32)
+        self._interpreter.set_tensor(self._input["index"], pixels[np.newaxis])
+        self._interpreter.invoke()
+        logits = self._interpreter.get_tensor(self._logits["index"])[0].astype(np.float32)
+        raw = self._interpreter.get_tensor(self._pooled["index"])[0].astype(np.float32)
+        scale, zero = self._pooled["quantization"]
+        return logits, (raw - zero) * scale
 
 
 def field_view(image: Image.Image, size: int, rng: np.random.Generator) -> npt.NDArray[np.uint8]:

@@ -273,26 +273,47 @@ class FieldAnswers:
 
 @dataclass(frozen=True)
 class FieldTuningSettings:
-    """The severity grid and the targets of issue 23 that the tuning must meet on field val."""
+    """The severity grid and the targets of issue 23 that the tuning must meet on field val.
+
+    Red and "not edible" are separate knobs. `dangerous` (red) reads the severity thresholds
+    (deadly strictly below poisonous), tuned for the toxic-recall target with the fewest edible
+    photos answered `dangerous`. `edible` keeps the served model's proven margin: the caution
+    threshold (summed deadly + poisonous probability that forbids `edible`) is searched only at
+    or below `caution_cap`, the danger level at which the served rules answered no dangerous
+    photo `edible` on any split; and a learned dangerous look-alike of the top species at
+    `lookalike_thresholds` or more forbids it too (None: that rule off).
+    """
 
     deadly_thresholds: tuple[float, ...] = (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2)
     poisonous_thresholds: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
     edible_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.875, 0.9, 0.95, 1.01)
-    caution_thresholds: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
+    caution_thresholds: tuple[float, ...] = (0.01, 0.015, 0.02, 0.03)
+    lookalike_thresholds: tuple[float | None, ...] = (0.002, 0.005, 0.01, 0.02, None)
+    caution_cap: float = 0.03
     min_toxic_answered_dangerous: float = 0.90
 
 
 def verdict_rates(
     answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
 ) -> dict[str, float | int | None]:
-    """Issue 23's verdict numbers of these answers under these rules (vectorised `judge`)."""
-    verdicts = _batch_verdicts(answers, labels, catalog, rules)
-    return _rates(verdicts, answers, labels, catalog)
+    """Issue 23's verdict numbers of these answers under these rules (vectorised `judge`), with
+    the toxic and edible photos answered "do not eat, it could be ..." (a caution: amber)."""
+    from mushroom_common.verdict import Reason
+
+    batch = _batch(answers, labels, catalog, rules)
+    verdicts = [v.value for v in batch.as_verdicts()]
+    rates = _rates(verdicts, answers, labels, catalog)
+    caution = batch.reason_mask(Reason.CAUTION) | batch.reason_mask(Reason.DANGEROUS_LOOKALIKE)
+    truth = _Truth.of(answers, labels, catalog)
+    toxic, edible = int(truth.toxic.sum()), int(truth.edible.sum())
+    rates["toxic_answered_caution"] = int((caution & truth.toxic).sum()) / toxic if toxic else None
+    rates["edible_answered_caution"] = (
+        int((caution & truth.edible).sum()) / edible if edible else None
+    )
+    return rates
 
 
-def _batch_verdicts(
-    answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
-) -> list[str]:
+def _batch(answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules) -> Any:
     from mushroom_common.verdict import verdict_features, verdicts_from_features
 
     features = verdict_features(
@@ -303,7 +324,7 @@ def _batch_verdicts(
         unknown_scores=answers.unknown_scores,
         view_probabilities=answers.view_probabilities,
     )
-    return [v.value for v in verdicts_from_features(features, rules).as_verdicts()]
+    return verdicts_from_features(features, rules)
 
 
 def _rates(
@@ -333,8 +354,61 @@ def _rates(
         ),
         "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in toxic),
         "answered_edible": sum(v == "edible" for v in verdicts),
+        "answered_edible_wrong_species": sum(
+            v == "edible" and top1[i] != truth[i] for i, v in enumerate(verdicts)
+        ),
         "answered_dangerous": sum(v == "dangerous" for v in verdicts),
     }
+
+
+@dataclass(frozen=True)
+class _Truth:
+    """What `_rates` reads of a set's truth, as masks (computed once per set for the grid)."""
+
+    toxic: np.ndarray
+    edible: np.ndarray
+    right: np.ndarray
+
+    @classmethod
+    def of(cls, answers: FieldAnswers, labels: list[str], catalog: Catalog) -> _Truth:
+        truth = answers.true_species
+        edibility = [catalog.get(t).edibility for t in truth]
+        top1 = [labels[i] for i in answers.probabilities.argmax(axis=1)]
+        return cls(
+            toxic=np.array([e.is_dangerous for e in edibility], dtype=bool),
+            edible=np.array([e.is_edible for e in edibility], dtype=bool),
+            right=np.array([a == b for a, b in zip(top1, truth, strict=True)], dtype=bool),
+        )
+
+
+def _fast_rates(verdicts: Any, truth: _Truth) -> dict[str, float | int | None]:
+    """`_rates` from a `BatchVerdicts` and precomputed masks (same numbers, numpy only)."""
+    dangerous = verdicts.verdict_mask(Verdict.DANGEROUS)
+    edible = verdicts.verdict_mask(Verdict.EDIBLE)
+    n_toxic, n_edible = int(truth.toxic.sum()), int(truth.edible.sum())
+
+    def rate(mask: np.ndarray, total: int) -> float | None:
+        return int(mask.sum()) / total if total else None
+
+    return {
+        "photos": len(truth.toxic),
+        "toxic_photos": n_toxic,
+        "edible_photos": n_edible,
+        "toxic_answered_dangerous": rate(dangerous & truth.toxic, n_toxic),
+        "edible_answered_dangerous": rate(dangerous & truth.edible, n_edible),
+        "edible_answered_edible_right": rate(edible & truth.edible & truth.right, n_edible),
+        "dangerous_answered_edible": int((edible & truth.toxic).sum()),
+        "answered_edible": int(edible.sum()),
+        "answered_edible_wrong_species": int((edible & ~truth.right).sum()),
+        "answered_dangerous": int(dangerous.sum()),
+    }
+
+
+def _wrong_share(rates: list[dict[str, Any]]) -> float:
+    """Of all `edible` answers of these sets, the share that named the wrong species."""
+    edible = sum(int(r["answered_edible"] or 0) for r in rates)
+    wrong = sum(int(r["answered_edible_wrong_species"] or 0) for r in rates)
+    return wrong / edible if edible else 0.0
 
 
 def tune_field_rules(
@@ -347,14 +421,17 @@ def tune_field_rules(
 ) -> tuple[VerdictRules, list[dict[str, Any]]]:
     """Severity thresholds tuned on field validation photos (never the field test).
 
-    Every grid point (deadly x poisonous x caution x edible threshold) is judged on field
-    validation; the admissible ones answer no deadly/poisonous photo `edible` on field val nor
-    on any of `safety_sets` (e.g. the in-source val split) and answer at least
-    `min_toxic_answered_dangerous` of the toxic photos `dangerous` on field val and on each
-    safety set (field val alone holds a few dozen toxic photos: too few to tune a recall on).
-    Among them the fewest edible photos answered `dangerous`, then the most edible photos
-    answered `edible` with the right species, then the lower (safer) thresholds. When none is
-    admissible the toxic-recall target is dropped (safety first: the zero stays).
+    Every grid point (deadly < poisonous, caution <= `caution_cap`, look-alike and edible
+    thresholds) is judged on field validation; the admissible ones answer no deadly/poisonous
+    photo `edible` on field val nor on any of `safety_sets` (e.g. the in-source val split) and
+    answer at least `min_toxic_answered_dangerous` of the toxic photos `dangerous` on field val
+    and on each safety set (field val alone holds a few dozen toxic photos: too few to tune a
+    recall on), and whose `edible` answers name the wrong species no more often (over field val
+    and the safety sets together) than the base rules' do. Among them the fewest edible photos
+    answered `dangerous`, then the most edible photos answered `edible` with the right species,
+    then the safer thresholds (lower severity, caution and look-alike thresholds, a higher
+    edible threshold). When none is admissible the toxic-recall target is dropped (safety
+    first: the zero stays and so does the wrong-species bound).
 
     Returns:
         The rules and the whole grid with each point's field-val numbers.
@@ -372,46 +449,51 @@ def tune_field_rules(
         )
 
     val_features = features_of(field_val)
-    others = [(a, features_of(a)) for a in safety_sets]
+    val_truth = _Truth.of(field_val, labels, catalog)
+    others = [(_Truth.of(a, labels, catalog), features_of(a)) for a in safety_sets]
     grid: list[dict[str, Any]] = []
-    for deadly in settings.deadly_thresholds:
-        for poisonous in settings.poisonous_thresholds:
-            if poisonous < deadly:
-                continue
-            for caution in settings.caution_thresholds:
-                for edible in settings.edible_thresholds:
-                    rules = _with(base, deadly, poisonous, caution, edible)
-                    verdicts = [
-                        v.value for v in verdicts_from_features(val_features, rules).as_verdicts()
-                    ]
-                    row: dict[str, Any] = {
-                        "deadly_threshold": deadly,
-                        "poisonous_threshold": poisonous,
-                        "caution_threshold": caution,
-                        "edible_threshold": edible,
-                        **_rates(verdicts, field_val, labels, catalog),
-                    }
-                    other_rates = [
-                        _rates(
-                            [v.value for v in verdicts_from_features(f, rules).as_verdicts()],
-                            a,
-                            labels,
-                            catalog,
-                        )
-                        for a, f in others
-                    ]
-                    row["other_dangerous_answered_edible"] = sum(
-                        int(r["dangerous_answered_edible"] or 0) for r in other_rates
-                    )
-                    row["other_toxic_answered_dangerous"] = min(
-                        (float(r["toxic_answered_dangerous"] or 0.0) for r in other_rates),
-                        default=1.0,
-                    )
-                    grid.append(row)
+    points = [
+        (deadly, poisonous, caution, lookalike, edible)
+        for deadly in settings.deadly_thresholds
+        for poisonous in settings.poisonous_thresholds
+        if poisonous > deadly
+        for caution in settings.caution_thresholds
+        if caution <= settings.caution_cap
+        for lookalike in settings.lookalike_thresholds
+        for edible in settings.edible_thresholds
+    ]
+    for deadly, poisonous, caution, lookalike, edible in points:
+        rules = _with(base, deadly, poisonous, caution, edible, lookalike)
+        row: dict[str, Any] = {
+            "deadly_threshold": deadly,
+            "poisonous_threshold": poisonous,
+            "caution_threshold": caution,
+            "lookalike_threshold": lookalike,
+            "edible_threshold": edible,
+            **_fast_rates(verdicts_from_features(val_features, rules), val_truth),
+        }
+        other_rates = [_fast_rates(verdicts_from_features(f, rules), t) for t, f in others]
+        row["other_dangerous_answered_edible"] = sum(
+            int(r["dangerous_answered_edible"] or 0) for r in other_rates
+        )
+        row["other_toxic_answered_dangerous"] = min(
+            (float(r["toxic_answered_dangerous"] or 0.0) for r in other_rates),
+            default=1.0,
+        )
+        row["edible_wrong_species_share"] = _wrong_share([row, *other_rates])
+        grid.append(row)
+    # `edible` may not name the wrong species more often than the base (served) rules do on the
+    # same validation photos: a lower edible threshold buys right answers with wrong ones.
+    base_share = _wrong_share(
+        [_fast_rates(verdicts_from_features(f, base), t) for t, f in [(val_truth, val_features)]]
+        + [_fast_rates(verdicts_from_features(f, base), t) for t, f in others]
+    )
     safe = [
         r
         for r in grid
-        if r["dangerous_answered_edible"] == 0 and r["other_dangerous_answered_edible"] == 0
+        if r["dangerous_answered_edible"] == 0
+        and r["other_dangerous_answered_edible"] == 0
+        and r["edible_wrong_species_share"] <= base_share + 1e-12
     ]
     admissible = [
         r
@@ -430,6 +512,7 @@ def tune_field_rules(
             r["deadly_threshold"],
             r["poisonous_threshold"],
             r["caution_threshold"],
+            2.0 if r["lookalike_threshold"] is None else r["lookalike_threshold"],
             -r["edible_threshold"],
         ),
     )
@@ -440,12 +523,18 @@ def tune_field_rules(
         best["poisonous_threshold"],
         best["caution_threshold"],
         best["edible_threshold"],
+        best["lookalike_threshold"],
     )
     return chosen, grid
 
 
 def _with(
-    base: VerdictRules, deadly: float, poisonous: float, caution: float, edible: float
+    base: VerdictRules,
+    deadly: float,
+    poisonous: float,
+    caution: float,
+    edible: float,
+    lookalike: float | None,
 ) -> VerdictRules:
     return VerdictRules(
         danger_threshold=poisonous,
@@ -459,6 +548,7 @@ def _with(
         poisonous_threshold=poisonous,
         caution_threshold=caution,
         genus_danger_share=base.genus_danger_share,
+        lookalike_threshold=lookalike,
     )
 
 
@@ -475,6 +565,13 @@ def severity_curves(
         for name in curves:
             deadly = t if name == "deadly_threshold" else rules.deadly_threshold
             poisonous = t if name == "poisonous_threshold" else rules.poisonous_threshold
-            moved = _with(rules, deadly, poisonous, rules.caution_threshold, rules.edible_threshold)
+            moved = _with(
+                rules,
+                deadly,
+                poisonous,
+                rules.caution_threshold,
+                rules.edible_threshold,
+                rules.lookalike_threshold,
+            )
             curves[name].append({name: t, **verdict_rates(answers, labels, catalog, moved)})
     return curves

@@ -193,3 +193,48 @@ def test_field_section_puts_the_three_photo_sets_side_by_side() -> None:
     assert "AUROC 0.660" in text
     assert "a_b -> c_d (2)" in text
     assert "| deadly_threshold | 0.05 | 100.0% | 50.0% |" in text
+
+
+def test_field_tuning_keeps_red_and_edible_apart_and_guards_a_learned_lookalike() -> None:
+    """A jack-o'-lantern answered 'chanterelle, 95%' with its own label under every caution
+    threshold: only the look-alike rule keeps it from `edible`, and the tuning finds it; the
+    caution stays at or below the cap and deadly warns below poisonous at every grid point."""
+    from mushroom_common.verdict import VerdictRules
+    from mushroom_training import safety
+
+    catalog = load_catalog()
+    labels = [
+        "cantharellus_cibarius",
+        "omphalotus_olearius",
+        "boletus_edulis",
+        "amanita_phalloides",
+    ]
+    val = safety.FieldAnswers(
+        probabilities=np.array(
+            [
+                [0.95, 0.008, 0.042, 0.0],  # a jack-o'-lantern answered chanterelle
+                [0.95, 0.001, 0.049, 0.0],  # a chanterelle, right
+                [0.05, 0.05, 0.1, 0.8],  # a death cap, right
+                [0.1, 0.6, 0.3, 0.0],  # a jack-o'-lantern, right
+            ]
+        ),
+        true_species=[
+            "omphalotus_olearius",
+            "cantharellus_cibarius",
+            "amanita_phalloides",
+            "omphalotus_olearius",
+        ],
+    )
+    base = VerdictRules(0.03, 0.875, None, False, caution_threshold=0.02)
+    assert safety.verdict_rates(val, labels, catalog, base)["dangerous_answered_edible"] == 1
+    settings = safety.FieldTuningSettings()
+    rules, grid = safety.tune_field_rules(val, [], labels, catalog, base, settings)
+    assert all(r["caution_threshold"] <= settings.caution_cap for r in grid)
+    assert all(r["deadly_threshold"] < r["poisonous_threshold"] for r in grid)
+    assert rules.lookalike_threshold is not None
+    assert rules.lookalike_threshold <= 0.008
+    assert rules.deadly_threshold < rules.poisonous_threshold
+    tuned = safety.verdict_rates(val, labels, catalog, rules)
+    assert tuned["dangerous_answered_edible"] == 0
+    assert tuned["edible_answered_edible_right"] == 1.0
+    assert tuned["toxic_answered_caution"] == pytest.approx(1 / 3)

@@ -26,7 +26,7 @@ def test_pooled_features_and_a_rewritten_head_match_the_served_model(tmp_path: P
     pooled = tmp_path / "pooled.tflite"
     field_head.with_pooled_output(served, pooled, labels)
     size = metadata.input.height
-    runner = field_head.PooledRunner(pooled, metadata.labels, (size, size))
+    runner = field_head.PooledRunner(pooled, labels)
     rng = np.random.default_rng(0)
     photos = rng.integers(0, 255, (6, size, size, 3), dtype=np.uint8)
     runtime = BundleRuntime.for_variant(DEMO, metadata)

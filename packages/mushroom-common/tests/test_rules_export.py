@@ -49,7 +49,7 @@ def _metadata(decision: dict[str, object]) -> BundleMetadata:
 def test_the_phone_gets_the_serving_variants_own_temperature_and_views() -> None:
     metadata = _metadata({"test_time_views": ["original", "mirror"]})
     document = build_rules_document(metadata, load_catalog(), model_sha256="0" * 64)
-    assert document.schema_version == RULES_SCHEMA_VERSION == 2
+    assert document.schema_version == RULES_SCHEMA_VERSION == 3
     assert document.model.temperature == 0.8  # the int8 variant's, not the bundle's 1.5
     assert document.model.test_time_views == [InferenceView.ORIGINAL, InferenceView.MIRROR]
     # A variant without its own temperature falls back to the bundle's.

@@ -273,6 +273,15 @@ def _random_answers(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
             caution_threshold=0.1,
             genus_danger_share=0.9,
         ),
+        VerdictRules(
+            0.6,
+            0.3,
+            0.4,
+            unseen_lookalike_blocks_edible=False,
+            deadly_threshold=0.5,
+            caution_threshold=0.5,
+            lookalike_threshold=0.01,
+        ),
     ],
 )
 def test_vectorised_verdicts_equal_judge(rules: VerdictRules) -> None:
@@ -285,6 +294,7 @@ def test_vectorised_verdicts_equal_judge(rules: VerdictRules) -> None:
         "suillus_bovinus",
         "macrolepiota_procera",
         "agaricus_campestris",
+        "omphalotus_olearius",
     ]
     rng = np.random.default_rng(5)
     probs = _random_answers(rng, 600, len(labels))
@@ -318,3 +328,34 @@ def test_vectorised_verdicts_equal_judge(rules: VerdictRules) -> None:
         Reason(list(Reason)[code]).value for code in batch.reasons
     ]
     assert len(set(reasons)) >= 6
+    if rules.lookalike_threshold is not None:
+        assert Reason.DANGEROUS_LOOKALIKE in reasons
+
+
+def test_a_learned_dangerous_lookalike_forbids_edible() -> None:
+    """The field test's jack-o'-lantern answered 'chanterelle, 95%': its own label's probability
+    is small and the summed danger mass under the caution threshold, yet no 'edible'."""
+    labels = ["cantharellus_cibarius", "omphalotus_olearius", "boletus_edulis"]
+    probs = np.array([0.95, 0.012, 0.038])
+    rules = VerdictRules(0.3, 0.9, None, False, deadly_threshold=0.1, caution_threshold=0.03)
+    assert judge(probs, labels, None, load_catalog(), rules, 3).verdict is Verdict.EDIBLE
+    guarded = VerdictRules(
+        0.3,
+        0.9,
+        None,
+        False,
+        deadly_threshold=0.1,
+        caution_threshold=0.03,
+        lookalike_threshold=0.01,
+    )
+    result = judge(probs, labels, None, load_catalog(), guarded, 3)
+    assert result.verdict is Verdict.UNCERTAIN
+    assert result.reason is Reason.DANGEROUS_LOOKALIKE
+    assert result.caution is not None
+    assert result.caution.lookalikes[0].species == "omphalotus_olearius"
+    assert result.caution.lookalikes[0].probability == pytest.approx(0.012)
+    assert "jack-o'-lantern" in result.message
+    features = verdict_features(probs[None, :], labels, load_catalog())
+    assert features.top_lookalike_probability[0] == pytest.approx(0.012)
+    batch = verdicts_from_features(features, guarded)
+    assert batch.reason_mask(Reason.DANGEROUS_LOOKALIKE).tolist() == [True]

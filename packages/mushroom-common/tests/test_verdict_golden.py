@@ -336,6 +336,7 @@ def golden_documents(catalog: Catalog) -> dict[str, RulesDocument]:
                 deadly_threshold=0.04,
                 poisonous_threshold=0.3,
                 caution_threshold=0.1,
+                lookalike_threshold=0.02,
                 edible_threshold=0.45,
                 genus_threshold=0.5,
                 genus_danger_share=0.5,
@@ -365,6 +366,7 @@ def _rules(document: RulesDocument) -> VerdictRules:
         poisonous_threshold=spec.poisonous_threshold,
         caution_threshold=spec.caution_threshold,
         genus_danger_share=spec.genus_danger_share,
+        lookalike_threshold=spec.lookalike_threshold,
     )
 
 
@@ -481,6 +483,25 @@ def _inputs(document: RulesDocument, rng: random.Random) -> list[dict[str, Any]]
                     add(
                         f"{label} alone at {mass!r} under {safe[-1]}",
                         _exact(size, {index[label]: mass, index[safe[-1]]: 1.0 - mass}),
+                    )
+    # A learned dangerous look-alike of the top species (the jack-o'-lantern under a chanterelle)
+    # at, and just under, the look-alike threshold, the danger mass under the caution threshold.
+    if spec.lookalike_threshold is not None:
+        for label in safe:
+            twins = [
+                la.species
+                for la in document.species[label].lookalikes
+                if la.species in index
+                and Edibility(document.species[la.species].edibility).is_dangerous
+            ]
+            filler = next(lb for lb in safe if lb != label)
+            for twin in twins:
+                for mass in (spec.lookalike_threshold, math.nextafter(spec.lookalike_threshold, 0)):
+                    add(
+                        f"{label} at 0.9 with its look-alike {twin} at {mass!r}",
+                        _exact(
+                            size, {index[label]: 0.9, index[twin]: mass, index[filler]: 0.1 - mass}
+                        ),
                     )
     # Test-time views: the same answer with views that agree, disagree on the species, or agree
     # on the species but not on its genus.

@@ -161,6 +161,14 @@ class DecisionRulesSpec(BaseModel):
         description="a genus is mostly dangerous when more than this share of its catalog "
         "species of known edibility are deadly or poisonous (1: never)",
     )
+    lookalike_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="a deadly or poisonous catalog look-alike of the top species that the model "
+        "learned, this likely on its own, forbids 'edible' (a caution names it); null: no such "
+        "rule (bundles written before it)",
+    )
     unseen_lookalike_blocks_edible: bool = True
     open_set: OpenSetSpec | None = None
     test_time_views: list[InferenceView] = Field(

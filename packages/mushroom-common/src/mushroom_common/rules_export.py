@@ -41,7 +41,9 @@ from mushroom_common.verdict import (
 RULES_FILE = "rules.json"
 # 2: severity thresholds, caution, genus danger shares, edibility classes, look-alike views,
 # the variant's own temperature and test-time views (a phone that reads version 1 refuses it).
-RULES_SCHEMA_VERSION: Literal[2] = 2
+# 3: `lookalike_threshold` (a learned dangerous look-alike forbids 'edible'): a phone that reads
+# version 2 would ignore it and could answer 'edible' where the server cautions, so it refuses.
+RULES_SCHEMA_VERSION: Literal[3] = 3
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ class VerdictRulesPublic(BaseModel):
         description="a dangerous label this likely is not ruled out (caution)"
     )
     caution_limit: int = Field(description="at most this many species in a caution")
+    lookalike_threshold: float | None = Field(
+        description="a learned dangerous look-alike of the top species this likely on its own "
+        "forbids 'edible' (caution); null: no such rule"
+    )
     edible_threshold: float
     genus_threshold: float
     genus_danger_share: float = Field(
@@ -161,7 +167,7 @@ class RulesDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[2] = RULES_SCHEMA_VERSION
+    schema_version: Literal[3] = RULES_SCHEMA_VERSION
     model: RulesModelPublic
     labels: list[str] = Field(description="catalog ids in the model's output order")
     rules: VerdictRulesPublic
@@ -259,6 +265,7 @@ def build_rules_document(
             poisonous_threshold=rules.poisonous_threshold,
             caution_threshold=rules.caution_threshold,
             caution_limit=CAUTION_LIMIT,
+            lookalike_threshold=rules.lookalike_threshold,
             edible_threshold=rules.edible_threshold,
             genus_threshold=rules.genus_threshold,
             genus_danger_share=rules.genus_danger_share,

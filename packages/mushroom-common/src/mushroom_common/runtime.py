@@ -147,6 +147,15 @@ def _shape(detail: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(d) for d in np.asarray(detail["shape"]).reshape(-1))
 
 
+def open_interpreter(model_path: Path, num_threads: int) -> Interpreter:
+    """A LiteRT interpreter of this model file with its tensors allocated: the one place that
+    opens one (`BundleRuntime`, and tools that read other outputs of a model, such as the field
+    head's pooled features)."""
+    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
 class BundleRuntime:
     """One LiteRT interpreter running one TFLite model (not thread-safe: one per thread).
 
@@ -246,8 +255,7 @@ class BundleRuntime:
         if not self.model_path.is_file():
             raise RuntimeLoadError(f"the model file {self.model_path} does not exist")
         try:
-            interpreter = Interpreter(model_path=str(self.model_path), num_threads=self.num_threads)
-            interpreter.allocate_tensors()
+            interpreter = open_interpreter(self.model_path, self.num_threads)
         except (ValueError, RuntimeError) as exc:
             raise RuntimeLoadError(f"LiteRT cannot load {self.model_path}: {exc}") from exc
         inputs = interpreter.get_input_details()
@@ -365,16 +373,6 @@ class BundleRuntime:
             calibrated_probabilities(logits[0], self.temperature),
             None if scores is None else float(scores[0]),
         )
-
-    def run_outputs(self, pixels: Pixels) -> list[FloatArray]:
-        """One photo -> every output tensor of the model, dequantized, in the model's order.
-
-        For studies that read an output beside the logits (e.g. the pooled features a study
-        adds as an extra output); serving reads `run`.
-        """
-        self._interpreter.set_tensor(self._input_index, self._check(pixels)[np.newaxis, ...])
-        self._interpreter.invoke()
-        return [self._read(_tensor(detail))[0] for detail in self._interpreter.get_output_details()]
 
     def run_batch(self, pixels: Pixels | Sequence[Pixels]) -> BatchPrediction:
         """Many photos ([N, H, W, 3] or a sequence of [H, W, 3]), `batch_size` per invoke.

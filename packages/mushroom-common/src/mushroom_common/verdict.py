@@ -24,6 +24,11 @@ Rules, in order (the thresholds come from the bundle, tuned on validation photos
    model never learned (when `unseen_lookalike_blocks_edible`). The caution names them
    (`caution_candidates`), the feature that tells them apart and the photo (`PhotoView`) that
    shows it.
+3b. `uncertain` with a `caution`, for the same reason: a deadly or poisonous catalog look-alike
+   of the top species that the model learned has `lookalike_threshold` or more on its own (when
+   the bundle sets one). This is the guard for a harmless species with a dangerous twin the model
+   knows (a jack-o'-lantern answered "chanterelle, 95%" with its own label at 1%): the twin's own
+   probability is the evidence, however small the summed danger mass.
 4. `uncertain`: the photo looks like a species the model never learned (the open-set score).
 5. `edible`: the top species is edible, its probability reaches `edible_threshold`, its genus
    is the most likely genus, and every view (test-time views of the photo, or the photos of an
@@ -135,6 +140,7 @@ class Reason(StrEnum):
     DEADLY_SUM = "deadly_sum"
     DANGEROUS_GENUS = "dangerous_genus"
     CAUTION = "caution"
+    DANGEROUS_LOOKALIKE = "dangerous_lookalike"
     UNKNOWN_SPECIES = "unknown_species"
     VIEWS_DISAGREE = "views_disagree"
     GENUS_DISAGREES = "genus_disagrees"
@@ -150,6 +156,7 @@ REASON_VERDICT: dict[Reason, Verdict] = {
     Reason.DEADLY_SUM: Verdict.DANGEROUS,
     Reason.DANGEROUS_GENUS: Verdict.DANGEROUS,
     Reason.CAUTION: Verdict.UNCERTAIN,
+    Reason.DANGEROUS_LOOKALIKE: Verdict.UNCERTAIN,
     Reason.UNKNOWN_SPECIES: Verdict.UNCERTAIN,
     Reason.VIEWS_DISAGREE: Verdict.UNCERTAIN,
     Reason.GENUS_DISAGREES: Verdict.UNCERTAIN,
@@ -172,7 +179,8 @@ class VerdictRules:
     `deadly_threshold` and `poisonous_threshold` default to `danger_threshold` (the single
     threshold of bundles written before the severities), `caution_threshold` to 0.02 and
     `genus_danger_share` to 0.5 (a genus is dangerous when more than half of its species of
-    known edibility are; 1 turns the genus rule off).
+    known edibility are; 1 turns the genus rule off). `lookalike_threshold` None (bundles written
+    before it) turns rule 3b off.
     """
 
     danger_threshold: float
@@ -186,6 +194,7 @@ class VerdictRules:
     poisonous_threshold: float
     caution_threshold: float
     genus_danger_share: float
+    lookalike_threshold: float | None
 
     def __init__(
         self,
@@ -200,6 +209,7 @@ class VerdictRules:
         poisonous_threshold: float | None = None,
         caution_threshold: float = 0.02,
         genus_danger_share: float = 0.5,
+        lookalike_threshold: float | None = None,
     ) -> None:
         values = {
             "danger_threshold": danger_threshold,
@@ -215,6 +225,7 @@ class VerdictRules:
             ),
             "caution_threshold": caution_threshold,
             "genus_danger_share": genus_danger_share,
+            "lookalike_threshold": lookalike_threshold,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -274,6 +285,7 @@ class VerdictRules:
             poisonous_threshold=danger_threshold or spec.poisonous_threshold,
             caution_threshold=spec.caution_threshold,
             genus_danger_share=spec.genus_danger_share,
+            lookalike_threshold=spec.lookalike_threshold,
         )
 
 
@@ -281,7 +293,8 @@ class VerdictRules:
 class Judgement:
     """The verdict, its sentence, the top-k predictions, genera and the top species' look-alikes.
 
-    `caution` is set with `Reason.CAUTION` ("do not eat, it could be ..."), and
+    `caution` is set with `Reason.CAUTION` and `Reason.DANGEROUS_LOOKALIKE` ("do not eat, it
+    could be ..."), and
     `unknown_species_message` whenever the open-set score says the species may be one the model
     never learned.
     """
@@ -443,6 +456,25 @@ def views_agree(
         np.all(rows[:, top_index] >= rows.max(axis=1))
         and np.all(totals[:, top_genus] >= totals.max(axis=1))
     )
+
+
+def learned_lookalike(
+    probabilities: npt.NDArray[np.float64],
+    labels: Sequence[str],
+    catalog: Catalog,
+    top_id: str,
+) -> Species | None:
+    """The top species' likeliest deadly or poisonous catalog look-alike that is a model label
+    (ties: the catalog's order, most dangerous first); None when it has none."""
+    index = {label: i for i, label in enumerate(labels)}
+    best: tuple[Species, float] | None = None
+    for other, _ in catalog.lookalikes_of(top_id):
+        position = index.get(other.id)
+        if other.edibility.is_dangerous and position is not None:
+            prob = float(probabilities[position])
+            if best is None or prob > best[1]:
+                best = (other, prob)
+    return None if best is None else best[0]
 
 
 def caution_candidates(
@@ -651,6 +683,25 @@ def judge(
                 f" What tells it from the {first.common_names[0]}: {first.distinguishing_feature}."
             )
         return answer(Reason.CAUTION, message, CautionPublic(species=top.id, lookalikes=candidates))
+    twin = learned_lookalike(probabilities, labels, catalog, top.id)
+    if twin is not None and rules.lookalike_threshold is not None:
+        twin_prob = float(probabilities[labels.index(twin.id)])
+        if twin_prob >= rules.lookalike_threshold:
+            link = next(la for la in top.lookalikes if catalog.get(la.id).id == twin.id)
+            first = _caution_entry(twin, twin_prob, link.distinguishing_feature, link.view)
+            others = caution_candidates(probabilities, labels, catalog, top.id, rules)
+            candidates = [first, *(c for c in others if c.species != twin.id)][:CAUTION_LIMIT]
+            message = (
+                f"This looks most like {display_name(top)} ({percent(top_prob)}), but do not eat "
+                f"it: it has a {twin.edibility.value} look-alike, {display_name(twin)}, that the "
+                f"model does not rule out ({percent(twin_prob)}). What tells it from the "
+                f"{twin.english_names[0]}: {link.distinguishing_feature}."
+            )
+            return answer(
+                Reason.DANGEROUS_LOOKALIKE,
+                message,
+                CautionPublic(species=top.id, lookalikes=candidates),
+            )
 
     if possibly_unknown:
         return answer(
@@ -722,6 +773,7 @@ class VerdictFeatures:
     best_genus_danger_share: npt.NDArray[np.float64]
     best_genus_is_top_genus: npt.NDArray[np.bool_]
     top_has_unseen_dangerous_lookalike: npt.NDArray[np.bool_]
+    top_lookalike_probability: npt.NDArray[np.float64]
     views_agree: npt.NDArray[np.bool_]
     mushroom_scores: npt.NDArray[np.float64] | None
     unknown_scores: npt.NDArray[np.float64] | None
@@ -772,6 +824,23 @@ def verdict_features(
             for entry in view.species
         ]
     )
+    # The probability of each answer's top species' likeliest learned dangerous look-alike
+    # (-inf: it has none), for rule 3b.
+    position = {label: i for i, label in enumerate(labels)}
+    twins = [
+        [
+            position[other.id]
+            for other, _ in catalog.lookalikes_of(entry.id)
+            if other.edibility.is_dangerous and other.id in position
+        ]
+        for entry in view.species
+    ]
+    twin_probability = np.full(len(probs), -np.inf)
+    for label_index in np.unique(top):
+        columns = twins[int(label_index)]
+        if columns:
+            chosen = top == label_index
+            twin_probability[chosen] = probs[np.ix_(chosen, columns)].max(axis=1)
     if view_probabilities is None:
         agree = np.ones(len(probs), dtype=bool)
     else:
@@ -796,6 +865,7 @@ def verdict_features(
         best_genus_danger_share=shares[best_genus],
         best_genus_is_top_genus=best_genus == view.genus_index[top],
         top_has_unseen_dangerous_lookalike=unseen[top],
+        top_lookalike_probability=twin_probability,
         views_agree=agree,
         mushroom_scores=(
             None if mushroom_scores is None else np.asarray(mushroom_scores, np.float64).ravel()
@@ -852,6 +922,9 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
     caution = features.danger_mass >= rules.caution_threshold
     if rules.unseen_lookalike_blocks_edible:
         caution = caution | features.top_has_unseen_dangerous_lookalike
+    twin = false
+    if rules.lookalike_threshold is not None:
+        twin = features.top_lookalike_probability >= rules.lookalike_threshold
     edible_ready = features.top_edible & (features.top_probability >= rules.edible_threshold)
     # np.select takes the first true condition: the rules' order.
     conditions = [
@@ -861,6 +934,7 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
         deadly_sum,
         genus,
         caution,
+        twin,
         unknown,
         edible_ready & ~features.views_agree,
         edible_ready & ~features.best_genus_is_top_genus,
@@ -874,6 +948,7 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
         Reason.DEADLY_SUM,
         Reason.DANGEROUS_GENUS,
         Reason.CAUTION,
+        Reason.DANGEROUS_LOOKALIKE,
         Reason.UNKNOWN_SPECIES,
         Reason.VIEWS_DISAGREE,
         Reason.GENUS_DISAGREES,

@@ -1,6 +1,7 @@
 /**
  * The safety rules on the phone: a replay of `mushroom_common/verdict.py` (`judge`,
- * `open_set_score`, `genus_ranking`, `lookalikes_of`, `caution_candidates`, `views_agree`) and of
+ * `open_set_score`, `genus_ranking`, `lookalikes_of`, `learned_lookalike`, `caution_candidates`,
+ * `views_agree`) and of
  * the runtime's test-time view averaging (`runtime.average_rows`), reading every threshold, the
  * edibility classes, the temperature and the catalog facts from the rules file (`rules.ts`).
  * Nothing the rules decide with is written here: only the sentences, which the golden cases
@@ -33,6 +34,7 @@ export type Reason =
   | 'deadly_sum'
   | 'dangerous_genus'
   | 'caution'
+  | 'dangerous_lookalike'
   | 'unknown_species'
   | 'views_disagree'
   | 'genus_disagrees'
@@ -47,6 +49,7 @@ const REASON_VERDICT: Record<Reason, Verdict> = {
   deadly_sum: 'dangerous',
   dangerous_genus: 'dangerous',
   caution: 'uncertain',
+  dangerous_lookalike: 'uncertain',
   unknown_species: 'uncertain',
   views_disagree: 'uncertain',
   genus_disagrees: 'uncertain',
@@ -258,6 +261,23 @@ export function cautionCandidates(rules: RulesDocument, probabilities: number[],
   });
 }
 
+/**
+ * The top species' likeliest deadly or poisonous catalog look-alike that is a model label (ties:
+ * the catalog's order, most dangerous first), as `learned_lookalike`; null when it has none.
+ */
+export function learnedLookalike(rules: RulesDocument, probabilities: number[], topId: string): LookalikePublic | null {
+  const index = new Map(rules.labels.map((label, i) => [label, i] as const));
+  let best: { lookalike: LookalikePublic; probability: number } | null = null;
+  for (const lookalike of lookalikesOf(rules, topId)) {
+    const position = index.get(lookalike.species);
+    if (isDangerous(rules, lookalike.edibility) && position !== undefined) {
+      const probability = probabilities[position]!;
+      if (best === null || probability > best.probability) best = { lookalike, probability };
+    }
+  }
+  return best === null ? null : best.lookalike;
+}
+
 function article(word: string): string {
   return 'aeiou'.includes(word.slice(0, 1).toLowerCase()) ? 'an' : 'a';
 }
@@ -370,6 +390,28 @@ export function judge(rules: RulesDocument, input: JudgeInput): Judgement {
       message += ` What tells it from the ${first.common_names[0]}: ${first.distinguishing_feature}.`;
     }
     return answer('caution', message, { species: topId, lookalikes: candidates });
+  }
+  const twin = learnedLookalike(rules, probabilities, topId);
+  if (twin !== null && spec.lookalike_threshold !== null) {
+    const twinProb = probabilities[labels.indexOf(twin.species)]!;
+    if (twinProb >= spec.lookalike_threshold) {
+      const twinSpecies = speciesOf(rules, twin.species);
+      const first: CautionLookalikePublic = {
+        species: twin.species,
+        scientific_name: twinSpecies.scientific_name,
+        common_names: twinSpecies.common_names,
+        edibility: twinSpecies.edibility,
+        probability: clamp01(twinProb),
+        distinguishing_feature: twin.distinguishing_feature,
+        view: twin.view ?? null,
+      };
+      const others = cautionCandidates(rules, probabilities, order, topId).filter((c) => c.species !== twin.species);
+      const message =
+        `This looks most like ${displayName(top)} (${percent(topProb)}), but do not eat it: it has a ${twinSpecies.edibility} ` +
+        `look-alike, ${displayName(twinSpecies)}, that the model does not rule out (${percent(twinProb)}). What tells it ` +
+        `from the ${twinSpecies.common_names[0]}: ${twin.distinguishing_feature}.`;
+      return answer('dangerous_lookalike', message, { species: topId, lookalikes: [first, ...others].slice(0, spec.caution_limit) });
+    }
   }
 
   if (possiblyUnknown) {
