@@ -1,4 +1,4 @@
-import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { openDB, type DBSchema, type IDBPDatabase, type StoreNames, type StoreValue } from 'idb';
 import { withSource, type Identification, type Place } from './identification';
 
 /** Bytes and type of a Blob: stored instead of the Blob, which some Safari versions cannot keep in IndexedDB. */
@@ -134,6 +134,26 @@ export function trackWrite<T>(write: () => Promise<T>): Promise<T> {
   const forget = () => pendingWrites.delete(promise);
   promise.then(forget, forget);
   return promise;
+}
+
+/** Keeps `value` in `store` as `toStored` writes it, as one tracked write; resolves to `value`. */
+export function putLocal<N extends StoreNames<MushroomDb>, T>(
+  store: N,
+  value: T,
+  toStored: (value: T) => Promise<StoreValue<MushroomDb, N>>,
+): Promise<T> {
+  return trackWrite(async () => {
+    const stored = await toStored(value);
+    const db = await getLocalDb();
+    await db.put(store, stored);
+    return value;
+  });
+}
+
+/** Everything in `store`, oldest first, as `load` reads it back. */
+export async function listLocal<N extends StoreNames<MushroomDb>, T>(store: N, load: (stored: StoreValue<MushroomDb, N>) => T): Promise<T[]> {
+  const db = await getLocalDb();
+  return (await db.getAllFromIndex(store, 'by-created')).map(load);
 }
 
 /** Waits for pending writes, then closes and forgets the connection (tests start each case empty). */

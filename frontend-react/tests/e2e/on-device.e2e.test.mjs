@@ -98,6 +98,24 @@ function nonMushroomPhotos() {
 
 const asUpload = (path) => ({ name: path.split('/').pop(), mimeType: /\.png$/i.test(path) ? 'image/png' : 'image/jpeg', buffer: readFileSync(path) });
 
+/** A visit that waits until the offline kit is stored, so that the context has it. */
+async function warmUpKit(context, baseUrl) {
+  const warmUp = await context.newPage();
+  await warmUp.goto(baseUrl);
+  await warmUp.locator('[data-testid="offline-readiness"][data-state="ready"]').waitFor({ timeout: 180_000 });
+  await warmUp.close();
+}
+
+/** A `requestfinished` handler that adds to `leaving` each URL the network answered (not the service worker, a data: or blob: URL). */
+function recordLeaks(leaving) {
+  return (request) => {
+    // Offline, only the service worker may answer; anything the network would carry is a leak.
+    request.response().then((response) => {
+      if (response && !response.fromServiceWorker() && !/^(data|blob):/.test(request.url())) leaving.push(request.url());
+    }, () => undefined);
+  };
+}
+
 // The parity run sends more photos a minute than the API's default rate limit allows one client.
 process.env.API_RATE_LIMIT_PER_MINUTE = '0';
 const api = existsSync(sharedDataDir) ? await startApi() : null;
@@ -274,20 +292,10 @@ describe('identifying on the phone, offline, against the real API', { skip: skip
     assert.ok(other, 'no non-mushroom image that the server calls not a mushroom');
 
     // The kit was stored by the first test's visit; a fresh visit makes sure this context has it.
-    const warmUp = await context.newPage();
-    await warmUp.goto(api.baseUrl);
-    await warmUp.locator('[data-testid="offline-readiness"][data-state="ready"]').waitFor({ timeout: 180_000 });
-    await warmUp.close();
+    await warmUpKit(context, api.baseUrl);
 
     const leaving = [];
-    const onRequest = (request) => {
-      // Offline, only the service worker may answer; anything the network would carry is a leak.
-      request.response().then((response) => {
-        if (response && !response.fromServiceWorker() && !request.url().startsWith('data:') && !request.url().startsWith('blob:')) {
-          leaving.push(request.url());
-        }
-      }, () => undefined);
-    };
+    const onRequest = recordLeaks(leaving);
     context.on('requestfinished', onRequest);
     const failed = [];
     const onFailed = (request) => failed.push(request.url());
@@ -431,17 +439,10 @@ describe('identifying on the phone, offline, against the real API', { skip: skip
     assert.ok(pool.length >= 4, `fewer than 5 photos of ${first.label}`);
     const second = asUpload(pool[0]);
 
-    const warmUp = await context.newPage();
-    await warmUp.goto(api.baseUrl);
-    await warmUp.locator('[data-testid="offline-readiness"][data-state="ready"]').waitFor({ timeout: 180_000 });
-    await warmUp.close();
+    await warmUpKit(context, api.baseUrl);
 
     const leaving = [];
-    const onRequest = (request) => {
-      request.response().then((response) => {
-        if (response && !response.fromServiceWorker() && !/^(data|blob):/.test(request.url())) leaving.push(request.url());
-      }, () => undefined);
-    };
+    const onRequest = recordLeaks(leaving);
     context.on('requestfinished', onRequest);
     await context.setOffline(true);
     try {

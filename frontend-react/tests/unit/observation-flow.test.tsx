@@ -46,6 +46,15 @@ function observationApi(seen: SeenRequest[]) {
   });
 }
 
+/** The app, rendered against `observationApi`: what it was sent and the user that drives it. */
+function renderWithObservationApi() {
+  const seen: SeenRequest[] = [];
+  server.use(observationApi(seen));
+  const user = userEvent.setup();
+  render(<App />);
+  return { seen, user };
+}
+
 async function addPhoto(user: ReturnType<typeof userEvent.setup>, name: string) {
   await user.upload(await screen.findByLabelText('Choose from gallery'), photoFile(name));
   await user.click(await screen.findByRole('button', { name: 'Use this photo' }));
@@ -58,10 +67,7 @@ afterEach(() => vi.restoreAllMocks());
 
 describe('an observation of several photos', () => {
   it('asks for the gills, adds that photo tagged underside, answers once for both; the history keeps and continues it', async () => {
-    const seen: SeenRequest[] = [];
-    server.use(observationApi(seen));
-    const user = userEvent.setup();
-    render(<App />);
+    const { seen, user } = renderWithObservationApi();
     await addPhoto(user, 'cap.jpg');
     const prompt = await screen.findByTestId('next-photo');
     expect(prompt).toHaveTextContent('it tells the chanterelle from the false chanterelle');
@@ -106,10 +112,7 @@ describe('an observation of several photos', () => {
   }, SLOW_FLOW_MS);
 
   it('takes at most five photos; cancelling the crop of a new photo sends nothing', async () => {
-    const seen: SeenRequest[] = [];
-    server.use(observationApi(seen));
-    const user = userEvent.setup();
-    render(<App />);
+    const { seen, user } = renderWithObservationApi();
     await addPhoto(user, 'p1.jpg');
     for (let count = 2; count <= 5; count += 1) {
       await user.click(await screen.findByRole('button', { name: `Add another photo (${count} of 5)` }));
@@ -128,10 +131,7 @@ describe('an observation of several photos', () => {
     expect(seen).toHaveLength(5);
   }, SLOW_FLOW_MS);
   it('offline without a model on the phone, the whole observation waits in the queue and goes when back online', async () => {
-    const seen: SeenRequest[] = [];
-    server.use(observationApi(seen));
-    const user = userEvent.setup();
-    render(<App />);
+    const { seen, user } = renderWithObservationApi();
     await addPhoto(user, 'cap.jpg');
     await user.click(within(await screen.findByTestId('next-photo')).getByRole('button', { name: 'Add a photo of the gills/underside' }));
     // The connection drops before the second photo.

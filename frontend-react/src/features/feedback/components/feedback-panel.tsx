@@ -41,24 +41,18 @@ export function FeedbackPanel({ requestId, photo, speciesChoices }: FeedbackPane
     <section className="card feedback" aria-labelledby="feedback-heading">
       <h3 id="feedback-heading">{t.feedback.heading}</h3>
       <div className="row" role="group" aria-labelledby="feedback-heading">
-        <button
-          type="button"
-          className="button"
-          aria-pressed={mode === 'right'}
-          onClick={() => setMode('right')}
-          disabled={sending}
-        >
-          {t.feedback.right}
-        </button>
-        <button
-          type="button"
-          className="button"
-          aria-pressed={mode === 'wrong'}
-          onClick={() => setMode('wrong')}
-          disabled={sending}
-        >
-          {t.feedback.wrong}
-        </button>
+        {(['right', 'wrong'] as const).map((choice) => (
+          <button
+            key={choice}
+            type="button"
+            className="button"
+            aria-pressed={mode === choice}
+            onClick={() => setMode(choice)}
+            disabled={sending}
+          >
+            {t.feedback[choice]}
+          </button>
+        ))}
       </div>
       {mode !== 'choose' ? (
         <form className="feedback__form" onSubmit={onSubmit}>

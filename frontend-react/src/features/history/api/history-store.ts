@@ -1,5 +1,5 @@
 import type { Identification } from '@/lib/identification';
-import { getLocalDb, monotonicNow, loadHistoryRecord, newId, storeHistoryRecord, trackWrite, type HistoryPhoto, type HistoryRecord } from '@/lib/local-db';
+import { getLocalDb, listLocal, monotonicNow, loadHistoryRecord, newId, putLocal, storeHistoryRecord, type HistoryPhoto, type HistoryRecord } from '@/lib/local-db';
 
 export type { HistoryPhoto, HistoryRecord };
 
@@ -7,20 +7,13 @@ export type { HistoryPhoto, HistoryRecord };
 export function addHistory(result: Identification, photos: HistoryPhoto[]): Promise<HistoryRecord> {
   const [first] = photos;
   if (!first) throw new Error('an observation has at least one photo');
-  return trackWrite(async () => {
-    const record: HistoryRecord = { id: newId(), createdAt: monotonicNow(), result, photo: first.photo, thumbnail: first.thumbnail, photos };
-    const stored = await storeHistoryRecord(record);
-    const db = await getLocalDb();
-    await db.put('history', stored);
-    return record;
-  });
+  const record: HistoryRecord = { id: newId(), createdAt: monotonicNow(), result, photo: first.photo, thumbnail: first.thumbnail, photos };
+  return putLocal('history', record, storeHistoryRecord);
 }
 
 /** All identifications kept on this device, newest first. */
 export async function listHistory(): Promise<HistoryRecord[]> {
-  const db = await getLocalDb();
-  const records = await db.getAllFromIndex('history', 'by-created');
-  return records.reverse().map(loadHistoryRecord);
+  return (await listLocal('history', loadHistoryRecord)).reverse();
 }
 
 export async function clearHistory(): Promise<void> {

@@ -1,6 +1,6 @@
-import { useEffect, useMemo } from 'react';
 import { isDangerousEdibility } from '@/components/ui/edibility-badge';
 import { t } from '@/lib/i18n';
+import { useObjectUrl } from '@/lib/use-object-url';
 import type { HistoryRecord } from '../api/history-store';
 import { useHistory } from '../hooks/use-history';
 
@@ -13,10 +13,7 @@ type HistoryListProps = {
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 function Thumbnail({ thumbnail, name }: { thumbnail: Blob | null; name: string }) {
-  const url = useMemo(() => (thumbnail ? URL.createObjectURL(thumbnail) : null), [thumbnail]);
-  useEffect(() => () => {
-    if (url) URL.revokeObjectURL(url);
-  }, [url]);
+  const url = useObjectUrl(thumbnail);
   if (!url) return <div className="history__thumb history__thumb--empty" aria-hidden="true" />;
   return <img className="history__thumb" src={url} alt={t.history.thumbnailAlt(name)} width={64} height={64} />;
 }

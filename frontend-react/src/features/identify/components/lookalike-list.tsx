@@ -1,6 +1,7 @@
 import type { LookalikePublic } from '@/client/api-client';
-import { EdibilityBadge, isDangerousEdibility } from '@/components/ui/edibility-badge';
+import { isDangerousEdibility } from '@/components/ui/edibility-badge';
 import { t } from '@/lib/i18n';
+import { LookalikeNames } from './lookalike-names';
 
 /** Dangerous look-alikes first, keeping the API's order otherwise. */
 export function sortLookalikes(lookalikes: LookalikePublic[]): LookalikePublic[] {
@@ -61,13 +62,7 @@ export function LookalikeList({ lookalikes, speciesName }: { lookalikes: Lookali
                 className={`lookalike${isDangerousEdibility(lookalike.edibility) ? ' lookalike--dangerous' : ''}`}
                 data-species={lookalike.species}
               >
-                <div className="lookalike__header">
-                  <span className="prediction__scientific" lang="la">
-                    {lookalike.scientific_name}
-                  </span>
-                  <EdibilityBadge edibility={lookalike.edibility} />
-                </div>
-                {lookalike.common_names[0] ? <span className="prediction__common">{lookalike.common_names[0]}</span> : null}
+                <LookalikeNames lookalike={lookalike} />
                 <TellApart
                   feature={lookalike.distinguishing_feature}
                   speciesName={speciesName}

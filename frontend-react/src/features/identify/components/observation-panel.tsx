@@ -1,7 +1,7 @@
-import { useEffect, useMemo } from 'react';
 import { Icon } from '@/components/ui/icon';
 import { MAX_PHOTOS, isPhotoView, type Identification, type PhotoView } from '@/lib/identification';
 import { t } from '@/lib/i18n';
+import { useObjectUrl } from '@/lib/use-object-url';
 
 type ObservationPanelProps = {
   result: Identification;
@@ -14,10 +14,7 @@ type ObservationPanelProps = {
 const viewName = (view: string | null) => (view && isPhotoView(view) ? t.views.names[view] : null);
 
 function PhotoThumb({ blob, alt }: { blob: Blob | null; alt: string }) {
-  const url = useMemo(() => (blob ? URL.createObjectURL(blob) : null), [blob]);
-  useEffect(() => () => {
-    if (url) URL.revokeObjectURL(url);
-  }, [url]);
+  const url = useObjectUrl(blob);
   if (!url) return <div className="observation__thumb observation__thumb--empty" aria-hidden="true" />;
   return <img className="observation__thumb" src={url} alt={alt} />;
 }

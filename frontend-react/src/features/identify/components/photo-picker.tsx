@@ -1,5 +1,5 @@
 import { useId, type ChangeEvent } from 'react';
-import { Icon } from '@/components/ui/icon';
+import { Icon, type IconName } from '@/components/ui/icon';
 import { t } from '@/lib/i18n';
 
 type PhotoPickerProps = {
@@ -10,10 +10,42 @@ type PhotoPickerProps = {
   hint?: string;
 };
 
+type PickerButtonProps = {
+  icon: IconName;
+  label: string;
+  /** The camera button: the primary style, and `capture` opens the camera rather than the gallery. */
+  primary?: boolean;
+  capture?: 'environment';
+  onChange: (event: ChangeEvent<HTMLInputElement>) => void;
+  disabled: boolean;
+  hintId: string;
+};
+
+/** A hidden image file input with the big button (its label) that opens it. */
+function PickerButton({ icon, label, primary = false, capture, onChange, disabled, hintId }: PickerButtonProps) {
+  const id = useId();
+  return (
+    <>
+      <input
+        id={id}
+        className="visually-hidden file-input"
+        type="file"
+        accept="image/*"
+        capture={capture}
+        onChange={onChange}
+        disabled={disabled}
+        aria-describedby={hintId}
+      />
+      <label htmlFor={id} className={primary ? 'big-button big-button--primary' : 'big-button'} aria-disabled={disabled}>
+        <Icon name={icon} size={32} />
+        <span>{label}</span>
+      </label>
+    </>
+  );
+}
+
 /** Two big buttons: the camera (rear-facing on phones) and the photo gallery. */
 export function PhotoPicker({ onPhoto, disabled = false, heading = t.picker.heading, hint = t.picker.hint }: PhotoPickerProps) {
-  const cameraId = useId();
-  const galleryId = useId();
   const hintId = useId();
 
   const handleChange = (event: ChangeEvent<HTMLInputElement>) => {
@@ -32,33 +64,16 @@ export function PhotoPicker({ onPhoto, disabled = false, heading = t.picker.head
         {hint}
       </p>
       <div className="picker__buttons">
-        <input
-          id={cameraId}
-          className="visually-hidden file-input"
-          type="file"
-          accept="image/*"
+        <PickerButton
+          icon="camera"
+          label={t.picker.takePhoto}
+          primary
           capture="environment"
           onChange={handleChange}
           disabled={disabled}
-          aria-describedby={hintId}
+          hintId={hintId}
         />
-        <label htmlFor={cameraId} className="big-button big-button--primary" aria-disabled={disabled}>
-          <Icon name="camera" size={32} />
-          <span>{t.picker.takePhoto}</span>
-        </label>
-        <input
-          id={galleryId}
-          className="visually-hidden file-input"
-          type="file"
-          accept="image/*"
-          onChange={handleChange}
-          disabled={disabled}
-          aria-describedby={hintId}
-        />
-        <label htmlFor={galleryId} className="big-button" aria-disabled={disabled}>
-          <Icon name="gallery" size={32} />
-          <span>{t.picker.chooseFromGallery}</span>
-        </label>
+        <PickerButton icon="gallery" label={t.picker.chooseFromGallery} onChange={handleChange} disabled={disabled} hintId={hintId} />
       </div>
     </section>
   );

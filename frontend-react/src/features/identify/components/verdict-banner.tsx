@@ -1,8 +1,8 @@
 import { useEffect, useRef } from 'react';
 import type { CautionPublic, Verdict } from '@/client/api-client';
-import { EdibilityBadge } from '@/components/ui/edibility-badge';
 import { Icon, type IconName } from '@/components/ui/icon';
 import { t } from '@/lib/i18n';
+import { LookalikeNames } from './lookalike-names';
 
 const ICONS: Record<Verdict, IconName> = {
   dangerous: 'skull',
@@ -89,13 +89,7 @@ export function CautionBlock({ caution, speciesName }: { caution: CautionPublic;
           const name = lookalike.common_names[0] ?? lookalike.scientific_name;
           return (
             <li key={lookalike.species} className="lookalike lookalike--dangerous" data-species={lookalike.species}>
-              <div className="lookalike__header">
-                <span className="prediction__scientific" lang="la">
-                  {lookalike.scientific_name}
-                </span>
-                <EdibilityBadge edibility={lookalike.edibility} />
-              </div>
-              {lookalike.common_names[0] ? <span className="prediction__common">{lookalike.common_names[0]}</span> : null}
+              <LookalikeNames lookalike={lookalike} />
               <p className="muted small">
                 {lookalike.probability === null
                   ? t.verdict.caution.notLearned

@@ -1,11 +1,12 @@
 import type { Place } from '@/lib/identification';
 import {
   getLocalDb,
+  listLocal,
   monotonicNow,
   loadQueuedPhoto,
   newId,
+  putLocal,
   storeQueuedPhoto,
-  trackWrite,
   type QueuedExtraPhoto,
   type QueuedPhoto,
 } from '@/lib/local-db';
@@ -17,26 +18,20 @@ export type QueueOptions = { view?: string | null; more?: QueuedExtraPhoto[]; pl
 
 /** Keeps an observation (its first photo, any more, their views, the place) that could not be sent until the network returns. */
 export function enqueuePhoto(photo: Blob, fileName: string, options: QueueOptions = {}): Promise<QueuedPhoto> {
-  return trackWrite(async () => {
-    const item: QueuedPhoto = {
-      id: newId(),
-      createdAt: monotonicNow(),
-      photo,
-      fileName,
-      view: options.view ?? null,
-      more: options.more ?? [],
-      place: options.place ?? null,
-    };
-    const stored = await storeQueuedPhoto(item);
-    const db = await getLocalDb();
-    await db.put('queue', stored);
-    return item;
-  });
+  const item: QueuedPhoto = {
+    id: newId(),
+    createdAt: monotonicNow(),
+    photo,
+    fileName,
+    view: options.view ?? null,
+    more: options.more ?? [],
+    place: options.place ?? null,
+  };
+  return putLocal('queue', item, storeQueuedPhoto);
 }
 
 export async function listQueue(): Promise<QueuedPhoto[]> {
-  const db = await getLocalDb();
-  return (await db.getAllFromIndex('queue', 'by-created')).map(loadQueuedPhoto);
+  return listLocal('queue', loadQueuedPhoto);
 }
 
 export async function removeFromQueue(id: string): Promise<void> {

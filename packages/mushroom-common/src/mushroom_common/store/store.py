@@ -124,31 +124,11 @@ def create_store_engine(url: str, *, timeout_s: float = 5.0) -> Engine:
 
 
 def _prediction(row: Prediction) -> PredictionRecord:
-    return PredictionRecord(
-        request_id=row.request_id,
-        created_at=row.created_at,
-        photo_sha256=row.photo_sha256,
-        model_name=row.model_name,
-        model_version=row.model_version,
-        verdict=row.verdict,
-        top_species=row.top_species,
-        top_probability=row.top_probability,
-        mushroom_score=row.mushroom_score,
-    )
+    return PredictionRecord.model_validate(row, from_attributes=True)
 
 
 def _feedback(row: Feedback) -> FeedbackRecord:
-    return FeedbackRecord(
-        id=row.id,
-        created_at=row.created_at,
-        request_id=row.request_id,
-        idempotency_key=row.idempotency_key,
-        correct=row.correct,
-        species=row.species,
-        comment=row.comment,
-        share_photo=row.share_photo,
-        photo_key=row.photo_key,
-    )
+    return FeedbackRecord.model_validate(row, from_attributes=True)
 
 
 class PredictionStore:
