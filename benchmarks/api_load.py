@@ -28,7 +28,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from typing import Annotated, Any
 import _common
 import httpx
 import typer
-from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, TestPhoto, write_report
+from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, TestPhoto, free_port, write_report
 
 from mushroom_common.bundle import read_metadata
 
@@ -235,13 +234,6 @@ def serving_peak_rss_mib(pid: int) -> list[float]:
             if kib is not None:
                 peaks.append(kib / 1024)
     return peaks
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
