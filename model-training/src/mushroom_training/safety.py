@@ -17,6 +17,7 @@ from mushroom_common.bundle import DecisionRulesSpec, OpenSetSpec
 from mushroom_common.catalog import Catalog, Edibility
 from mushroom_common.runtime import calibrated_probabilities
 from mushroom_common.verdict import OpenSetMethod, Verdict, VerdictRules, judge, open_set_score
+from mushroom_training import field
 from mushroom_training.config import SafetySettings
 from mushroom_training.metrics import poison_cost, softmax
 
@@ -385,24 +386,11 @@ def _rates(
     edibility = [catalog.get(t).edibility for t in truth]
     toxic = [i for i, e in enumerate(edibility) if e.is_dangerous]
     edible = [i for i, e in enumerate(edibility) if e.is_edible]
-
-    def rate(hits: int, total: int) -> float | None:
-        return hits / total if total else None
-
     return {
         "photos": len(truth),
         "toxic_photos": len(toxic),
         "edible_photos": len(edible),
-        "toxic_answered_dangerous": rate(
-            sum(verdicts[i] == "dangerous" for i in toxic), len(toxic)
-        ),
-        "edible_answered_dangerous": rate(
-            sum(verdicts[i] == "dangerous" for i in edible), len(edible)
-        ),
-        "edible_answered_edible_right": rate(
-            sum(verdicts[i] == "edible" and top1[i] == truth[i] for i in edible), len(edible)
-        ),
-        "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in toxic),
+        **field.target_rates(verdicts, truth, top1, toxic, edible),
         "answered_edible": sum(v == "edible" for v in verdicts),
         "answered_edible_wrong_species": sum(
             v == "edible" and top1[i] != truth[i] for i, v in enumerate(verdicts)
