@@ -28,7 +28,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from typing import Annotated, Any
 import _common
 import httpx
 import typer
-from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, TestPhoto, write_report
+from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, TestPhoto, free_port, write_report
 
 from mushroom_common.bundle import read_metadata
 
@@ -237,13 +236,6 @@ def serving_peak_rss_mib(pid: int) -> list[float]:
     return peaks
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     """A server subprocess and where it listens."""
@@ -340,6 +332,15 @@ def api_env(bundle_dir: Path, work_dir: Path, extra: dict[str, str]) -> dict[str
 # ----------------------------------------------------------------------------- profiling
 
 
+def collapsed_stacks(text: str) -> Iterator[tuple[str, int]]:
+    """(stack, sample count) of each line `frame;frame;...;leaf count` of py-spy's raw
+    (collapsed) output; other lines are skipped."""
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack, int(count_text)
+
+
 def summarize_collapsed(text: str, top: int = 15) -> dict[str, list[tuple[str, float]]]:
     """Self and inclusive time shares per function from py-spy's raw (collapsed) output.
 
@@ -356,11 +357,7 @@ def summarize_collapsed(text: str, top: int = 15) -> dict[str, list[tuple[str, f
     self_counts: Counter[str] = Counter()
     inclusive_counts: Counter[str] = Counter()
     total = 0
-    for line in text.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in collapsed_stacks(text):
         frames = [_function_of(frame) for frame in stack.split(";") if frame]
         if not frames:
             continue
@@ -438,18 +435,15 @@ def categorize_collapsed(
     """
     counts: Counter[str] = Counter()
     waiting = 0
-    for line in text.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
+    for stack, count in collapsed_stacks(text):
         leaf = stack.rsplit(";", 1)[-1]
         if any(leaf.startswith(w) for w in WAITING_LEAVES):
-            waiting += int(count_text)
+            waiting += count
             continue
         name = next(
             (name for name, markers in categories if any(m in stack for m in markers)), "other"
         )
-        counts[name] += int(count_text)
+        counts[name] += count
     busy = sum(counts.values())
     total = busy + waiting
     shares = [(name, count / busy) for name, count in counts.most_common()] if busy else []

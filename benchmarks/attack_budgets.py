@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import logging
 import os
@@ -35,29 +34,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
+from _common import free_port, noise_jpeg
 
 logger = logging.getLogger("attack_budgets")
 REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 
-def _photo(seed: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (128, 160, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start(python: str, root: Path, **settings: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_", "MUSHROOM_"))}
     env.update(
         {
@@ -101,7 +86,7 @@ def _normal_predicts(port: int, count: int) -> tuple[list[int], float]:
         for seed in range(count):
             started = time.perf_counter()
             try:
-                files = {"file": ("p.jpg", _photo(seed), "image/jpeg")}
+                files = {"file": ("p.jpg", noise_jpeg(seed, 160, 128), "image/jpeg")}
                 statuses.append(client.post("/predict", files=files).status_code)
             except httpx.TransportError:
                 statuses.append(0)

@@ -9,7 +9,6 @@ item 8) is /predict p99 with explanations within 1.5x of its solo value.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import random
@@ -22,10 +21,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import numpy as np
 import typer
-from _common import describe_machine, format_table, machine_info, summarize_latencies, write_report
-from PIL import Image
+from _common import (
+    describe_machine,
+    format_table,
+    free_port,
+    machine_info,
+    noise_jpeg,
+    summarize_latencies,
+    write_report,
+)
 
 logger = logging.getLogger("benchmarks.explain_isolation")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -33,23 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_BUNDLE_DIR = REPO / "models" / "demo"
 
 
-def _photo(size: tuple[int, int] = (1024, 768)) -> bytes:
-    pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(bundle_dir: Path, root: Path, explain_pool: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MUSHROOM_STORAGE_URI": str(root / "storage"),
@@ -123,7 +113,7 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     info = machine_info()
     logger.info("%s", describe_machine(info))
-    photo = _photo()
+    photo = noise_jpeg(7, 1024, 768)
     rows: list[list[Any]] = []
     payload: dict[str, Any] = {"clients": clients, "seconds": seconds, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:

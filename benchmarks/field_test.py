@@ -41,7 +41,7 @@ from mushroom_common.dataset import read_manifest
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.runtime import BundleRuntime, calibrated_probabilities
 from mushroom_common.storage import open_storage
-from mushroom_common.verdict import OpenSetMethod, VerdictRules, open_set_score
+from mushroom_common.verdict import OpenSetMethod, VerdictRules
 from mushroom_training import field, safety
 from mushroom_training.open_set import auroc
 
@@ -100,26 +100,11 @@ def answers_of(
     """The answers a lever gives: probabilities, detector and open-set scores and, with the mirror
     view, both views' probabilities (the verdict's view agreement), as `runtime.run_views`."""
     shift = tau * np.log(prior) if "adjusted" in lever else 0.0
-    logits = outputs["logits"] - shift
-    views = [calibrated_probabilities(logits, temperature)]
-    scores = outputs["score"]
-    if "mirror" in lever:
-        mirror_logits = outputs["mirror_logits"] - shift
-        views.append(calibrated_probabilities(mirror_logits, temperature))
-        logits = (logits + mirror_logits) / 2
-        scores = (scores + outputs["mirror_score"]) / 2
-    stacked = np.stack(views, axis=1).astype(np.float64)
-    unknown = (
-        np.array([open_set_score(row, open_set) for row in logits])
-        if open_set is not None
-        else None
+    mirror = (
+        (outputs["mirror_logits"] - shift, outputs["mirror_score"]) if "mirror" in lever else None
     )
-    return safety.FieldAnswers(
-        probabilities=stacked.mean(axis=1),
-        true_species=truth,
-        mushroom_scores=np.asarray(scores, np.float64),
-        unknown_scores=unknown,
-        view_probabilities=stacked if len(views) > 1 else None,
+    return safety.view_answers(
+        outputs["logits"] - shift, outputs["score"], truth, temperature, open_set, mirror
     )
 
 
@@ -152,19 +137,7 @@ def open_set_result(
 ) -> dict[str, Any]:
     """Unknown species of field-extra against the known field-test photos: AUROC of the served
     open-set score, and the verdicts of the unknowns by their catalog edibility."""
-    from mushroom_common.verdict import verdict_features, verdicts_from_features
-
-    features = verdict_features(
-        unknown.probabilities,
-        labels,
-        catalog,
-        mushroom_scores=unknown.mushroom_scores,
-        unknown_scores=unknown.unknown_scores,
-        view_probabilities=unknown.view_probabilities,
-    )
-    verdicts = [v.value for v in verdicts_from_features(features, rules).as_verdicts()]
-    edibility = [catalog.get(t).edibility if t in catalog else None for t in unknown.true_species]
-    dangerous = [i for i, e in enumerate(edibility) if e is not None and e.is_dangerous]
+    verdicts, edibility, dangerous = safety.unknown_verdicts(unknown, labels, catalog, rules)
     known_score = (
         known.unknown_scores if known.unknown_scores is not None else -known.probabilities.max(1)
     )

@@ -26,7 +26,7 @@ from typing import Annotated
 
 import httpx
 import typer
-from _common import REPO_ROOT, format_table, standard_photos, write_report
+from _common import REPO_ROOT, format_table, free_port, standard_photos, write_report
 
 logger = logging.getLogger("benchmarks.fresh_clone")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -55,15 +55,6 @@ def tree_mib(path: Path) -> float:
         return 0.0
     done = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
     return int(done.stdout.split()[0]) / 1024
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def first_answer(

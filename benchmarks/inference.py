@@ -369,6 +369,23 @@ class SavedModelJob:
     input_size: tuple[int, int]
 
 
+def measure_thread_counts(
+    make: Callable[[int], Callable[[int], Runner]],
+    variant: str,
+    runtime: str,
+    thread_counts: Sequence[int],
+    batches: Sequence[int],
+    pool: Pixels,
+    warmup: int,
+    runs: int,
+) -> list[CaseResult]:
+    """`measure_runner` at each thread count, `make(threads)` giving the runner factory."""
+    cases: list[CaseResult] = []
+    for count in thread_counts:
+        cases += measure_runner(make(count), variant, runtime, count, batches, pool, warmup, runs)
+    return cases
+
+
 def saved_model_worker(job: SavedModelJob) -> dict[str, Any]:
     """In a fresh process: TF with `job.threads` threads, the SavedModel timed (and evaluated)."""
     import tensorflow as tf
@@ -686,17 +703,23 @@ def main(
             started = time.perf_counter()
             LiteRTRunner(base_dir, base_metadata, variant.name, 1, 1)
             result.load_s = time.perf_counter() - started
-            for count in thread_counts:
-                result.cases += measure_runner(
-                    partial(_litert_for_batch, base_dir, base_metadata, variant.name, count),
-                    variant.name,
-                    "litert",
+            result.cases += measure_thread_counts(
+                # called within this iteration, so the loop's current values are the right ones
+                lambda count: partial(
+                    _litert_for_batch,
+                    base_dir,  # noqa: B023
+                    base_metadata,  # noqa: B023
+                    variant.name,  # noqa: B023
                     count,
-                    batches,
-                    pool,
-                    warmup,
-                    runs,
-                )
+                ),
+                variant.name,
+                "litert",
+                thread_counts,
+                batches,
+                pool,
+                warmup,
+                runs,
+            )
             if eval_set is not None:
                 result.top1 = top1(
                     LiteRTRunner(base_dir, base_metadata, variant.name, max(thread_counts), 16),
@@ -751,18 +774,16 @@ def _onnx_result(
         started = time.perf_counter()
         OnnxRunner(target, 1, num_labels)
         result.load_s = time.perf_counter() - started
-        for count in thread_counts:
-            runner = OnnxRunner(target, count, num_labels)
-            result.cases += measure_runner(
-                partial(_same_runner, runner),
-                result.variant,
-                "onnxruntime",
-                count,
-                batches,
-                pool,
-                warmup,
-                runs,
-            )
+        result.cases += measure_thread_counts(
+            lambda count: partial(_same_runner, OnnxRunner(target, count, num_labels)),
+            result.variant,
+            "onnxruntime",
+            thread_counts,
+            batches,
+            pool,
+            warmup,
+            runs,
+        )
         if eval_set is not None:
             result.top1 = top1(OnnxRunner(target, max(thread_counts), num_labels), eval_set)
             result.evaluated = len(eval_set.labels)

@@ -26,8 +26,8 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the root conftest's PostgreSQL
 
 import _common
-from _common import DEMO_BUNDLE_DIR, write_report
-from api_load import Server, api_command, api_env, free_port, start_server, stop_server_process
+from _common import DEMO_BUNDLE_DIR, free_port, write_report
+from api_load import Server, api_command, api_env, start_server, stop_server_process
 
 from conftest import postgres_bin_dir, start_postgres
 from mushroom_common.store import PredictionStore

@@ -157,6 +157,29 @@ def accuracy_numbers(
     }
 
 
+def target_rates(
+    verdicts: Sequence[str],
+    truth: Sequence[str],
+    top1: Sequence[str],
+    toxic: Sequence[int],
+    edible: Sequence[int],
+) -> dict[str, float | int | None]:
+    """Issue 23's target numbers (see `safety_numbers`) of the photos at `toxic` (deadly or
+    poisonous species) and `edible` (edible species)."""
+    return {
+        "toxic_answered_dangerous": _rate(
+            sum(verdicts[i] == "dangerous" for i in toxic), len(toxic)
+        ),
+        "edible_answered_dangerous": _rate(
+            sum(verdicts[i] == "dangerous" for i in edible), len(edible)
+        ),
+        "edible_answered_edible_right": _rate(
+            sum(verdicts[i] == "edible" and top1[i] == truth[i] for i in edible), len(edible)
+        ),
+        "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in toxic),
+    }
+
+
 def safety_numbers(
     truth: Sequence[str], verdicts: Sequence[str], top1: Sequence[str], catalog: Catalog
 ) -> dict[str, float | int | None]:
@@ -179,16 +202,7 @@ def safety_numbers(
         "toxic_photos": len(toxic),
         "edible_photos": len(edible),
         "no_catalog_entry": sum(e is None for e in edibility),
-        "toxic_answered_dangerous": _rate(
-            sum(verdicts[i] == "dangerous" for i in toxic), len(toxic)
-        ),
-        "edible_answered_dangerous": _rate(
-            sum(verdicts[i] == "dangerous" for i in edible), len(edible)
-        ),
-        "edible_answered_edible_right": _rate(
-            sum(verdicts[i] == "edible" and top1[i] == truth[i] for i in edible), len(edible)
-        ),
-        "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in toxic),
+        **target_rates(verdicts, truth, top1, toxic, edible),
         "deadly_answered_edible": sum(
             verdicts[i] == "edible" and edibility[i] == Edibility.DEADLY for i in toxic
         ),

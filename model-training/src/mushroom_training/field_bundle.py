@@ -32,9 +32,9 @@ from mushroom_common.bundle import (
 from mushroom_common.catalog import Catalog
 from mushroom_common.dataset import ManifestRow
 from mushroom_common.imaging import decode_for_model, resize_for_model
-from mushroom_common.runtime import BundleRuntime, calibrated_probabilities, variant_temperature
+from mushroom_common.runtime import BundleRuntime, variant_temperature
 from mushroom_common.storage import Storage
-from mushroom_common.verdict import OpenSetMethod, VerdictRules, open_set_score
+from mushroom_common.verdict import OpenSetMethod, VerdictRules
 from mushroom_training import field, field_head, safety
 from mushroom_training.metrics import fit_temperature
 from mushroom_training.open_set import auroc
@@ -92,28 +92,11 @@ def answers(
     views: list[InferenceView],
     open_set: OpenSetMethod | None,
 ) -> safety.FieldAnswers:
-    """The served answers: each view calibrated on its own and averaged (`runtime.run_views`),
-    logits and detector scores averaged; the open-set score on the averaged logits."""
-    mirror = InferenceView.MIRROR in views
-    per_view = [calibrated_probabilities(outputs.logits, temperature)]
-    logits, scores = outputs.logits, outputs.scores
-    if mirror:
-        per_view.append(calibrated_probabilities(outputs.mirror_logits, temperature))
-        logits = (outputs.logits + outputs.mirror_logits) / 2
-        scores = (outputs.scores + outputs.mirror_scores) / 2
-    stacked = np.stack(per_view, axis=1).astype(np.float64)
-    unknown = (
-        np.array([open_set_score(row, open_set) for row in logits])
-        if open_set is not None
-        else None
+    """The served answers (`safety.view_answers`)."""
+    mirror = (
+        (outputs.mirror_logits, outputs.mirror_scores) if InferenceView.MIRROR in views else None
     )
-    return safety.FieldAnswers(
-        probabilities=stacked.mean(axis=1),
-        true_species=truth,
-        mushroom_scores=np.asarray(scores, np.float64),
-        unknown_scores=unknown,
-        view_probabilities=stacked if mirror else None,
-    )
+    return safety.view_answers(outputs.logits, outputs.scores, truth, temperature, open_set, mirror)
 
 
 def _git_revision() -> str:
@@ -400,19 +383,7 @@ def _open_set(
     rules: VerdictRules,
     open_auroc: float | None,
 ) -> dict[str, Any]:
-    from mushroom_common.verdict import verdict_features, verdicts_from_features
-
-    features = verdict_features(
-        unknown.probabilities,
-        labels,
-        catalog,
-        mushroom_scores=unknown.mushroom_scores,
-        unknown_scores=unknown.unknown_scores,
-        view_probabilities=unknown.view_probabilities,
-    )
-    verdicts = [v.value for v in verdicts_from_features(features, rules).as_verdicts()]
-    edibility = [catalog.get(t).edibility if t in catalog else None for t in unknown.true_species]
-    dangerous = [i for i, e in enumerate(edibility) if e is not None and e.is_dangerous]
+    verdicts, edibility, dangerous = safety.unknown_verdicts(unknown, labels, catalog, rules)
     return {
         "photos": len(verdicts),
         "with_catalog_entry": sum(e is not None for e in edibility),

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from mushroom_common.bundle import DecisionRulesSpec, OpenSetSpec
-from mushroom_common.catalog import Catalog
-from mushroom_common.verdict import Verdict, VerdictRules, judge, open_set_score
+from mushroom_common.catalog import Catalog, Edibility
+from mushroom_common.runtime import calibrated_probabilities
+from mushroom_common.verdict import OpenSetMethod, Verdict, VerdictRules, judge, open_set_score
+from mushroom_training import field
 from mushroom_training.config import SafetySettings
 from mushroom_training.metrics import poison_cost, softmax
 
@@ -313,10 +315,11 @@ def verdict_rates(
     return rates
 
 
-def _batch(answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules) -> Any:
-    from mushroom_common.verdict import verdict_features, verdicts_from_features
+def answer_features(answers: FieldAnswers, labels: list[str], catalog: Catalog) -> Any:
+    """The verdict features of these answers (`verdict_features`), ready for any rules."""
+    from mushroom_common.verdict import verdict_features
 
-    features = verdict_features(
+    return verdict_features(
         answers.probabilities,
         labels,
         catalog,
@@ -324,7 +327,55 @@ def _batch(answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: Ve
         unknown_scores=answers.unknown_scores,
         view_probabilities=answers.view_probabilities,
     )
-    return verdicts_from_features(features, rules)
+
+
+def _batch(answers: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules) -> Any:
+    from mushroom_common.verdict import verdicts_from_features
+
+    return verdicts_from_features(answer_features(answers, labels, catalog), rules)
+
+
+def unknown_verdicts(
+    unknown: FieldAnswers, labels: list[str], catalog: Catalog, rules: VerdictRules
+) -> tuple[list[str], list[Edibility | None], list[int]]:
+    """Photos of species the model does not know: each one's verdict, its species' catalog
+    edibility (None: not in the catalog) and the indexes of the dangerous ones."""
+    verdicts = [v.value for v in _batch(unknown, labels, catalog, rules).as_verdicts()]
+    edibility = [catalog.get(t).edibility if t in catalog else None for t in unknown.true_species]
+    dangerous = [i for i, e in enumerate(edibility) if e is not None and e.is_dangerous]
+    return verdicts, edibility, dangerous
+
+
+def view_answers(
+    logits: np.ndarray,
+    scores: np.ndarray,
+    truth: list[str],
+    temperature: float,
+    open_set: OpenSetMethod | None,
+    mirror: tuple[np.ndarray, np.ndarray] | None = None,
+) -> FieldAnswers:
+    """The served answers (`runtime.run_views`): each view (the photo and, with `mirror`, the
+    logits and detector scores of its mirror image) calibrated on its own and averaged, logits
+    and detector scores averaged; the open-set score on the averaged logits."""
+    per_view = [calibrated_probabilities(logits, temperature)]
+    if mirror is not None:
+        mirror_logits, mirror_scores = mirror
+        per_view.append(calibrated_probabilities(mirror_logits, temperature))
+        logits = (logits + mirror_logits) / 2
+        scores = (scores + mirror_scores) / 2
+    stacked = np.stack(per_view, axis=1).astype(np.float64)
+    unknown = (
+        np.array([open_set_score(row, open_set) for row in logits])
+        if open_set is not None
+        else None
+    )
+    return FieldAnswers(
+        probabilities=stacked.mean(axis=1),
+        true_species=truth,
+        mushroom_scores=np.asarray(scores, np.float64),
+        unknown_scores=unknown,
+        view_probabilities=stacked if mirror is not None else None,
+    )
 
 
 def _rates(
@@ -335,24 +386,11 @@ def _rates(
     edibility = [catalog.get(t).edibility for t in truth]
     toxic = [i for i, e in enumerate(edibility) if e.is_dangerous]
     edible = [i for i, e in enumerate(edibility) if e.is_edible]
-
-    def rate(hits: int, total: int) -> float | None:
-        return hits / total if total else None
-
     return {
         "photos": len(truth),
         "toxic_photos": len(toxic),
         "edible_photos": len(edible),
-        "toxic_answered_dangerous": rate(
-            sum(verdicts[i] == "dangerous" for i in toxic), len(toxic)
-        ),
-        "edible_answered_dangerous": rate(
-            sum(verdicts[i] == "dangerous" for i in edible), len(edible)
-        ),
-        "edible_answered_edible_right": rate(
-            sum(verdicts[i] == "edible" and top1[i] == truth[i] for i in edible), len(edible)
-        ),
-        "dangerous_answered_edible": sum(verdicts[i] == "edible" for i in toxic),
+        **field.target_rates(verdicts, truth, top1, toxic, edible),
         "answered_edible": sum(v == "edible" for v in verdicts),
         "answered_edible_wrong_species": sum(
             v == "edible" and top1[i] != truth[i] for i, v in enumerate(verdicts)
@@ -436,17 +474,10 @@ def tune_field_rules(
     Returns:
         The rules and the whole grid with each point's field-val numbers.
     """
-    from mushroom_common.verdict import verdict_features, verdicts_from_features
+    from mushroom_common.verdict import verdicts_from_features
 
     def features_of(a: FieldAnswers) -> Any:
-        return verdict_features(
-            a.probabilities,
-            labels,
-            catalog,
-            mushroom_scores=a.mushroom_scores,
-            unknown_scores=a.unknown_scores,
-            view_probabilities=a.view_probabilities,
-        )
+        return answer_features(a, labels, catalog)
 
     val_features = features_of(field_val)
     val_truth = _Truth.of(field_val, labels, catalog)

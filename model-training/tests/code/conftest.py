@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from mushroom_common.dataset import ManifestRow, dataset_prefix
 from mushroom_common.storage import Storage
-from mushroom_training.config import Settings
+from mushroom_training.config import Settings, TrainConfig, load_config
 
 SPECIES = ("amanita_muscaria", "boletus_edulis", "cantharellus_cibarius")
 COLOURS = ((200, 30, 30), (120, 80, 40), (240, 190, 40))
@@ -99,6 +99,28 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Storage:
     store = open_storage(str(tmp_path_factory.mktemp("storage")))
     write_dataset(store)
     return store
+
+
+@pytest.fixture(scope="session")
+def quick_tiny_config() -> Callable[..., TrainConfig]:
+    """The tiny config with these overrides, trained in phase 1 only and exported as the int8
+    variant alone (no SavedModel, Grad-CAM examples or flip TTA): a run that takes seconds."""
+
+    def load(*overrides: str) -> TrainConfig:
+        return load_config(
+            Path(__file__).parents[2] / "configs" / "tiny.yaml",
+            [
+                *overrides,
+                "training.phase2_epochs=0",
+                "student.enabled=false",
+                "export.variants=[int8]",
+                "export.saved_model=false",
+                "export.gradcam_examples=0",
+                "export.flip_tta=false",
+            ],
+        )
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,10 @@ from typing import Any
 
 from mushroom_common.registry import ModelRegistry
 from mushroom_common.storage import open_storage
-from mushroom_training.config import Settings, load_config
+from mushroom_training.config import Settings, TrainConfig
 from mushroom_training.export import export
 from mushroom_training.promotion import promote
 from mushroom_training.train import train
-
-CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def test_train_export_promote_on_gcs(
@@ -21,22 +19,13 @@ def test_train_export_promote_on_gcs(
     tmp_path: Path,
     weights_cache: Path,
     dataset_writer: Callable[..., str],
+    quick_tiny_config: Callable[..., TrainConfig],
 ) -> None:
     _, uri = gcs_emulator
     storage = open_storage(uri)
     dataset_writer(storage, "ds-gcs", per_split=(6, 3, 3))
     settings = Settings(runs_dir=tmp_path / "runs", weights_cache_dir=weights_cache)
-    config = load_config(
-        CONFIGS / "tiny.yaml",
-        [
-            "training.phase2_epochs=0",
-            "student.enabled=false",
-            "export.variants=[int8]",
-            "export.saved_model=false",
-            "export.gradcam_examples=0",
-            "export.flip_tta=false",
-        ],
-    )
+    config = quick_tiny_config()
     run = train(config, storage=storage, settings=settings)
     bundle = export(run.run_dir, storage=storage, settings=settings, version="v-gcs")
     assert bundle.uri.startswith("gs://")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mushroom_common.rules_export import RULES_FILE, RulesDocument
 from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import Storage
 from mushroom_training.cli import app
-from mushroom_training.config import Settings, load_config
+from mushroom_training.config import Settings, TrainConfig, load_config
 from mushroom_training.data import load_dataset
 from mushroom_training.evaluate import evaluate_bundle
 from mushroom_training.export import ExportResult, export
@@ -45,21 +46,15 @@ def good(storage: Storage, settings: Settings) -> Trained:
 
 
 @pytest.fixture(scope="module")
-def bad(storage: Storage, settings: Settings, good: Trained) -> Trained:
+def bad(
+    storage: Storage,
+    settings: Settings,
+    good: Trained,
+    quick_tiny_config: Callable[..., TrainConfig],
+) -> Trained:
     """A barely trained model: one phase-1 epoch at a tiny learning rate."""
-    config = load_config(
-        CONFIGS / "tiny.yaml",
-        [
-            "run_name=bad",
-            "training.phase1_epochs=1",
-            "training.phase1_learning_rate=0.00001",
-            "training.phase2_epochs=0",
-            "student.enabled=false",
-            "export.variants=[int8]",
-            "export.saved_model=false",
-            "export.gradcam_examples=0",
-            "export.flip_tta=false",
-        ],
+    config = quick_tiny_config(
+        "run_name=bad", "training.phase1_epochs=1", "training.phase1_learning_rate=0.00001"
     )
     run = train(config, storage=storage, settings=settings, command="pytest bad")
     return Trained(run, export(run.run_dir, storage=storage, settings=settings, version="v2-bad"))
