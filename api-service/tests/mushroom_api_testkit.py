@@ -21,6 +21,7 @@ from PIL import Image
 
 from mushroom_common.bundle import (
     BundleMetadata,
+    DecisionRulesSpec,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
@@ -40,6 +41,44 @@ RED, GREEN, BLUE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 0, 0)
 
 BundleFactory = Callable[..., BundleMetadata]
 PhotoFactory = Callable[..., bytes]
+
+# The fields every identification answer carries (the schema's required ones).
+IDENTIFICATION_REQUIRED_KEYS = frozenset(
+    {
+        "request_id",
+        "verdict",
+        "message",
+        "disclaimer",
+        "predictions",
+        "genera",
+        "possibly_unknown_species",
+        "lookalikes",
+        "mushroom_score",
+        "model",
+    }
+)
+
+
+def fake_metadata(
+    labels: list[str],
+    decision_rules: DecisionRulesSpec,
+    mushroom_detector: MushroomDetectorSpec | None = None,
+) -> BundleMetadata:
+    """Metadata for a fake 16x16 int8 classifier that has no model file behind it."""
+    detector = {} if mushroom_detector is None else {"mushroom_detector": mushroom_detector}
+    return BundleMetadata(
+        name="fake",
+        version="f1",
+        labels=labels,
+        input=InputSpec(height=16, width=16),
+        serving_variant="int8",
+        variants=[ModelVariant(name="int8", path="m.tflite", format="tflite", size_bytes=0)],
+        backbone="none",
+        dataset_version="none",
+        git_revision="none",
+        decision_rules=decision_rules,
+        **detector,
+    )
 
 
 def build_tiny_tflite(path: Path) -> None:
