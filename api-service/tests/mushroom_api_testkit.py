@@ -15,10 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import uvicorn
 from PIL import Image
 
+from mushroom_api.config import Settings
+from mushroom_api.main import create_app
 from mushroom_common.bundle import (
     BundleMetadata,
     DecisionRulesSpec,
@@ -38,6 +41,8 @@ from mushroom_common.storage import LocalStorage, Storage
 TINY_LABELS = ["amanita_phalloides", "suillus_luteus", "boletus_edulis"]
 TINY_SIZE = 32
 RED, GREEN, BLUE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 0, 0)
+
+ADMIN_AUTH = {"Authorization": "Bearer test-admin-token"}
 
 BundleFactory = Callable[..., BundleMetadata]
 PhotoFactory = Callable[..., bytes]
@@ -207,3 +212,13 @@ def serve_in_thread(app: Any, start_timeout_s: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[httpx.Client]:
+    """A real uvicorn server on 127.0.0.1 for these settings; yields a client for it."""
+    with (
+        serve_in_thread(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client
