@@ -212,14 +212,19 @@ def start_postgres() -> PostgresServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL cluster for the test session (each test gets its own database)."""
+def _own_postgres() -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL cluster, removed when the generator is closed."""
     server = start_postgres()
     try:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the test session (each test gets its own database)."""
+    yield from _own_postgres()
 
 
 @pytest.fixture
@@ -233,11 +238,7 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 @pytest.fixture
 def postgres_cluster() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster of this test's own, which the test may stop and start."""
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.remove()
+    yield from _own_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

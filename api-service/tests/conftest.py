@@ -53,6 +53,20 @@ def publish() -> Callable[[Path, Path, BundleMetadata], None]:
 
 
 @pytest.fixture
+def publish_new_champion(
+    settings: Settings, tmp_path: Path, bundle_factory: BundleFactory
+) -> Callable[[str], None]:
+    """Build a tiny bundle of a version under tmp_path/build and make it the settings' champion."""
+
+    def publish(version: str) -> None:
+        bundle = tmp_path / "build" / version
+        metadata = bundle_factory(bundle, version=version)
+        publish_champion(Path(str(settings.storage_uri)), bundle, metadata)
+
+    return publish
+
+
+@pytest.fixture
 def demo_dir(tmp_path: Path, bundle_factory: BundleFactory) -> Path:
     """A fallback (demo) bundle in tmp_path."""
     path = tmp_path / "models" / "demo"

@@ -4,7 +4,6 @@ need a process of its own: several replicas, a database that goes away, a full d
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from mushroom_faults_kit import ApiProcess as ServerProcess
+from mushroom_faults_kit import environ_without
 from mushroom_faults_kit import start_api as start_server_process
 from PIL import Image
 
@@ -63,11 +63,7 @@ def start_api(tmp_path: Path, name: str, database_url: str | None, **settings: s
     """Start `mushroom-api` with its own storage folder and the given database; wait for it."""
     home = tmp_path / name
     home.mkdir(parents=True, exist_ok=True)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("API_", "MUSHROOM_", "STORAGE_EMULATOR_HOST"))
-    }
+    env = environ_without("API_", "MUSHROOM_", "STORAGE_EMULATOR_HOST")
     env.update(
         {
             "MUSHROOM_STORAGE_URI": str(home / "storage"),

@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import uvicorn
 from PIL import Image
 
+from mushroom_api.config import Settings
+from mushroom_api.main import create_app
 from mushroom_common.bundle import (
     BundleMetadata,
+    DecisionRulesSpec,
     InputSpec,
     ModelVariant,
     MushroomDetectorSpec,
@@ -38,8 +42,48 @@ TINY_LABELS = ["amanita_phalloides", "suillus_luteus", "boletus_edulis"]
 TINY_SIZE = 32
 RED, GREEN, BLUE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 0, 0)
 
+ADMIN_AUTH = {"Authorization": "Bearer test-admin-token"}
+
 BundleFactory = Callable[..., BundleMetadata]
 PhotoFactory = Callable[..., bytes]
+
+# The fields every identification answer carries (the schema's required ones).
+IDENTIFICATION_REQUIRED_KEYS = frozenset(
+    {
+        "request_id",
+        "verdict",
+        "message",
+        "disclaimer",
+        "predictions",
+        "genera",
+        "possibly_unknown_species",
+        "lookalikes",
+        "mushroom_score",
+        "model",
+    }
+)
+
+
+def fake_metadata(
+    labels: list[str],
+    decision_rules: DecisionRulesSpec,
+    mushroom_detector: MushroomDetectorSpec | None = None,
+) -> BundleMetadata:
+    """Metadata for a fake 16x16 int8 classifier that has no model file behind it."""
+    detector = {} if mushroom_detector is None else {"mushroom_detector": mushroom_detector}
+    return BundleMetadata(
+        name="fake",
+        version="f1",
+        labels=labels,
+        input=InputSpec(height=16, width=16),
+        serving_variant="int8",
+        variants=[ModelVariant(name="int8", path="m.tflite", format="tflite", size_bytes=0)],
+        backbone="none",
+        dataset_version="none",
+        git_revision="none",
+        decision_rules=decision_rules,
+        **detector,
+    )
 
 
 def build_tiny_tflite(path: Path) -> None:
@@ -168,3 +212,13 @@ def serve_in_thread(app: Any, start_timeout_s: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[httpx.Client]:
+    """A real uvicorn server on 127.0.0.1 for these settings; yields a client for it."""
+    with (
+        serve_in_thread(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,13 +73,14 @@ def make_demo(root: Path, tiny_tflite: Path) -> Path:
     return demo
 
 
+def environ_without(*prefixes: str) -> dict[str, str]:
+    """This process's environment less the variables whose names start with any of `prefixes`."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+
+
 def api_env(root: Path, demo_dir: Path, **overrides: str) -> dict[str, str]:
     """The environment of a development server whose every file lives under root."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("API_", "MUSHROOM_", "STORAGE_EMULATOR"))
-    }
+    env = environ_without("API_", "MUSHROOM_", "STORAGE_EMULATOR")
     env.update(
         {
             "MUSHROOM_STORAGE_URI": str(root / "storage"),
@@ -161,6 +163,42 @@ def start_api(
         except httpx.TransportError:
             pass
         time.sleep(0.1)
+
+
+@contextmanager
+def demo_server(
+    root: Path,
+    tiny_tflite: Path,
+    warm: tuple[str, bytes, str] | None = None,
+    **overrides: str,
+) -> Iterator[ApiProcess]:
+    """A development server with the demo model, all under root, `overrides` in its environment;
+    stopped on leaving.
+
+    With `warm` (a file name, its bytes and its type), one /predict of it is sent first: the
+    first request pays for imports and allocator arenas.
+    """
+    api = start_api(root, api_env(root, make_demo(root, tiny_tflite), **overrides))
+    try:
+        if warm is not None:
+            with api.client() as client:
+                client.post("/predict", files={"file": warm})
+        yield api
+    finally:
+        api.stop()
+
+
+def predict_and_share(client: httpx.Client, data: bytes) -> str:
+    """POST /predict, then a feedback that agrees to share the photo; the feedback id."""
+    answer = client.post("/predict", files={"file": ("p.jpg", data, "image/jpeg")})
+    assert answer.status_code == 200, answer.text
+    feedback = client.post(
+        "/feedback",
+        json={"request_id": answer.json()["request_id"], "correct": True, "share_photo": True},
+    )
+    assert feedback.status_code == 201, feedback.text
+    feedback_id: str = feedback.json()["id"]
+    return feedback_id
 
 
 def _status_kb(pid: int, field_name: str) -> int:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from mushroom_api_testkit import IDENTIFICATION_REQUIRED_KEYS
 
 from mushroom_api.config import Settings
 from mushroom_api.main import create_app
@@ -80,15 +81,4 @@ def test_openapi_export_writes_the_contract(tmp_path: Path) -> None:
         assert name in components, name
     operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
     assert {"predict", "explain", "create_feedback", "feedback_photo", "list_species"} <= operations
-    assert set(components["IdentificationPublic"]["required"]) == {
-        "request_id",
-        "verdict",
-        "message",
-        "disclaimer",
-        "predictions",
-        "genera",
-        "possibly_unknown_species",
-        "lookalikes",
-        "mushroom_score",
-        "model",
-    }
+    assert set(components["IdentificationPublic"]["required"]) == IDENTIFICATION_REQUIRED_KEYS

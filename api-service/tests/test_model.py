@@ -92,11 +92,9 @@ def test_bundle_without_detector_has_no_score(
 
 
 def test_champion_from_storage_wins_over_the_demo(
-    settings: Settings, tmp_path: Path, bundle_factory: BundleFactory, publish: Publish
+    settings: Settings, publish_new_champion: Callable[[str], None]
 ) -> None:
-    bundle = tmp_path / "build" / "v7"
-    metadata = bundle_factory(bundle, version="v7")
-    publish(Path(str(settings.storage_uri)), bundle, metadata)
+    publish_new_champion("v7")
     with TestClient(create_app(settings)) as client:
         model = client.get("/model").json()
     assert (model["name"], model["version"]) == ("mushroom", "v7")
@@ -106,11 +104,9 @@ def test_champion_from_storage_wins_over_the_demo(
 
 
 def test_corrupted_champion_falls_back_to_the_demo(
-    settings: Settings, tmp_path: Path, bundle_factory: BundleFactory, publish: Publish
+    settings: Settings, publish_new_champion: Callable[[str], None]
 ) -> None:
-    bundle = tmp_path / "build" / "bad"
-    metadata = bundle_factory(bundle, version="bad")
-    publish(Path(str(settings.storage_uri)), bundle, metadata)
+    publish_new_champion("bad")
     stored = Path(str(settings.storage_uri)) / "models/mushroom/bad/model_int8.tflite"
     stored.write_bytes(stored.read_bytes() + b"tampered")
     with TestClient(create_app(settings)) as client:
@@ -137,16 +133,10 @@ def test_labels_outside_the_catalog_are_refused(
 
 
 def test_admin_reload_swaps_in_the_new_champion(
-    client: TestClient,
-    settings: Settings,
-    tmp_path: Path,
-    bundle_factory: BundleFactory,
-    publish: Publish,
-    photo: PhotoFactory,
+    client: TestClient, publish_new_champion: Callable[[str], None], photo: PhotoFactory
 ) -> None:
     assert _predict(client, photo())["model"] == {"name": "demo", "version": "demo-1"}
-    bundle = tmp_path / "build" / "v2"
-    publish(Path(str(settings.storage_uri)), bundle, bundle_factory(bundle, version="v2"))
+    publish_new_champion("v2")
     auth = {"Authorization": "Bearer test-admin-token"}
     reloaded = client.post("/admin/reload", headers=auth)
     assert reloaded.status_code == 200
@@ -156,13 +146,12 @@ def test_admin_reload_swaps_in_the_new_champion(
 
 
 def test_watcher_picks_up_a_new_champion(
-    settings: Settings, tmp_path: Path, bundle_factory: BundleFactory, publish: Publish
+    settings: Settings, publish_new_champion: Callable[[str], None]
 ) -> None:
     watched = settings.model_copy(update={"reload_poll_seconds": 0.1})
     with TestClient(create_app(watched)) as client:
         assert client.get("/model").json()["version"] == "demo-1"
-        bundle = tmp_path / "build" / "v3"
-        publish(Path(str(settings.storage_uri)), bundle, bundle_factory(bundle, version="v3"))
+        publish_new_champion("v3")
         deadline = time.monotonic() + 10
         while client.get("/model").json()["version"] != "v3":
             assert time.monotonic() < deadline, "the watcher did not reload"

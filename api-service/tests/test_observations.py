@@ -16,38 +16,30 @@ import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from mushroom_api_testkit import BLUE, GREEN, RED, PhotoFactory, photo_bytes
+from mushroom_api_testkit import (
+    BLUE,
+    GREEN,
+    IDENTIFICATION_REQUIRED_KEYS,
+    RED,
+    PhotoFactory,
+    fake_metadata,
+    photo_bytes,
+)
 
 from mushroom_api.config import Settings
 from mushroom_api.deps import get_classifier
 from mushroom_api.main import create_app
 from mushroom_api.services.classifier import Classifier
 from mushroom_common.bundle import (
-    BundleMetadata,
     DecisionRulesSpec,
     InferenceView,
-    InputSpec,
-    ModelVariant,
     MushroomDetectorSpec,
 )
 from mushroom_common.catalog import Edibility, load_catalog
 from mushroom_common.runtime import Prediction, ViewedPrediction
 from mushroom_common.store import PredictionStore
 
-TODAY_KEYS = {
-    "request_id",
-    "verdict",
-    "message",
-    "disclaimer",
-    "predictions",
-    "genera",
-    "possibly_unknown_species",
-    "lookalikes",
-    "mushroom_score",
-    "model",
-    "unknown_species_message",
-    "caution",
-}
+TODAY_KEYS = IDENTIFICATION_REQUIRED_KEYS | {"unknown_species_message", "caution"}
 LABELS = [
     "agaricus_campestris",  # edible; deadly look-alikes
     "amanita_phalloides",  # deadly, nearly everywhere
@@ -60,18 +52,10 @@ class ColourClassifier(Classifier):
     """Answers each photo by its colour (the mean of its pixels' channels); no interpreter."""
 
     def __init__(self, answers: dict[tuple[int, int, int], tuple[list[float], float]]) -> None:
-        self.metadata = BundleMetadata(
-            name="fake",
-            version="f1",
-            labels=LABELS,
-            input=InputSpec(height=16, width=16),
-            serving_variant="int8",
-            variants=[ModelVariant(name="int8", path="m.tflite", format="tflite", size_bytes=0)],
-            backbone="none",
-            dataset_version="none",
-            git_revision="none",
-            decision_rules=DecisionRulesSpec(danger_threshold=0.05, edible_threshold=0.8),
-            mushroom_detector=MushroomDetectorSpec(method="test", threshold=0.02),
+        self.metadata = fake_metadata(
+            LABELS,
+            DecisionRulesSpec(danger_threshold=0.05, edible_threshold=0.8),
+            MushroomDetectorSpec(method="test", threshold=0.02),
         )
         self.input_size = (16, 16)
         self.source = "fake"

@@ -11,7 +11,13 @@ import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from mushroom_api_testkit import GREEN, PhotoFactory, assert_same_pixels_without_metadata
+from mushroom_api_testkit import (
+    GREEN,
+    IDENTIFICATION_REQUIRED_KEYS,
+    PhotoFactory,
+    assert_same_pixels_without_metadata,
+    fake_metadata,
+)
 from pydantic import ValidationError
 
 from mushroom_api.config import Settings
@@ -20,29 +26,16 @@ from mushroom_api.main import create_app
 from mushroom_api.services.classifier import Classifier, ModelOutputError
 from mushroom_api.services.explain import ExplainerPool
 from mushroom_common.bundle import (
-    BundleMetadata,
     DecisionRulesSpec,
     InferenceView,
-    InputSpec,
-    ModelVariant,
     OpenSetSpec,
 )
 from mushroom_common.runtime import Prediction, ViewedPrediction
 from mushroom_common.storage import LocalStorage, StorageUnavailableError
 
-CONTRACT_KEYS = {
-    "request_id",
-    "verdict",
-    "message",
-    "disclaimer",
-    "predictions",
-    "genera",
-    "possibly_unknown_species",
+CONTRACT_KEYS = IDENTIFICATION_REQUIRED_KEYS | {
     "unknown_species_message",
     "caution",
-    "lookalikes",
-    "mushroom_score",
-    "model",
     "photos",
     "next_photo",
     "prior",
@@ -64,18 +57,7 @@ class FakeClassifier(Classifier):
         mirrored: list[float] | None = None,
     ) -> None:
         views = [InferenceView.ORIGINAL] + ([InferenceView.MIRROR] if mirrored else [])
-        self.metadata = BundleMetadata(
-            name="fake",
-            version="f1",
-            labels=labels,
-            input=InputSpec(height=16, width=16),
-            serving_variant="int8",
-            variants=[ModelVariant(name="int8", path="m.tflite", format="tflite", size_bytes=0)],
-            backbone="none",
-            dataset_version="none",
-            git_revision="none",
-            decision_rules=DecisionRulesSpec(test_time_views=views),
-        )
+        self.metadata = fake_metadata(labels, DecisionRulesSpec(test_time_views=views))
         self.input_size = (16, 16)
         self.source = "fake"
         probs = np.array(probabilities, dtype=np.float64)

@@ -41,6 +41,16 @@ def _latest_decode_report() -> dict[str, Any]:
     return report
 
 
+def _api_pod(name: str) -> tuple[dict[str, str], float, int]:
+    """The API's config, its pod's memory limit in bytes and its worker count, as rendered."""
+    docs = render_kustomization(K8S / name)
+    config: dict[str, str] = one(docs, "ConfigMap", "mushroom-api-config")["data"]
+    container = one(docs, "Deployment", "mushroom-api")["spec"]["template"]["spec"]["containers"][0]
+    limit = _quantity(container["resources"]["limits"]["memory"])
+    workers = max(1, math.ceil(_quantity(str(container["resources"]["limits"]["cpu"]))))
+    return config, limit, workers
+
+
 def test_the_decode_estimate_holds_for_every_measured_format() -> None:
     rows = _latest_decode_report()["rows"]
     assert {"progressive JPEG", "WebP", "PNG RGB"} <= {row["photo"] for row in rows}
@@ -50,11 +60,7 @@ def test_the_decode_estimate_holds_for_every_measured_format() -> None:
 
 @pytest.mark.parametrize("name", APP_KUSTOMIZATIONS)
 def test_every_workers_budgets_fit_the_pod_memory_limit(name: str) -> None:
-    docs = render_kustomization(K8S / name)
-    config = one(docs, "ConfigMap", "mushroom-api-config")["data"]
-    container = one(docs, "Deployment", "mushroom-api")["spec"]["template"]["spec"]["containers"][0]
-    limit = _quantity(container["resources"]["limits"]["memory"])
-    workers = max(1, math.ceil(_quantity(str(container["resources"]["limits"]["cpu"]))))
+    config, limit, workers = _api_pod(name)
     budget = int(config["API_DECODE_BUDGET_BYTES"])
     total = int(config["API_DECODE_TOTAL_BYTES"])
     uploads = int(config["API_UPLOAD_BUDGET_BYTES"])
@@ -67,11 +73,7 @@ def test_every_workers_budgets_fit_the_pod_memory_limit(name: str) -> None:
 
 
 def test_eight_worst_case_photos_of_each_format_fit_one_pod() -> None:
-    docs = render_kustomization(K8S / "base")
-    config = one(docs, "ConfigMap", "mushroom-api-config")["data"]
-    container = one(docs, "Deployment", "mushroom-api")["spec"]["template"]["spec"]["containers"][0]
-    limit = _quantity(container["resources"]["limits"]["memory"])
-    workers = max(1, math.ceil(_quantity(str(container["resources"]["limits"]["cpu"]))))
+    config, limit, workers = _api_pod("base")
     budget = int(config["API_DECODE_BUDGET_BYTES"])
     total = int(config["API_DECODE_TOTAL_BYTES"])
     for row in _latest_decode_report()["rows"]:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, read_response_head, start_api
+from mushroom_faults_kit import (
+    ApiProcess,
+    api_env,
+    demo_server,
+    make_demo,
+    read_response_head,
+    start_api,
+)
 
 from mushroom_api.middleware import RateLimitMiddleware
 
@@ -149,12 +156,8 @@ def test_browser_security_headers(server: ApiProcess) -> None:
 def limited(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Iterator[ApiProcess]:
     """A server with the in-process rate limit on (60 a minute) and no trusted proxy."""
     root = tmp_path_factory.mktemp("limited")
-    env = api_env(root, make_demo(root, tiny_tflite), API_RATE_LIMIT_PER_MINUTE="60")
-    api = start_api(root, env)
-    try:
+    with demo_server(root, tiny_tflite, API_RATE_LIMIT_PER_MINUTE="60") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def test_rotating_x_forwarded_for_does_not_bypass_the_rate_limit(limited: ApiProcess) -> None:

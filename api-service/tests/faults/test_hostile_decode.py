@@ -27,11 +27,10 @@ import numpy as np
 import pytest
 from mushroom_faults_kit import (
     ApiProcess,
-    api_env,
-    make_demo,
+    demo_server,
     multipart_head,
     peak_growth_mb,
-    start_api,
+    predict_and_share,
 )
 from PIL import Image
 
@@ -59,15 +58,11 @@ def bomb() -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Iterator[ApiProcess]:
-    root = tmp_path_factory.mktemp("decode")
-    api = start_api(root, api_env(root, make_demo(root, tiny_tflite)))
-    try:
-        with api.client() as client:
-            warm = sample_photos(320, 240)["RGB JPEG"]
-            client.post("/predict", files={"file": ("w.jpg", warm, "image/jpeg")})
+    warm = sample_photos(320, 240)["RGB JPEG"]
+    with demo_server(
+        tmp_path_factory.mktemp("decode"), tiny_tflite, ("w.jpg", warm, "image/jpeg")
+    ) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -230,14 +225,7 @@ def test_feedback_photo_checks_its_hash_before_decoding(server: ApiProcess) -> N
     photo = sample_photos(320, 240, seed=5)["RGB JPEG"]
     other = _progressive_gradient(4800, subsampling=0)
     with server.client(timeout=60) as client:
-        answer = client.post("/predict", files={"file": ("p.jpg", photo, "image/jpeg")})
-        assert answer.status_code == 200, answer.text
-        feedback = client.post(
-            "/feedback",
-            json={"request_id": answer.json()["request_id"], "correct": True, "share_photo": True},
-        )
-        assert feedback.status_code == 201, feedback.text
-        path = f"/feedback/{feedback.json()['id']}/photo"
+        path = f"/feedback/{predict_and_share(client, photo)}/photo"
         answers: list[httpx.Response] = []
         growth = peak_growth_mb(
             server.pid,

@@ -14,12 +14,10 @@ import httpx
 import pytest
 from mushroom_faults_kit import (
     ApiProcess,
-    api_env,
-    make_demo,
+    demo_server,
     peak_growth_mb,
     raw_png,
     rss_mb,
-    start_api,
 )
 
 WIDTH, HEIGHT = 6000, 6600  # 39.6 megapixels: under the 40-megapixel limit
@@ -35,16 +33,11 @@ BOMBS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Iterator[ApiProcess]:
-    root = tmp_path_factory.mktemp("memory")
-    api = start_api(root, api_env(root, make_demo(root, tiny_tflite)))
-    try:
-        with api.client() as client:
-            # Warm up: the first request pays for imports and allocator arenas.
-            warm = raw_png(640, 480, 8, 3)
-            client.post("/predict", files={"file": ("w.png", warm, "image/png")})
+    warm = raw_png(640, 480, 8, 3)
+    with demo_server(
+        tmp_path_factory.mktemp("memory"), tiny_tflite, ("w.png", warm, "image/png")
+    ) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _post(server: ApiProcess, data: bytes) -> httpx.Response:

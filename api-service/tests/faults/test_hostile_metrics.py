@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from mushroom_api_process import random_photo
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, read_response_head, start_api
+from mushroom_faults_kit import ApiProcess, demo_server, read_response_head
 
 METHODS = 300
 METHOD_LENGTH = 2000
@@ -27,12 +27,8 @@ AUTH = {"Authorization": "Bearer test-admin-token"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Iterator[ApiProcess]:
-    root = tmp_path_factory.mktemp("metrics")
-    api = start_api(root, api_env(root, make_demo(root, tiny_tflite)))
-    try:
+    with demo_server(tmp_path_factory.mktemp("metrics"), tiny_tflite) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _made_up_method(port: int, rng: random.Random) -> None:

@@ -15,17 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 from mushroom_api_testkit import GREEN, photo_bytes
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, raw_png, start_api
+from mushroom_faults_kit import ApiProcess, api_env, demo_server, raw_png, start_api
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Iterator[ApiProcess]:
-    root = tmp_path_factory.mktemp("requests")
-    api = start_api(root, api_env(root, make_demo(root, tiny_tflite), API_EXPLAIN_QUEUE="1"))
-    try:
+    with demo_server(
+        tmp_path_factory.mktemp("requests"), tiny_tflite, API_EXPLAIN_QUEUE="1"
+    ) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _sentence(answer: httpx.Response) -> str:
@@ -140,21 +138,19 @@ def test_an_unwritable_feedback_path_does_not_stop_startup(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    env = api_env(
-        tmp_path,
-        make_demo(tmp_path, tiny_tflite),
-        MUSHROOM_DATABASE_URL=f"sqlite:///{blocker / 'feedback.sqlite3'}",
-        API_LOG_PREDICTIONS="false",
-    )
-    api = start_api(tmp_path, env)
-    try:
-        with api.client() as client:
-            predicted = client.post(
-                "/predict", files={"file": ("p.jpg", photo_bytes(GREEN), "image/jpeg")}
-            )
-            feedback = client.post("/feedback", json={"request_id": "abc", "correct": True})
-    finally:
-        api.stop()
+    with (
+        demo_server(
+            tmp_path,
+            tiny_tflite,
+            MUSHROOM_DATABASE_URL=f"sqlite:///{blocker / 'feedback.sqlite3'}",
+            API_LOG_PREDICTIONS="false",
+        ) as api,
+        api.client() as client,
+    ):
+        predicted = client.post(
+            "/predict", files={"file": ("p.jpg", photo_bytes(GREEN), "image/jpeg")}
+        )
+        feedback = client.post("/feedback", json={"request_id": "abc", "correct": True})
     assert predicted.status_code == 200
     assert feedback.status_code == 503
     assert "Feedback cannot be stored" in _sentence(feedback)

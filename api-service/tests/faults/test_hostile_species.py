@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from mushroom_api_process import random_photo
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, start_api
+from mushroom_faults_kit import ApiProcess, demo_server
 
 ADDRESSES = 10
 CONNECTIONS = 10
@@ -26,12 +26,8 @@ PIPELINED = 20
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_tflite: Path) -> Iterator[ApiProcess]:
     root = tmp_path_factory.mktemp("species")
-    env = api_env(root, make_demo(root, tiny_tflite), API_SPECIES_RATE_LIMIT_PER_MINUTE="30")
-    api = start_api(root, env)
-    try:
+    with demo_server(root, tiny_tflite, API_SPECIES_RATE_LIMIT_PER_MINUTE="30") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def test_a_pipelining_crowd_on_species_does_not_stall_predict(server: ApiProcess) -> None:

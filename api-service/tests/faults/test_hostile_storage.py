@@ -31,6 +31,7 @@ from mushroom_faults_kit import (
     jpeg_with_gps,
     make_demo,
     open_fds_under,
+    predict_and_share,
     read_response_head,
     start_api,
     start_held_upload,
@@ -40,19 +41,6 @@ from PIL import Image
 from mushroom_common.storage import LocalStorage
 
 PROBE_TIMEOUT_S = 3.0
-
-
-def _predict_and_share(client: httpx.Client, data: bytes) -> str:
-    """POST /predict, then a feedback that agrees to share the photo; the feedback id."""
-    answer = client.post("/predict", files={"file": ("p.jpg", data, "image/jpeg")})
-    assert answer.status_code == 200, answer.text
-    feedback = client.post(
-        "/feedback",
-        json={"request_id": answer.json()["request_id"], "correct": True, "share_photo": True},
-    )
-    assert feedback.status_code == 201, feedback.text
-    feedback_id: str = feedback.json()["id"]
-    return feedback_id
 
 
 def _timed_get(base_url: str, path: str) -> tuple[int, float]:
@@ -82,7 +70,7 @@ def test_a_storage_outage_never_starves_probes_or_predictions(
     try:
         photos = [photo_bytes((number, 200, 40)) for number in range(40)]
         with server.client() as client:
-            feedback_ids = [_predict_and_share(client, data) for data in photos]
+            feedback_ids = [predict_and_share(client, data) for data in photos]
         emulator.stop()
 
         uploads: list[tuple[int, str | None, float]] = []
@@ -206,7 +194,7 @@ def test_a_shared_photo_is_stored_without_gps_or_camera(local_server: ApiProcess
     assert b"FaultCam X100" in data
     assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)
     with local_server.client() as client:
-        feedback_id = _predict_and_share(client, data)
+        feedback_id = predict_and_share(client, data)
         stored = client.post(
             f"/feedback/{feedback_id}/photo", files={"file": ("p.jpg", data, "image/jpeg")}
         )
@@ -283,7 +271,7 @@ def test_a_full_disk_while_storing_a_photo_is_503(tmp_path: Path, tiny_tflite: P
     try:
         data = photo_bytes(GREEN, size=(640, 480))
         with server.client() as client:
-            feedback_id = _predict_and_share(client, data)
+            feedback_id = predict_and_share(client, data)
             stored = client.post(
                 f"/feedback/{feedback_id}/photo", files={"file": ("p.jpg", data, "image/jpeg")}
             )

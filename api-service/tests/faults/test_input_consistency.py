@@ -15,17 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from mushroom_api_process import random_photo
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, start_api
+from mushroom_faults_kit import ApiProcess, demo_server
 
 
 @pytest.fixture
 def server(tmp_path: Path, tiny_tflite: Path, database_url: str) -> Iterator[ApiProcess]:
-    env = api_env(tmp_path, make_demo(tmp_path, tiny_tflite), MUSHROOM_DATABASE_URL=database_url)
-    api = start_api(tmp_path, env)
-    try:
+    with demo_server(tmp_path, tiny_tflite, MUSHROOM_DATABASE_URL=database_url) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _answer(client: httpx.Client) -> str:

@@ -8,29 +8,15 @@ that says so, and a reload downloads the champion again and serves it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from mushroom_api_process import random_photo
-from mushroom_api_testkit import BundleFactory, publish_champion, serve_in_thread
+from mushroom_api_testkit import ADMIN_AUTH, BundleFactory, publish_champion, running
 
 from mushroom_api.config import Settings
-from mushroom_api.main import create_app
 from mushroom_common.bundle import sha256_file
 from mushroom_common.storage import open_storage
-
-AUTH = {"Authorization": "Bearer test-admin-token"}
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[httpx.Client]:
-    with (
-        serve_in_thread(create_app(settings)) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
-    ):
-        yield client
 
 
 def _explain(client: httpx.Client) -> httpx.Response:
@@ -60,7 +46,7 @@ def test_a_damaged_cached_model_is_refused_and_repaired_by_reload(
             client.post("/predict", files={"file": ("p.jpg", random_photo(7))}).status_code == 200
         )
 
-        reloaded = client.post("/admin/reload", headers=AUTH)
+        reloaded = client.post("/admin/reload", headers=ADMIN_AUTH)
         assert reloaded.status_code == 200, reloaded.text
         assert sha256_file(cached) == sha256, "the damaged cache entry is downloaded again"
         assert _explain(client).status_code == 200

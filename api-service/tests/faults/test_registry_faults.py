@@ -13,31 +13,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from mushroom_api_testkit import BundleFactory, publish_champion, serve_in_thread
+from mushroom_api_testkit import ADMIN_AUTH, BundleFactory, publish_champion, running
 
 from mushroom_api.config import Settings
-from mushroom_api.main import create_app
 from mushroom_common.storage import LocalStorage, Storage, open_storage
 
-AUTH = {"Authorization": "Bearer test-admin-token"}
 POINTER_KEY = "models/mushroom/champion.json"
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[httpx.Client]:
-    """A real uvicorn server on 127.0.0.1 for these settings; yields a client for it."""
-    with (
-        serve_in_thread(create_app(settings)) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
-    ):
-        yield client
 
 
 def metric(client: httpx.Client, name: str, **labels: str) -> float:
@@ -88,7 +75,7 @@ def test_reload_during_a_storage_outage_keeps_the_model_and_says_so(
             client, "mushroom_api_model_reload_failures_total", reason="registry_unavailable"
         )
         emulator.stop()
-        answer = client.post("/admin/reload", headers=AUTH)
+        answer = client.post("/admin/reload", headers=ADMIN_AUTH)
         assert answer.status_code == 503
         detail = answer.json()["detail"]
         assert detail.startswith("The new model could not be loaded, so the old one stays.")
@@ -125,7 +112,7 @@ def test_reload_with_a_corrupt_or_hostile_pointer_keeps_the_model(
         assert client.get("/model").json()["version"] == "v1"
         before = metric(client, "mushroom_api_model_reload_failures_total", reason=reason)
         storage.write_bytes(POINTER_KEY, pointer)
-        answer = client.post("/admin/reload", headers=AUTH)
+        answer = client.post("/admin/reload", headers=ADMIN_AUTH)
         assert answer.status_code == 503
         detail = answer.json()["detail"]
         assert detail.startswith("The new model could not be loaded, so the old one stays. The ")
@@ -146,7 +133,7 @@ def test_the_demo_is_served_only_for_a_truly_empty_registry(settings: Settings) 
         assert model["degraded_reason"] is None
         assert client.get("/readyz").json() == {"status": "ok"}
         # Still no champion: reloading keeps the demo and succeeds.
-        assert client.post("/admin/reload", headers=AUTH).status_code == 200
+        assert client.post("/admin/reload", headers=ADMIN_AUTH).status_code == 200
 
 
 def test_startup_with_a_hostile_pointer_serves_the_demo_and_readyz_says_why(
@@ -195,7 +182,7 @@ def test_startup_during_an_outage_serves_the_cached_champion(
             ]
             == "v1"
         )
-        assert client.post("/admin/reload", headers=AUTH).status_code == 503
+        assert client.post("/admin/reload", headers=ADMIN_AUTH).status_code == 503
         assert client.get("/model").json()["source"] == "cache"
 
 

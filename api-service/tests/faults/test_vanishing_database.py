@@ -13,23 +13,19 @@ from pathlib import Path
 
 import pytest
 from mushroom_api_process import random_photo
-from mushroom_faults_kit import ApiProcess, api_env, make_demo, start_api
+from mushroom_faults_kit import ApiProcess, demo_server
 
 
 @pytest.fixture
 def server(tmp_path: Path, tiny_tflite: Path) -> Iterator[ApiProcess]:
     database = tmp_path / "storage" / "db" / "mushroom.sqlite3"
-    env = api_env(
+    with demo_server(
         tmp_path,
-        make_demo(tmp_path, tiny_tflite),
+        tiny_tflite,
         MUSHROOM_DATABASE_URL=f"sqlite:///{database}",
         API_STORE_PROBE_S="0.5",
-    )
-    api = start_api(tmp_path, env)
-    try:
+    ) as api:
         yield api
-    finally:
-        api.stop()
 
 
 @pytest.mark.parametrize("fault", ["folder_deleted", "file_replaced"])

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mushroom_collector.folder import import_folder
 from mushroom_collector.images import sha256_hex
@@ -39,6 +39,15 @@ def _kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool], time
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
+
+
+def _class_tree(root: Path, make_jpeg: MakeJpeg, count: int, **jpeg: Any) -> Path:
+    """`count` photos under `root`, alternating between two class folders."""
+    for i in range(count):
+        path = root / ("boletus_edulis" if i % 2 else "imleria_badia") / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(make_jpeg(i, **jpeg))
+    return root
 
 
 def _assert_consistent(storage: LocalStorage, expected_records: int) -> None:
@@ -82,11 +91,7 @@ def test_inat_killed_mid_run_resumes_cleanly(
 def test_import_folder_killed_mid_run_resumes_cleanly(
     tmp_path: Path, storage: LocalStorage, make_jpeg: MakeJpeg
 ) -> None:
-    root = tmp_path / "tree"
-    for i in range(300):
-        path = root / ("boletus_edulis" if i % 2 else "imleria_badia") / f"{i}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(make_jpeg(i, size=(256, 192)))
+    root = _class_tree(tmp_path / "tree", make_jpeg, 300, size=(256, 192))
     command = [str(CLI), "import-folder", str(root), "--quiet"]
 
     first = subprocess.Popen(
@@ -105,11 +110,7 @@ def test_import_folder_killed_mid_run_resumes_cleanly(
 def test_build_killed_while_writing_leaves_no_version_and_rerun_completes(
     tmp_path: Path, storage: LocalStorage, make_jpeg: MakeJpeg
 ) -> None:
-    root = tmp_path / "tree"
-    for i in range(100):
-        path = root / ("boletus_edulis" if i % 2 else "imleria_badia") / f"{i}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(make_jpeg(i))
+    root = _class_tree(tmp_path / "tree", make_jpeg, 100)
     import_folder(storage, root, load_catalog(), quiet=True)
     env = _env(storage)
     command = [str(CLI), "build", "--quiet"]

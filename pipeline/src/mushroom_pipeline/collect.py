@@ -6,6 +6,7 @@ import hashlib
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,22 @@ def open_feedback_store(storage: Storage, database_url: str | None) -> Predictio
     return store
 
 
+def read_feedback_store(
+    storage: Storage,
+    database_url: str | None,
+    read: Callable[[PredictionStore], Any],
+    missing: str,
+) -> Any:
+    """`read` of the API's feedback database (closed after), or `missing` when there is none."""
+    store = open_feedback_store(storage, database_url)
+    if store is None:
+        return missing
+    try:
+        return read(store)
+    finally:
+        store.close()
+
+
 def feedback_fingerprint(store: PredictionStore) -> str:
     """sha256 of every feedback that shared its photo (id, verdict, species, photo key)."""
     shared = [[r.id, r.correct, r.species, r.photo_key] for r in store.feedback() if r.photo_key]
@@ -90,14 +107,9 @@ def collect_inputs(storage: Storage, options: CollectOptions) -> dict[str, Any]:
             "max_per_species": options.max_per_species,
         }
     if options.with_feedback:
-        store = open_feedback_store(storage, options.database_url)
-        if store is None:
-            inputs["feedback"] = "no-feedback-db"
-        else:
-            try:
-                inputs["feedback"] = feedback_fingerprint(store)
-            finally:
-                store.close()
+        inputs["feedback"] = read_feedback_store(
+            storage, options.database_url, feedback_fingerprint, "no-feedback-db"
+        )
     return inputs
 
 
@@ -135,20 +147,19 @@ def collect(storage: Storage, options: CollectOptions) -> dict[str, Any]:
             args += ["--max-per-species", str(options.max_per_species)]
         outputs["inat"] = run_cli("mushroom_collector.cli", args, "iNaturalist collection").strip()
     if options.with_feedback:
-        store = open_feedback_store(storage, options.database_url)
-        if store is None:
-            outputs["feedback"] = "no feedback database"
-        else:
-            try:
-                imported = import_feedback(storage, catalog, store, quiet=True)
-            finally:
-                store.close()
-            outputs["feedback"] = {
+
+        def import_shared(store: PredictionStore) -> dict[str, Any]:
+            imported = import_feedback(storage, catalog, store, quiet=True)
+            return {
                 "imported": imported.imported,
                 "approved": imported.approved,
                 "already_imported": imported.already_imported,
                 "skipped": dict(imported.skipped),
             }
+
+        outputs["feedback"] = read_feedback_store(
+            storage, options.database_url, import_shared, "no feedback database"
+        )
     outputs["records"] = len(storage.list(f"{COLLECTED_PREFIX}/"))
     return outputs
 
