@@ -130,6 +130,15 @@ def field_head_command(
             help="a species.yaml to measure with (e.g. with every field-extra species)",
         ),
     ] = None,
+    detector_false_rejection: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.2,
+            help="re-tune the not-a-mushroom threshold to this false rejection of field "
+            "validation and in-source val photos (default: keep the source's)",
+        ),
+    ] = None,
     storage_uri: StorageOption = None,
 ) -> None:
     """Write a bundle with a species head retrained for field photos (issue 23): the source's
@@ -160,6 +169,7 @@ def field_head_command(
             if measure_catalog is not None
             else None
         ),
+        detector_false_rejection=detector_false_rejection,
     )
     STDOUT.print(f"bundle {metadata.name} {metadata.version} {target}")
 

@@ -58,6 +58,27 @@ class DataConfig(BaseModel):
     degrade_probability: float = Field(
         0.5, ge=0, le=1, description="share of augmented views that get the two degradations"
     )
+    white_balance: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="per-channel colour gain drawn from 1 +- this: another camera's white "
+        "balance cannot stand for a species (0: off)",
+    )
+    blur_probability: float = Field(
+        0.0, ge=0, le=1, description="share of augmented views blurred (Gaussian, sigma 0.5-2 px)"
+    )
+    noise_probability: float = Field(
+        0.0, ge=0, le=1, description="share of augmented views with sensor noise (std 2-10 of 255)"
+    )
+    zoom_out_min: float = Field(
+        1.0,
+        ge=0.34,
+        le=1,
+        description="augmented views are shrunk to a random scale between this and 1 and "
+        "framed by their own mirrored surroundings: a small subject in a cluttered field photo "
+        "instead of a close-up thumbnail (1: off)",
+    )
     max_photos_per_split: int | None = Field(None, ge=1, description="cap, for quick trials")
 
 

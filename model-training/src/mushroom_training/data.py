@@ -189,6 +189,9 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
     """
     size = tf.shape(image)[:2]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=10)
+    # The field-like steps draw from their own seeds, so turning them on leaves every other
+    # step's draw (and so the views of configs without them) unchanged.
+    field_seeds = tf.random.experimental.stateless_split(seeds[0], num=6)
     x = tf.image.stateless_random_flip_left_right(image, seeds[0])
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image),
@@ -211,6 +214,7 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
         limit = config.rotation_degrees * math.pi / 180
         angle = tf.random.stateless_uniform((), seeds[6], -limit, limit)
         x = _rotate(x, angle)
+    x = _field_like(x, field_seeds, config)
     x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
     degrade = tf.random.stateless_uniform((), seeds[7]) < config.degrade_probability
     if config.min_resolution > 0:
@@ -226,6 +230,72 @@ def augment(image: tf.Tensor, seed: tf.Tensor, config: DataConfig) -> tf.Tensor:
             lambda: x,
         )
     return x
+
+
+def _field_like(image: tf.Tensor, seeds: tf.Tensor, config: DataConfig) -> tf.Tensor:
+    """Zoom-out, white balance, blur and sensor noise of a float (H, W, 3) view (each optional).
+
+    Web thumbnails are close-ups, evenly lit and sharp; someone else's field photo is often a
+    small mushroom in litter, under another camera's white balance, a little out of focus.
+    """
+    x = image
+    if config.zoom_out_min < 1:
+        scale = tf.random.stateless_uniform((), seeds[0], config.zoom_out_min, 1.0)
+        x = _zoom_out(x, scale)
+    if config.white_balance > 0:
+        spread = config.white_balance
+        gains = tf.random.stateless_uniform((3,), seeds[1], 1 - spread, 1 + spread)
+        x = x * gains
+    if config.blur_probability > 0:
+        draws = tf.random.stateless_uniform((2,), seeds[2])
+        sigma = 0.5 + 1.5 * draws[1]
+        x = tf.cond(draws[0] < config.blur_probability, lambda: _gaussian_blur(x, sigma), lambda: x)
+    if config.noise_probability > 0:
+        draws = tf.random.stateless_uniform((2,), seeds[3])
+        noise = tf.random.stateless_normal(tf.shape(x), seeds[4]) * (2.0 + 8.0 * draws[1])
+        x = tf.cond(draws[0] < config.noise_probability, lambda: x + noise, lambda: x)
+    return x
+
+
+def _zoom_out(image: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """Shrink a float view by `scale` and fill the frame around it with its mirrored edges."""
+    size = tf.shape(image)[:2]
+    small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 1)
+    shrunk = tf.image.resize(image, small, method="area", antialias=True)
+    pad_top = (size[0] - small[0]) // 2
+    pad_left = (size[1] - small[1]) // 2
+    paddings = [
+        [pad_top, size[0] - small[0] - pad_top],
+        [pad_left, size[1] - small[1] - pad_left],
+        [0, 0],
+    ]
+    # SYMMETRIC padding adds at most the shrunk view's own side on each edge, which is why
+    # zoom_out_min is at least 1/3.
+    framed = tf.pad(shrunk, paddings, mode="SYMMETRIC")
+    return tf.ensure_shape(tf.reshape(framed, [size[0], size[1], 3]), [None, None, 3])
+
+
+def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+    """Blur a float (H, W, 3) view with a separable Gaussian of the given sigma (radius 4)."""
+    offsets = tf.range(-4, 5, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(offsets / sigma))
+    kernel = kernel / tf.reduce_sum(kernel)
+    batch = image[tf.newaxis]
+    horizontal = tf.tile(tf.reshape(kernel, [1, 9, 1, 1]), [1, 1, 3, 1])
+    vertical = tf.tile(tf.reshape(kernel, [9, 1, 1, 1]), [1, 1, 3, 1])
+    batch = tf.nn.depthwise_conv2d(
+        tf.pad(batch, [[0, 0], [0, 0], [4, 4], [0, 0]], mode="REFLECT"),
+        horizontal,
+        [1, 1, 1, 1],
+        "VALID",
+    )
+    batch = tf.nn.depthwise_conv2d(
+        tf.pad(batch, [[0, 0], [4, 4], [0, 0], [0, 0]], mode="REFLECT"),
+        vertical,
+        [1, 1, 1, 1],
+        "VALID",
+    )
+    return batch[0]
 
 
 def _lower_resolution(image: tf.Tensor, seed: tf.Tensor, min_side: int) -> tf.Tensor:

@@ -25,6 +25,7 @@ import numpy as np
 from mushroom_common.bundle import (
     BundleMetadata,
     InferenceView,
+    MushroomDetectorSpec,
     hash_bundle_files,
     read_metadata,
     write_metadata,
@@ -122,6 +123,7 @@ def export_field_bundle(
     keep_rules: bool = False,
     keep_calibration: bool = False,
     measure_catalog: Catalog | None = None,
+    detector_false_rejection: float | None = None,
 ) -> BundleMetadata:
     """Write the bundle (see the module docstring) and return its metadata.
 
@@ -141,6 +143,9 @@ def export_field_bundle(
             ship the decision thresholds (the same model with new rules).
         measure_catalog: a catalog to measure with (e.g. one with entries for every
             `field-extra/` species); `catalog` still writes rules.json.
+        detector_false_rejection: re-tune the not-a-mushroom threshold to turn away at most
+            this share of field-validation and of in-source val mushroom photos (None: keep
+            the source's threshold).
     """
     parent = read_metadata(source_dir)
     labels = list(parent.labels)
@@ -209,9 +214,17 @@ def export_field_bundle(
             update={"threshold": float(np.quantile(val_answers.unknown_scores, 0.95))}
         )
     spec = parent.decision_rules.model_copy(update={"open_set": open_set, "test_time_views": views})
-    base = VerdictRules.from_spec(
-        spec, parent.mushroom_detector.threshold if parent.mushroom_detector else None
+    field_val_rows = [n_val + n_test + i for i, p in enumerate(measured) if p.role == "field_val"]
+    detector = _tuned_detector(
+        parent,
+        detector_false_rejection,
+        [outputs.scores[field_val_rows], val_out.scores],
+        outputs.scores[
+            [n_val + n_test + i for i, p in enumerate(measured) if p.role == "field_test"]
+        ],
     )
+    detector_threshold = detector.threshold if detector is not None else None
+    base = VerdictRules.from_spec(spec, detector_threshold)
     report: dict[str, Any] = {}
     field_val = answer(*subset(lambda p: p.role == "field_val"))
     in_source_val = answer(
@@ -251,9 +264,7 @@ def export_field_bundle(
             }
         )
     )
-    rules = VerdictRules.from_spec(
-        spec, parent.mushroom_detector.threshold if parent.mushroom_detector else None
-    )
+    rules = VerdictRules.from_spec(spec, detector_threshold)
     test_out = outputs.take(np.arange(n_val, n_val + n_test))
     report["field_tuned_rules_outcome"]["field_test"] = safety.verdict_rates(
         answer(*subset(lambda p: p.role == "field_test")),
@@ -271,7 +282,7 @@ def export_field_bundle(
                     "test_time_views": views,
                 }
             ),
-            parent.mushroom_detector.threshold if parent.mushroom_detector else None,
+            detector_threshold,
         ),
     )
     test_truth = [r.species for r in rows["test"]]
@@ -359,6 +370,7 @@ def export_field_bundle(
             "temperature": temperature,
             "variants": [variant],
             "decision_rules": spec,
+            "mushroom_detector": detector,
             "git_revision": _git_revision(),
             "created_at": now,
             "parent_run_id": parent.tracking_run_id,
@@ -374,6 +386,40 @@ def export_field_bundle(
     write_metadata(target_dir, metadata)
     logger.info("wrote %s: %s", target_dir, metrics)
     return metadata
+
+
+def _tuned_detector(
+    parent: BundleMetadata,
+    false_rejection: float | None,
+    tuning_scores: list[np.ndarray],
+    field_test_scores: np.ndarray,
+) -> MushroomDetectorSpec | None:
+    """The source's detector, or one whose threshold turns away at most `false_rejection` of
+    each tuning set's mushroom photos (the lowest of their quantiles), with the false rejection
+    it then has on the field test. The recorded false acceptance is the source's: a higher
+    threshold accepts no more, so it stays a bound."""
+    detector = parent.mushroom_detector
+    if detector is None or false_rejection is None:
+        return detector
+    threshold = min(
+        float(np.quantile(np.ravel(s), false_rejection, method="lower")) for s in tuning_scores
+    )
+    rejected = float(np.mean(np.ravel(field_test_scores) < threshold))
+    logger.info(
+        "detector threshold %.4f -> %.4f (false rejection on the field test %.3f)",
+        detector.threshold,
+        threshold,
+        rejected,
+    )
+    return detector.model_copy(
+        update={
+            "threshold": threshold,
+            "false_rejection_rate": rejected,
+            "false_acceptance_rate": (
+                detector.false_acceptance_rate if threshold >= detector.threshold else None
+            ),
+        }
+    )
 
 
 def _open_set(

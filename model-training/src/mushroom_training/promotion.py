@@ -71,11 +71,20 @@ SAFETY_METRICS = {
 }
 
 
+# The verdict targets (issue 23): a candidate may trade red answers inside them. At least this
+# share of toxic field-validation photos answered `dangerous`, at most this share of edible ones.
+TOXIC_DANGEROUS_FLOOR = 0.90
+EDIBLE_DANGEROUS_CEILING = 0.20
+
+
 def field_gate(candidate: dict[str, float], champion: dict[str, float] | None) -> list[str]:
     """Why a candidate with field-validation numbers is worse (empty: not worse).
 
     Safety is absolute (no dangerous photo answered `edible` on field validation nor on any set
-    in `SAFETY_METRICS`); the rest is relative to a champion that has field numbers too.
+    in `SAFETY_METRICS`); the rest is relative to a champion that has field numbers too. The red
+    answers are judged against the champion *or* the verdict targets, whichever is easier: a
+    model whose top-1 rises may move a toxic photo from red to amber ("do not eat, it could be
+    X") as long as 90% stay red, and may flag a few more edible photos while at most 20% are.
     """
     worse: list[str] = []
     for key, what in SAFETY_METRICS.items():
@@ -93,23 +102,17 @@ def field_gate(candidate: dict[str, float], champion: dict[str, float] | None) -
         worse.append(
             f"field-val top-1 {candidate['field_val_top1']:.4f} < {champion['field_val_top1']:.4f}"
         )
-    if (
-        candidate["field_val_toxic_answered_dangerous"]
-        < champion["field_val_toxic_answered_dangerous"] - eps
-    ):
+    toxic_floor = min(champion["field_val_toxic_answered_dangerous"], TOXIC_DANGEROUS_FLOOR)
+    if candidate["field_val_toxic_answered_dangerous"] < toxic_floor - eps:
         worse.append(
             "field-val toxic answered dangerous "
-            f"{candidate['field_val_toxic_answered_dangerous']:.4f} < "
-            f"{champion['field_val_toxic_answered_dangerous']:.4f}"
+            f"{candidate['field_val_toxic_answered_dangerous']:.4f} < {toxic_floor:.4f}"
         )
-    if (
-        candidate["field_val_edible_answered_dangerous"]
-        > champion["field_val_edible_answered_dangerous"] + eps
-    ):
+    edible_ceiling = max(champion["field_val_edible_answered_dangerous"], EDIBLE_DANGEROUS_CEILING)
+    if candidate["field_val_edible_answered_dangerous"] > edible_ceiling + eps:
         worse.append(
             "field-val edible answered dangerous "
-            f"{candidate['field_val_edible_answered_dangerous']:.4f} > "
-            f"{champion['field_val_edible_answered_dangerous']:.4f}"
+            f"{candidate['field_val_edible_answered_dangerous']:.4f} > {edible_ceiling:.4f}"
         )
     return worse
 

@@ -148,6 +148,28 @@ def test_field_gate_refuses_dangerous_as_edible_and_worse_field_numbers() -> Non
     assert field_gate(leaky, champion) == ["2 dangerous photos of unknown species answered edible"]
 
 
+def test_field_gate_lets_red_answers_trade_inside_the_verdict_targets() -> None:
+    champion = {
+        "field_val_dangerous_answered_edible": 0.0,
+        "field_val_top1": 0.6,
+        "field_val_toxic_answered_dangerous": 0.96,
+        "field_val_edible_answered_dangerous": 0.15,
+    }
+    # One toxic photo moves from red to amber and two edible ones turn red: still inside the
+    # targets (>= 90% red toxic, <= 20% red edible), so a better model is not held back.
+    traded = {
+        **champion,
+        "field_val_top1": 0.64,
+        "field_val_toxic_answered_dangerous": 0.92,
+        "field_val_edible_answered_dangerous": 0.18,
+    }
+    assert field_gate(traded, champion) == []
+    quieter = {**traded, "field_val_toxic_answered_dangerous": 0.85}
+    assert field_gate(quieter, champion) == ["field-val toxic answered dangerous 0.8500 < 0.9000"]
+    louder = {**traded, "field_val_edible_answered_dangerous": 0.25}
+    assert field_gate(louder, champion) == ["field-val edible answered dangerous 0.2500 > 0.2000"]
+
+
 def test_field_section_puts_the_three_photo_sets_side_by_side() -> None:
     from mushroom_training.report import field_sections
 
