@@ -380,10 +380,12 @@ def field_sections(field: dict[str, Any]) -> list[str]:
         ]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     o = field["open_set_field_extra"]
+    # A bundle without an open-set rule has no unknown-species score to rank by.
+    open_auroc = "-" if o["auroc"] is None else f"{o['auroc']:.3f}"
     lines += [
         "",
         f"Open set (`field-extra/` unknowns, {o['photos']} photos, {o['dangerous_photos']} of "
-        f"dangerous species): AUROC {o['auroc']:.3f}; dangerous answered edible "
+        f"dangerous species): AUROC {open_auroc}; dangerous answered edible "
         f"{o['dangerous_answered_edible']}; verdicts {o['verdicts']}.",
         "",
         "Most frequent field-test confusions: "
