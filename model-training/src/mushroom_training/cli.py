@@ -100,49 +100,56 @@ def export(
     STDOUT.print(f"bundle {bundle.name} {bundle.version} {bundle.uri}")
 
 
-@app.command("field-head")
-def field_head_command(
-    source: Annotated[
-        Path, typer.Argument(exists=True, file_okay=False, help="the served bundle folder")
-    ],
-    head: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="head .npz (field_heads study)")
-    ],
-    target: Annotated[Path, typer.Argument(help="the new bundle folder (replaced)")],
-    data_root: Annotated[
-        Path, typer.Option(exists=True, file_okay=False, help="the shared data folder")
-    ] = Path("../shared/data"),
-    keep_rules: Annotated[
-        bool,
-        typer.Option(help="keep the source's temperature and rules: measure and record only"),
-    ] = False,
-    keep_calibration: Annotated[
-        bool,
-        typer.Option(
-            help="keep the source's temperature and open-set threshold; tune and ship the rules"
-        ),
-    ] = False,
-    measure_catalog: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            help="a species.yaml to measure with (e.g. with every field-extra species)",
-        ),
-    ] = None,
-    detector_false_rejection: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=0.2,
-            help="re-tune the not-a-mushroom threshold to this false rejection of field "
-            "validation and in-source val photos (default: keep the source's)",
-        ),
-    ] = None,
-    storage_uri: StorageOption = None,
+# The options field-head and field-tune share (one definition, so the two cannot drift apart).
+FieldSourceArgument = Annotated[
+    Path, typer.Argument(exists=True, file_okay=False, help="the served bundle folder")
+]
+FieldTargetArgument = Annotated[Path, typer.Argument(help="the new bundle folder (replaced)")]
+FieldDataRootOption = Annotated[
+    Path, typer.Option(exists=True, file_okay=False, help="the shared data folder")
+]
+KeepRulesOption = Annotated[
+    bool,
+    typer.Option(help="keep the source's temperature and rules: measure and record only"),
+]
+KeepCalibrationOption = Annotated[
+    bool,
+    typer.Option(
+        help="keep the source's temperature and open-set threshold; tune and ship the rules"
+    ),
+]
+MeasureCatalogOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="a species.yaml to measure with (e.g. with every field-extra species)",
+    ),
+]
+DetectorFalseRejectionOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=0.2,
+        help="re-tune the not-a-mushroom threshold to this false rejection of field "
+        "validation and in-source val photos (default: keep the source's)",
+    ),
+]
+DEFAULT_DATA_ROOT = Path("../shared/data")
+
+
+def _write_field_bundle(
+    source: Path,
+    head: Path | None,
+    target: Path,
+    data_root: Path,
+    keep_rules: bool,
+    keep_calibration: bool,
+    measure_catalog: Path | None,
+    detector_false_rejection: float | None,
+    storage_uri: str | None,
 ) -> None:
-    """Write a bundle with a species head retrained for field photos (issue 23): the source's
-    trunk and detector, thresholds tuned by severity on field validation photos."""
+    """`export_field_bundle` with the command line's options; prints the new bundle."""
     _setup_logging()
     import yaml
 
@@ -172,6 +179,61 @@ def field_head_command(
         detector_false_rejection=detector_false_rejection,
     )
     STDOUT.print(f"bundle {metadata.name} {metadata.version} {target}")
+
+
+@app.command("field-head")
+def field_head_command(
+    source: FieldSourceArgument,
+    head: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="head .npz (field_heads study)")
+    ],
+    target: FieldTargetArgument,
+    data_root: FieldDataRootOption = DEFAULT_DATA_ROOT,
+    keep_rules: KeepRulesOption = False,
+    keep_calibration: KeepCalibrationOption = False,
+    measure_catalog: MeasureCatalogOption = None,
+    detector_false_rejection: DetectorFalseRejectionOption = None,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Write a bundle with a species head retrained for field photos (issue 23): the source's
+    trunk and detector, thresholds tuned by severity on field validation photos."""
+    _write_field_bundle(
+        source,
+        head,
+        target,
+        data_root,
+        keep_rules,
+        keep_calibration,
+        measure_catalog,
+        detector_false_rejection,
+        storage_uri,
+    )
+
+
+@app.command("field-tune")
+def field_tune_command(
+    source: FieldSourceArgument,
+    target: FieldTargetArgument,
+    data_root: FieldDataRootOption = DEFAULT_DATA_ROOT,
+    keep_rules: KeepRulesOption = False,
+    keep_calibration: KeepCalibrationOption = False,
+    measure_catalog: MeasureCatalogOption = None,
+    detector_false_rejection: DetectorFalseRejectionOption = None,
+    storage_uri: StorageOption = None,
+) -> None:
+    """Write the source's model, own head unchanged, with thresholds tuned by severity on field
+    validation photos and its in-source and field numbers recorded (issue 23)."""
+    _write_field_bundle(
+        source,
+        None,
+        target,
+        data_root,
+        keep_rules,
+        keep_calibration,
+        measure_catalog,
+        detector_false_rejection,
+        storage_uri,
+    )
 
 
 @app.command()

@@ -6,6 +6,8 @@ verdict thresholds tuned by severity on field validation photos (`safety.tune_fi
 never the field test), the test-time views the head was chosen with, and metrics on the
 version's test split and on the field test (`field`). Trunk, detector and input contract are the
 served bundle's; so are the plots of the parent run, which the report says.
+`mushroom-train field-tune` (and the pipeline's `field` step) keeps the source's own head and
+writes the same bundle around it: thresholds tuned on field validation, every number measured.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def _git_revision() -> str:
 def export_field_bundle(
     source_dir: Path,
     target_dir: Path,
-    head_file: Path,
+    head_file: Path | None,
     storage: Storage,
     manifest: list[ManifestRow],
     data_root: Path,
@@ -131,7 +133,9 @@ def export_field_bundle(
         source_dir: the served bundle whose trunk and detector are kept.
         target_dir: the new bundle folder (replaced).
         head_file: .npz with `weights` [features, labels], `bias` [labels], `mirror_view`
-            (bool) and `logit_range` (min, max of the head's logits on its training features).
+            (bool) and `logit_range` (min, max of the head's logits on its training features);
+            one with `served_head=True` keeps the source's head. None keeps the source's head
+            and serves no mirror view (`mushroom-train field-tune`, the pipeline's field step).
         storage: where the dataset version's photos are.
         manifest: the dataset version's rows (the source bundle's version).
         data_root: the shared data folder (field photos).
@@ -151,15 +155,16 @@ def export_field_bundle(
     labels = list(parent.labels)
     shipped_catalog = catalog
     catalog = measure_catalog if measure_catalog is not None else catalog
-    head = np.load(head_file)
-    views = [InferenceView.ORIGINAL] + ([InferenceView.MIRROR] if bool(head["mirror_view"]) else [])
+    head = np.load(head_file) if head_file is not None else None
+    mirror_view = head is not None and bool(head["mirror_view"])
+    views = [InferenceView.ORIGINAL] + ([InferenceView.MIRROR] if mirror_view else [])
     if target_dir.exists():
         shutil.rmtree(target_dir)
     shutil.copytree(source_dir, target_dir)
     (target_dir / "metadata.json").unlink()
     model = target_dir / parent.variant().path
-    retrained = not bool(head["served_head"]) if "served_head" in head.files else True
-    if retrained:
+    retrained = head is not None and not ("served_head" in head.files and bool(head["served_head"]))
+    if head is not None and retrained:
         low, high = (float(v) for v in head["logit_range"])
         field_head.replace_head(
             source_dir / parent.variant().path, model, head["weights"], head["bias"], (low, high)
@@ -341,6 +346,11 @@ def export_field_bundle(
         head_note = (
             f"Species head retrained for field photos on the pooled features of "
             f"`{parent.version}` (trunk, detector and the plots below are that run's)."
+        )
+    elif head_file is None:
+        head_note = (
+            f"The model of `{parent.version}`, unchanged (its own species head); the plots "
+            "below are that run's."
         )
     else:
         head_note = (

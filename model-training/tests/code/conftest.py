@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,9 @@ from PIL import Image, ImageDraw
 from mushroom_common.dataset import ManifestRow, dataset_prefix
 from mushroom_common.storage import Storage
 from mushroom_training.config import Settings, TrainConfig, load_config
+
+# mushroom_training_testkit (the field world) lives beside the test folders.
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
 SPECIES = ("amanita_muscaria", "boletus_edulis", "cantharellus_cibarius")
 COLOURS = ((200, 30, 30), (120, 80, 40), (240, 190, 40))
