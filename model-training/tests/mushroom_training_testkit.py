@@ -61,7 +61,12 @@ def _jpeg(colour: tuple[int, int, int], rng: np.random.Generator) -> bytes:
 
 
 def build_colour_tflite(path: Path) -> None:
-    """uint8 [1, 32, 32, 3] -> logits [1, 3] (nearest species colour), mushroom_score [1, 1]."""
+    """uint8 [1, 32, 32, 3] -> logits [1, 3], mushroom_score [1, 1].
+
+    The logits rank the species by the distance of the photo's mean colour to each species'
+    colour; the score says "mushroom" near one of them and "not a mushroom" far from all (grey
+    noise, most flat colours), as the model tests ask of a detector.
+    """
     import keras
     import tensorflow as tf
 
@@ -71,11 +76,16 @@ def build_colour_tflite(path: Path) -> None:
     scaled = keras.layers.Rescaling(1.0 / 255.0)(keras.ops.cast(inputs, "float32"))
     pooled = keras.layers.GlobalAveragePooling2D()(scaled)
     logits_layer = keras.layers.Dense(len(FIELD_LABELS), name="logits")
-    score_layer = keras.layers.Dense(1, activation="sigmoid", name="mushroom_score")
-    model = keras.Model(inputs, [logits_layer(pooled), score_layer(pooled)])
-    # -sharpness * |x - c|^2 without the |x|^2 every class shares.
+    logits = logits_layer(pooled)
+    # -sharpness * |x - c|^2 without the |x|^2 every class shares ...
     logits_layer.set_weights([2 * sharpness * centres.T, -sharpness * (centres**2).sum(axis=1)])
-    score_layer.set_weights([np.zeros((3, 1), np.float32), np.array([5.0], np.float32)])
+    # ... which the score adds back: -sharpness * (squared distance to the nearest colour).
+    nearest = keras.ops.max(logits, axis=-1, keepdims=True) - sharpness * keras.ops.sum(
+        pooled * pooled, axis=-1, keepdims=True
+    )
+    # 0.5 at a distance of 0.1 (in [0, 1] RGB units); the photos sit within about 0.05.
+    score = keras.layers.Activation("sigmoid", name="mushroom_score")(8.0 + 40.0 * nearest)
+    model = keras.Model(inputs, [logits, score])
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
@@ -184,7 +194,7 @@ def write_field_world(
                 metrics={"top1": 1.0},
             )
         ],
-        mushroom_detector=MushroomDetectorSpec(method="constant", threshold=0.5),
+        mushroom_detector=MushroomDetectorSpec(method="colour_distance", threshold=0.5),
         backbone="colour",
         dataset_version=FIELD_DATASET,
         git_revision="0" * 40,

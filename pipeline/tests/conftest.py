@@ -14,6 +14,8 @@ from mushroom_pipeline.config import get_settings
 from mushroom_training.config import get_settings as get_train_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+# model-training's test kit: the field world (a bundle with a detector, field photos).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model-training" / "tests"))
 
 from mushroom_pipeline_testkit import TINY_CONFIG
 

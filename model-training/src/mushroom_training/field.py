@@ -36,6 +36,8 @@ from mushroom_common.dataset import ManifestRow
 # the whole folder). web-species files are named `<source>-<blob>.jpg`.
 FIELD_SOURCES: tuple[str, ...] = ("YaSeCA", "Bartekp26", "gcadet2016", "nordic-field")
 FIELD_EXTRA = "field-extra"
+# The dataset folders of the shared data folder that hold field-source photos.
+DATASET_FIELD_FOLDERS: tuple[str, ...] = ("web-species", "nordic-field")
 BIG_CLASSES: tuple[str, ...] = (
     "amanita_muscaria",
     "amanita_vaginata",
@@ -99,7 +101,7 @@ def field_photos(
     split_of = {row.content_hash: row.split for row in manifest}
     known = set(labels)
     photos: list[FieldPhoto] = []
-    for folder in ("web-species", "nordic-field"):
+    for folder in DATASET_FIELD_FOLDERS:
         for path in sorted((data_root / folder).glob("*/*.jpg")):
             source = source_of(folder, path)
             if source not in FIELD_SOURCES:

@@ -22,14 +22,15 @@ from mushroom_pipeline.config import get_settings
 
 app = command_app(
     "mushroom-pipeline",
-    "Collect -> build -> train -> evaluate -> export -> promote -> reload, content-addressed; "
+    "Collect -> build -> train -> export -> evaluate -> field -> promote -> reload, "
+    "content-addressed; "
     "drift monitoring; the same steps as a Vertex AI (KFP v2) pipeline.",
 )
 logger = logging.getLogger("mushroom_pipeline")
 
 # Every step but the last (cli.py imports no step code at start-up: the names are spelled out;
 # tests/code/test_definition.py checks them against definition.STEPS).
-STEPS = ("collect", "build", "train", "export", "evaluate", "promote", "reload")
+STEPS = ("collect", "build", "train", "export", "evaluate", "field", "promote", "reload")
 STOPPABLE = STEPS[:-1]
 
 
@@ -110,6 +111,16 @@ def run_command(
             help="registry name of the bundle (default PIPELINE_MODEL_NAME or the config's)"
         ),
     ] = None,
+    field_data_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="shared data folder with the field photos (web-species/, nordic-field/, "
+            "field-extra/): tune the verdict thresholds on its field validation photos before "
+            "the gate (default PIPELINE_FIELD_DATA_ROOT, else no field step)",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     force_promote: Annotated[
         bool,
         typer.Option("--force-promote", help="promote even when the gate refuses (logged)"),
@@ -153,6 +164,7 @@ def run_command(
         "overrides": list(override or []),
         "epochs": epochs or 0,
         "model_name": model_name or "",
+        "field_data_root": str(field_data_root or ""),
         "force_promote": force_promote,
         "api_url": api_url or "",
         "api_token": api_token or "",

@@ -46,6 +46,12 @@ class Settings(SharedSettings):
     model_name: str | None = Field(
         None, description="registry name of the bundle; default: the config's export.name"
     )
+    field_data_root: Path | None = Field(
+        None,
+        description="shared data folder with the field photos (web-species/, nordic-field/, "
+        "field-extra/): the field step tunes the verdict thresholds on its field validation "
+        "photos and promote judges that bundle; unset: no field step",
+    )
     api_url: str | None = Field(None, description="base URL of a running API to reload")
     api_admin_token: str = Field("", description="bearer token of the API's POST /admin/reload")
     api_timeout_s: float = Field(120.0, gt=0, description="timeout of one call to the API")

@@ -28,6 +28,7 @@ from mushroom_pipeline.collect import (
     collect,
     collect_inputs,
     dataset_still_there,
+    folder_fingerprint,
 )
 from mushroom_pipeline.config import Settings
 from mushroom_pipeline.reload import reload_api
@@ -98,7 +99,8 @@ class Step:
     """One step of the pipeline.
 
     `key` gives the inputs that decide the outputs (the step's content address); a step without
-    one runs every time. `did_nothing` tells such a step's `skipped` outcome from `done`. A
+    one, or whose key is None for these inputs (nothing to do), runs every time and leaves no
+    record. `did_nothing` tells such a step's `skipped` outcome from `done`. A
     `pure` step's outputs follow from its declared inputs alone, so KFP's execution cache may
     serve it; the others read the world (collected photos, the champion, the API).
     """
@@ -109,7 +111,7 @@ class Step:
     outputs: tuple[Output, ...]
     run: Callable[[StepContext, Values], Values]
     summary: Callable[[Values], str]
-    key: Callable[[StepContext, Values], Values] | None = None
+    key: Callable[[StepContext, Values], Values | None] | None = None
     still_valid: Callable[[StepContext, Values], bool] | None = None
     did_nothing: Callable[[Values], bool] | None = None
     checks: tuple[Check, ...] = ()
@@ -162,6 +164,14 @@ PARAMS: tuple[Param, ...] = (
         "str",
         "",
         "registry name of the bundle (empty: PIPELINE_MODEL_NAME, else the config's)",
+    ),
+    Param(
+        "field_data_root",
+        "str",
+        "",
+        "shared data folder with the field photos (web-species/, nordic-field/, field-extra/): "
+        "tune the verdict thresholds on its field validation photos, and the gate judges that "
+        "bundle (empty: PIPELINE_FIELD_DATA_ROOT, else no field step)",
     ),
     Param("force_promote", "bool", False, "promote even when the gate refuses (logged)"),
     Param(
@@ -288,14 +298,87 @@ def _evaluate(context: StepContext, inputs: Values) -> Values:
     return {k: result[k] for k in ("serving_variant", "metrics", "variants")}
 
 
+def _field_data_root(context: StepContext, inputs: Values) -> Path | None:
+    text = str(inputs["field_data_root"])
+    return Path(text) if text else context.settings.field_data_root
+
+
+def field_photos_fingerprint(data_root: Path) -> dict[str, str]:
+    """`folder_fingerprint` of each field folder of the shared data folder.
+
+    Raises:
+        PipelineError: the folder holds none of them.
+    """
+    from mushroom_training.field import DATASET_FIELD_FOLDERS, FIELD_EXTRA
+
+    folders = (*DATASET_FIELD_FOLDERS, FIELD_EXTRA)
+    found = {name: folder_fingerprint(data_root / name) for name in folders}
+    if not any((data_root / name).is_dir() for name in folders):
+        raise PipelineError(f"field data root {data_root} holds none of {', '.join(folders)}")
+    return found
+
+
+def _field_key(context: StepContext, inputs: Values) -> Values | None:
+    data_root = _field_data_root(context, inputs)
+    if data_root is None:
+        return None  # no field photos: nothing to tune, nothing to record
+    return {
+        "bundle": f"{inputs['name']}/{inputs['version']}",
+        "field_photos": field_photos_fingerprint(data_root),
+        "code_version": context.code_version,
+    }
+
+
+def _field(context: StepContext, inputs: Values) -> Values:
+    name, version = str(inputs["name"]), str(inputs["version"])
+    data_root = _field_data_root(context, inputs)
+    if data_root is None:
+        logger.info(
+            "step field     skipped: no field data root (--field-data-root, "
+            "PIPELINE_FIELD_DATA_ROOT): %s/%s goes to the gate unchanged, judged on its "
+            "test-split numbers",
+            name,
+            version,
+        )
+        return {"candidate_version": version, "field_bundle": None, "field_metrics": {}}
+    tuned = _training(context, inputs).field_tune(name, version, data_root)
+    logger.info(
+        "step field     %s/%s tuned on the field validation photos of %s: %s/%s goes to the gate",
+        name,
+        version,
+        data_root,
+        tuned["name"],
+        tuned["version"],
+    )
+    return {
+        "candidate_version": str(tuned["version"]),
+        "field_bundle": f"{tuned['name']}/{tuned['version']}",
+        "field_metrics": dict(tuned["metrics"]),
+    }
+
+
+def _field_summary(outputs: Values) -> str:
+    if not outputs.get("field_bundle"):
+        return f"no field data root: {outputs.get('candidate_version')} goes on unchanged"
+    metrics = outputs.get("field_metrics", {})
+    return (
+        f"bundle {outputs['field_bundle']}: field-val top-1 "
+        f"{metrics.get('field_val_top1', float('nan')):.3f} "
+        f"({int(metrics.get('field_val_photos', 0))} photos)"
+    )
+
+
 def _promote_key(context: StepContext, inputs: Values) -> Values:
     # A bundle is put to the gate once (its record is kept); --force-promote asks again.
-    return {"bundle": f"{inputs['name']}/{inputs['version']}", "force": inputs["force_promote"]}
+    return {
+        "bundle": f"{inputs['name']}/{inputs['candidate_version']}",
+        "force": inputs["force_promote"],
+    }
 
 
 def _promote(context: StepContext, inputs: Values) -> Values:
     return _training(context, inputs).promote(
-        str(inputs["name"]), str(inputs["version"]), bool(inputs["force_promote"])
+        str(inputs["name"]), str(inputs["candidate_version"]), bool(inputs["force_promote"])
     )
 
 
@@ -329,6 +412,11 @@ def _bundle_still_valid(context: StepContext, outputs: Values) -> bool:
 
 def _run_still_valid(context: StepContext, outputs: Values) -> bool:
     return TrainingSteps(context.storage, context.runs_dir, None).run_still_there(outputs)
+
+
+def _field_bundle_still_valid(context: StepContext, outputs: Values) -> bool:
+    name, _, version = str(outputs["field_bundle"]).partition("/")
+    return _bundle_still_valid(context, {"name": name, "version": version})
 
 
 # What a training container may use on Vertex AI (train and export load TensorFlow models).
@@ -453,9 +541,31 @@ STEPS: tuple[Step, ...] = (
         ),
     ),
     Step(
+        name="field",
+        description="Tune the bundle's verdict thresholds on field validation photos (when "
+        "there is a field data root; else it goes on unchanged).",
+        inputs=(Input("name", "export"), Input("version", "export"), Input("field_data_root")),
+        outputs=(
+            Output("candidate_version", "str"),
+            Output("field_bundle", "str", nullable=True),
+            Output("field_metrics", "dict"),
+        ),
+        run=_field,
+        key=_field_key,
+        still_valid=_field_bundle_still_valid,
+        did_nothing=lambda o: not o.get("field_bundle"),
+        # Not pure: the photos under the data root may change while its path stays the same.
+        summary=_field_summary,
+    ),
+    Step(
         name="promote",
-        description="Promote through the safety gate (never worse on poison cost and macro-F1).",
-        inputs=(Input("name", "export"), Input("version", "export"), Input("force_promote")),
+        description="Promote through the safety gate: on field validation when the candidate "
+        "was measured there, else never worse on poison cost and macro-F1.",
+        inputs=(
+            Input("name", "export"),
+            Input("candidate_version", "field"),
+            Input("force_promote"),
+        ),
         outputs=(
             Output("accepted", "bool"),
             Output("forced", "bool"),
@@ -600,7 +710,8 @@ def execute(step: Step, context: StepContext, inputs: Values, cache: StepCache) 
         validate_outputs(step, outputs)
         return outputs
 
-    if step.key is None:
+    key = step.key(context, inputs) if step.key is not None else None
+    if key is None:
         started = time.monotonic()
         outputs = compute()
         idle = step.did_nothing is not None and step.did_nothing(outputs)
@@ -619,4 +730,4 @@ def execute(step: Step, context: StepContext, inputs: Values, cache: StepCache) 
             return False  # a record from older code: run the step again
         return step.still_valid is None or step.still_valid(context, outputs)
 
-    return cache.run(step.name, step.key(context, inputs), compute, still_valid)
+    return cache.run(step.name, key, compute, still_valid)

@@ -211,6 +211,18 @@ def render_report(run_id: str, storage: Storage, outcomes: list[StepOutcome]) ->
         for variant, metrics in sorted(variants.items()):
             cells = " | ".join(f"{metrics.get(c, float('nan')):.4f}" for c in columns)
             lines.append(f"| {variant} | {cells} |")
+    field = by_step.get("field", {})
+    if field.get("field_bundle"):
+        metrics = field.get("field_metrics", {})
+        lines += [
+            "",
+            "## Field validation",
+            "",
+            f"{field['field_bundle']}: the exported bundle with its verdict thresholds tuned on "
+            f"{int(metrics.get('field_val_photos', 0))} field validation photos; the gate judges "
+            f"it on them (field-val top-1 {metrics.get('field_val_top1', float('nan')):.4f}, "
+            f"field test top-1 {metrics.get('field_top1', float('nan')):.4f}, measured only).",
+        ]
     promote = next((o for o in outcomes if o.step == "promote"), None)
     if promote is not None:
         out = promote.outputs
@@ -224,7 +236,11 @@ def render_report(run_id: str, storage: Storage, outcomes: list[StepOutcome]) ->
         if out.get("previous_metrics"):
             lines.append(
                 f"Candidate {out.get('metrics')} vs champion {out.get('previous_metrics')} "
-                "on the candidate's test split."
+                + (
+                    "on field validation."
+                    if field.get("field_bundle")
+                    else "on the candidate's test split."
+                )
             )
     return "\n".join(lines) + "\n"
 

@@ -34,7 +34,7 @@ def epoch_overrides(config: TrainConfig, epochs: int) -> list[str]:
 
 @dataclass
 class TrainingSteps:
-    """train, export, evaluate and promote for one pipeline run."""
+    """train, export, evaluate, field-tune and promote for one pipeline run."""
 
     storage: Storage
     runs_dir: Path
@@ -122,6 +122,39 @@ class TrainingSteps:
             "serving_variant": metadata.serving_variant,
             "metrics": metrics.get(metadata.serving_variant, {}),
             "variants": metrics,
+        }
+
+    def field_tune(self, name: str, version: str, data_root: Path) -> dict[str, Any]:
+        """The stored bundle with its verdict thresholds tuned on field validation photos,
+        published beside it in the registry (`export_field_bundle`).
+
+        The model is the bundle's own (its head, temperature and open-set threshold kept): only
+        the decision thresholds change, and its in-source and field numbers are recorded.
+        """
+        from mushroom_common.catalog import load_catalog
+        from mushroom_common.dataset import read_manifest
+        from mushroom_training.field_bundle import export_field_bundle
+
+        registry = ModelRegistry(self.storage)
+        with tempfile.TemporaryDirectory(prefix="mushroom-field-") as tmp:
+            source = registry.download(name, version, Path(tmp) / "source")
+            target = Path(tmp) / "field"
+            tuned = export_field_bundle(
+                Path(tmp) / "source",
+                target,
+                None,
+                self.storage,
+                read_manifest(self.storage, source.dataset_version),
+                data_root,
+                load_catalog(),
+                self.command,
+                keep_calibration=True,
+            )
+            registry.publish(target)
+        return {
+            "name": tuned.name,
+            "version": tuned.version,
+            "metrics": {k: v for k, v in tuned.metrics.items() if k.startswith("field_")},
         }
 
     def promote(self, name: str, version: str, force: bool) -> dict[str, Any]:

@@ -204,7 +204,7 @@ def test_second_run_recomputes_nothing(world: World) -> None:
     bundles_before = world.storage.list(f"models/{MODEL_NAME}/")
     output = _invoke(world.run_args("--api-url", world.api_url, "--api-token", TOKEN))
     steps = [line for line in output.splitlines() if not line.startswith("report:")]
-    assert len(steps) == 7, output
+    assert len(steps) == 8, output
     assert all(" skipped " in line and "(already done)" in line for line in steps), output
     assert world.storage.list("pipelines/steps/") == records_before
     assert world.storage.list(f"models/{MODEL_NAME}/") == bundles_before
