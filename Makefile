@@ -100,7 +100,7 @@ test-e2e: setup-browser setup-frontend ## Playwright against the built app in Ch
 test: setup setup-browser setup-postgres lint typecheck check-client test-python test-frontend test-e2e ## install everything and run every check and test (what CI runs)
 
 pipeline: setup-python ## photos in ../shared/data to a promoted model (about 60 min on 2 cores)
-	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field --import-folder ../shared/data/web-species
+	$(UV) run mushroom-pipeline run --import-folder ../shared/data/mushroomvision --import-folder ../shared/data/nordic-field --import-folder ../shared/data/web-species --field-data-root ../shared/data
 
 bench: setup-python ## the benchmarks (inference, API load, hot path, training speed)
 	$(UV) run python benchmarks/inference.py
