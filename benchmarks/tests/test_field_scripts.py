@@ -51,3 +51,27 @@ def test_source_balanced_top1_counts_each_source_once() -> None:
     y = np.array([0, 1, 0, 1])  # right, right, wrong, wrong
     origin = np.array(["big", "big", "big", "small"])
     assert source_balanced_top1(probs, y, origin) == (2 / 3 + 0.0) / 2
+
+
+def test_the_negatives_list_names_real_package_paths_and_crops_frame_closer() -> None:
+    from detector_negatives import listed_photos, random_crops, threshold_for
+    from PIL import Image
+
+    photos = listed_photos()
+    assert len(photos) >= 15
+    assert {p.category for p in photos} >= {"leaves", "moss", "flowers", "grass", "forest_floor"}
+    assert all(p.path.startswith("usr/share/") for p in photos)
+    # The cached file names are unique, so no photo overwrites another.
+    assert len({(p.category, p.package, p.name) for p in photos}) == len(photos)
+
+    image = Image.new("RGB", (400, 300))
+    crops = random_crops(image, 20, np.random.default_rng(0))
+    areas = [c.size[0] * c.size[1] / (400 * 300) for c in crops]
+    assert len(crops) == 20
+    assert min(areas) >= 0.09 and max(areas) <= 0.61
+
+    scores = np.linspace(0.0, 1.0, 101)
+    # The threshold that turns away at most 3% of these mushroom scores keeps 97% or more.
+    threshold = threshold_for(scores, 0.03)
+    assert np.mean(scores >= threshold) >= 0.97
+    assert np.mean(scores >= threshold + 0.011) < 0.97

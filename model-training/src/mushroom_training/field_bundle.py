@@ -83,9 +83,14 @@ def run_views(runtime: BundleRuntime, photos: list[bytes]) -> ViewOutputs:
         plain.append(pixels)
         mirrored.append(np.ascontiguousarray(pixels[:, ::-1, :]))
     first, second = runtime.run_batch(plain), runtime.run_batch(mirrored)
-    if first.mushroom_scores is None or second.mushroom_scores is None:
-        raise ValueError("the model has no mushroom detector")
-    return ViewOutputs(first.logits, second.logits, first.mushroom_scores, second.mushroom_scores)
+    # A model without a detector accepts every photo (its rules have no detector threshold).
+    accept = np.ones(len(photos), np.float32)
+    return ViewOutputs(
+        first.logits,
+        second.logits,
+        first.mushroom_scores if first.mushroom_scores is not None else accept,
+        second.mushroom_scores if second.mushroom_scores is not None else accept,
+    )
 
 
 def answers(
@@ -219,14 +224,17 @@ def export_field_bundle(
             update={"threshold": float(np.quantile(val_answers.unknown_scores, 0.95))}
         )
     spec = parent.decision_rules.model_copy(update={"open_set": open_set, "test_time_views": views})
-    field_val_rows = [n_val + n_test + i for i, p in enumerate(measured) if p.role == "field_val"]
+
+    def rows_of(role: str) -> np.ndarray:
+        return np.array(
+            [n_val + n_test + i for i, p in enumerate(measured) if p.role == role], np.intp
+        )
+
     detector = _tuned_detector(
         parent,
         detector_false_rejection,
-        [outputs.scores[field_val_rows], val_out.scores],
-        outputs.scores[
-            [n_val + n_test + i for i, p in enumerate(measured) if p.role == "field_test"]
-        ],
+        [outputs.scores[rows_of("field_val")], val_out.scores],
+        outputs.scores[rows_of("field_test")],
     )
     detector_threshold = detector.threshold if detector is not None else None
     base = VerdictRules.from_spec(spec, detector_threshold)
@@ -234,7 +242,10 @@ def export_field_bundle(
     field_val = answer(*subset(lambda p: p.role == "field_val"))
     in_source_val = answer(
         val_out.take(
-            np.array([i for i, r in enumerate(rows["val"]) if r.content_hash not in field_hashes])
+            np.array(
+                [i for i, r in enumerate(rows["val"]) if r.content_hash not in field_hashes],
+                np.intp,
+            )
         ),
         [r.species for r in rows["val"] if r.content_hash not in field_hashes],
     )

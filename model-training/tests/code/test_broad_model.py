@@ -17,7 +17,7 @@ from mushroom_training.analysis import (
     worst_confusions,
 )
 from mushroom_training.config import DataConfig, SafetySettings
-from mushroom_training.data import augment
+from mushroom_training.data import _zoom_out, augment
 from mushroom_training.open_set import (
     EMBEDDING_SCORES,
     auroc,
@@ -217,6 +217,45 @@ def test_degradation_lowers_detail_and_is_deterministic() -> None:
         return float(np.abs(np.diff(x.astype(np.float64), axis=1)).mean())
 
     assert detail(first) < 0.8 * detail(plain.numpy())
+
+
+def test_field_like_views_shrink_the_subject_shift_colour_and_blur() -> None:
+    # A bright square on a dark frame: zoom-out makes it smaller, white balance tints it,
+    # blur softens its edges; with the field-like steps off the view is the photo itself.
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[16:48, 16:48] = 200
+    image = tf.constant(photo)
+    plain = DataConfig(
+        image_size=64,
+        degrade_probability=0.0,
+        colour_jitter=0.0,
+        rotation_degrees=0.0,
+        crop_scale_min=1.0,
+    )
+    seed = tf.constant([3, 4])
+    # A flip of a centred square is the same square.
+    assert np.array_equal(augment(image, seed, plain).numpy(), photo)
+    zoomed = augment(image, seed, plain.model_copy(update={"zoom_out_min": 0.5})).numpy()
+    assert zoomed.shape == (64, 64, 3)
+    assert zoomed[28:36, 28:36].min() > 150  # the subject stays in the middle
+    half = _zoom_out(tf.cast(image, tf.float32), tf.constant(0.5)).numpy()
+    # At half size the photo fills the middle 32 px: the square is 16 px wide with its dark
+    # surroundings around it; the frame beyond is the photo's mirror image.
+    assert half.shape == (64, 64, 3)
+    assert (half[25:39, 25:39] > 150).all()
+    assert (half[17:23, 17:47] < 50).all() and (half[41:47, 17:47] < 50).all()
+    np.testing.assert_allclose(half[:16, 16:48], half[16:32, 16:48][::-1], atol=1e-3)
+    tinted = augment(image, seed, plain.model_copy(update={"white_balance": 0.3})).numpy()
+    channel_means = tinted[16:48, 16:48].reshape(-1, 3).mean(axis=0)
+    assert channel_means.max() - channel_means.min() > 1.0
+    blurred = augment(image, seed, plain.model_copy(update={"blur_probability": 1.0})).numpy()
+    edge = blurred[32, 12:20, 0].astype(np.float64)
+    # A step from 0 to 200 at x=16 becomes a ramp: values strictly between the two levels.
+    assert ((edge > 5) & (edge < 195)).sum() >= 2
+    noisy = augment(image, seed, plain.model_copy(update={"noise_probability": 1.0})).numpy()
+    assert noisy[0:12, 0:12].std() > 0.5
+    again = augment(image, seed, plain.model_copy(update={"noise_probability": 1.0})).numpy()
+    assert np.array_equal(noisy, again)
 
 
 def test_no_safe_threshold_means_never_edible() -> None:
