@@ -68,7 +68,8 @@ def test_the_negatives_list_names_real_package_paths_and_crops_frame_closer() ->
     crops = random_crops(image, 20, np.random.default_rng(0))
     areas = [c.size[0] * c.size[1] / (400 * 300) for c in crops]
     assert len(crops) == 20
-    assert min(areas) >= 0.09 and max(areas) <= 0.61
+    assert min(areas) >= 0.09
+    assert max(areas) <= 0.61
 
     scores = np.linspace(0.0, 1.0, 101)
     # The threshold that turns away at most 3% of these mushroom scores keeps 97% or more.

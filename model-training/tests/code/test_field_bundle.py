@@ -93,10 +93,12 @@ def test_field_tune_retunes_the_detector_to_a_field_false_rejection(
         "0.2",
     )
     source, tuned = world.metadata.mushroom_detector, read_metadata(target).mushroom_detector
-    assert source is not None and tuned is not None
+    assert source is not None
+    assert tuned is not None
     # The threshold now turns away at most a fifth of the field-val and in-source val photos
     # (the lower of the two quantiles); the rate recorded is the one on the field test.
     assert tuned.threshold != source.threshold
-    assert tuned.false_rejection_rate is not None and 0 <= tuned.false_rejection_rate <= 1
+    assert tuned.false_rejection_rate is not None
+    assert 0 <= tuned.false_rejection_rate <= 1
     rules = json.loads((target / "rules.json").read_text("utf-8"))
     assert rules["rules"]["detector_threshold"] == tuned.threshold
