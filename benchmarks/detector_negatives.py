@@ -30,8 +30,10 @@ from _common import BENCHMARKS_DIR, DEMO_BUNDLE_DIR, RESULTS_DIR, SHARED_DATA_DI
 from PIL import Image
 
 from mushroom_common.bundle import read_metadata
+from mushroom_common.catalog import load_catalog
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.runtime import BundleRuntime
+from mushroom_common.verdict import VerdictRules, judge
 from mushroom_training.field import FIELD_EXTRA, FIELD_SOURCES, source_of
 
 logger = logging.getLogger("benchmarks.detector_negatives")
@@ -161,7 +163,22 @@ def measure(
         assert result is not None  # the bundle has a detector (checked above)
         return np.asarray(result, np.float64)
 
-    negative_scores = scores_of(pixels)
+    negatives_run = runtime.run_batch(pixels)
+    assert negatives_run.mushroom_scores is not None
+    negative_scores = np.asarray(negatives_run.mushroom_scores, np.float64).ravel()
+    # What a forager is told about each negative the detector lets through (the bundle's rules).
+    rules, catalog, labels = (
+        VerdictRules.from_bundle(metadata),
+        load_catalog(),
+        list(metadata.labels),
+    )
+    verdicts_accepted: Counter[str] = Counter(
+        judge(
+            np.asarray(probabilities, np.float64), labels, float(score), catalog, rules, 3
+        ).verdict.value
+        for probabilities, score in zip(negatives_run.probabilities, negative_scores, strict=True)
+        if score >= served
+    )
     field_paths = mushroom_photos(data_root)
     field_scores = scores_of(
         [resize_for_model(decode_for_model(p.read_bytes(), size), size, size) for p in field_paths]
@@ -200,6 +217,7 @@ def measure(
         "field_photos": len(field_paths),
         "thresholds": table,
         "passed_served_threshold": dict(passed),
+        "verdicts_of_accepted_views": dict(verdicts_accepted),
         "seconds": time.perf_counter() - started,
     }
     path = write_report("detector_negatives", payload, results_dir)
@@ -213,6 +231,9 @@ def measure(
             100 * row["false_acceptance_crops"],
             100 * row["false_acceptance_all"],
         )
+    logger.info(
+        "verdicts of the negatives the served threshold accepts: %s", dict(verdicts_accepted)
+    )
     logger.info("wrote %s", path)
 
 
