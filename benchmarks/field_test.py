@@ -176,6 +176,7 @@ def rules_summary(rules: VerdictRules) -> dict[str, Any]:
         "poisonous_threshold": rules.poisonous_threshold,
         "caution_threshold": rules.caution_threshold,
         "lookalike_threshold": rules.lookalike_threshold,
+        "edible_mushroom_score": rules.edible_mushroom_score,
         "edible_threshold": rules.edible_threshold,
         "genus_threshold": rules.genus_threshold,
         "open_set_threshold": rules.open_set_threshold,

@@ -805,10 +805,10 @@ export interface components {
         RulesDocument: {
             /**
              * Schema Version
-             * @default 3
+             * @default 4
              * @constant
              */
-            schema_version: 3;
+            schema_version: 4;
             model: components["schemas"]["RulesModelPublic"];
             /**
              * Labels
@@ -1070,6 +1070,11 @@ export interface components {
              * @description a learned dangerous look-alike of the top species this likely on its own forbids 'edible' (caution); null: no such rule
              */
             lookalike_threshold: number | null;
+            /**
+             * Edible Mushroom Score
+             * @description 'edible' needs the mushroom score to reach this (else 'uncertain', unclear photo); null: no such rule
+             */
+            edible_mushroom_score: number | null;
             /** Edible Threshold */
             edible_threshold: number;
             /** Genus Threshold */

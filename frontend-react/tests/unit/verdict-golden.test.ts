@@ -31,7 +31,7 @@ describe('golden verdict cases from the Python rules', () => {
     expect(new Set(fixture.cases.map((c) => c.expected.verdict))).toEqual(
       new Set(['dangerous', 'edible', 'uncertain', 'not_a_mushroom']),
     );
-    expect(new Set(fixture.cases.map((c) => c.expected.reason)).size).toBe(13);
+    expect(new Set(fixture.cases.map((c) => c.expected.reason)).size).toBe(14);
   });
 
   test.each(fixture.cases.map((c, index) => [`${index} ${c.document}: ${c.tag}`, c] as const))('%s', (_name, golden) => {
@@ -58,6 +58,13 @@ describe('the rules file is validated, never cast', () => {
     const rules = { ...(valid.rules as Record<string, unknown>) };
     delete rules.deadly_threshold;
     expect(() => parseRules({ ...valid, rules })).toThrow(/deadly_threshold/);
+  });
+
+  test('a version 3 file, which lacks the mushroom score edible needs, is refused', () => {
+    expect(() => parseRules({ ...valid, schema_version: 3 })).toThrow(/rules file is not valid/);
+    const rules = { ...(valid.rules as Record<string, unknown>) };
+    delete rules.edible_mushroom_score;
+    expect(() => parseRules({ ...valid, rules })).toThrow(/edible_mushroom_score/);
   });
 
   test('a label the file does not describe is refused', () => {

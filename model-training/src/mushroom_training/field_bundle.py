@@ -249,15 +249,34 @@ def export_field_bundle(
         ),
         [r.species for r in rows["val"] if r.content_hash not in field_hashes],
     )
+    settings = safety.FieldTuningSettings()
+    # The grid runs with the mushroom-score rule off: its value is chosen from the tuned rules'
+    # own `edible` answers below, and a re-tune that kept the source's value would raise it a
+    # little more each time. Turning it on afterwards only turns `edible` into `uncertain`.
     rules, grid = safety.tune_field_rules(
-        field_val, [in_source_val], labels, catalog, base, safety.FieldTuningSettings()
+        field_val,
+        [in_source_val],
+        labels,
+        catalog,
+        safety.with_edible_mushroom_score(base, None),
+        settings,
     )
+    # Decision sets only (field val, in-source val), never the field test; no detector: off.
+    edible_score = (
+        safety.edible_mushroom_score(
+            [field_val, in_source_val], labels, catalog, rules, settings.edible_score_quantile
+        )
+        if detector is not None
+        else None
+    )
+    rules = safety.with_edible_mushroom_score(rules, edible_score)
     report["field_tuned_rules"] = {
         "deadly_threshold": rules.deadly_threshold,
         "poisonous_threshold": rules.poisonous_threshold,
         "caution_threshold": rules.caution_threshold,
         "lookalike_threshold": rules.lookalike_threshold,
         "edible_threshold": rules.edible_threshold,
+        "edible_mushroom_score": rules.edible_mushroom_score,
         "shipped": not keep_rules,
     }
     report["field_tuned_rules_outcome"] = {
@@ -276,6 +295,7 @@ def export_field_bundle(
                 "poisonous_threshold": rules.poisonous_threshold,
                 "caution_threshold": rules.caution_threshold,
                 "lookalike_threshold": rules.lookalike_threshold,
+                "edible_mushroom_score": rules.edible_mushroom_score,
                 "edible_threshold": min(rules.edible_threshold, 1.01),
             }
         )
@@ -293,6 +313,7 @@ def export_field_bundle(
                     "poisonous_threshold": report["field_tuned_rules"]["poisonous_threshold"],
                     "caution_threshold": report["field_tuned_rules"]["caution_threshold"],
                     "lookalike_threshold": report["field_tuned_rules"]["lookalike_threshold"],
+                    "edible_mushroom_score": report["field_tuned_rules"]["edible_mushroom_score"],
                     "edible_threshold": report["field_tuned_rules"]["edible_threshold"],
                     "open_set": open_set,
                     "test_time_views": views,

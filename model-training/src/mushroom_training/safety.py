@@ -7,6 +7,7 @@ and the phone run, and every reported number comes from that check.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -283,7 +284,11 @@ class FieldTuningSettings:
     threshold (summed deadly + poisonous probability that forbids `edible`) is searched only at
     or below `caution_cap`, the danger level at which the served rules answered no dangerous
     photo `edible` on any split; and a learned dangerous look-alike of the top species at
-    `lookalike_thresholds` or more forbids it too (None: that rule off).
+    `lookalike_thresholds` or more forbids it too (None: that rule off). After the grid,
+    `edible` also needs the detector's mushroom score to reach the `edible_score_quantile` of
+    the scores of the photos the tuned rules answer `edible` with the right species
+    (`edible_mushroom_score`): a photo the detector barely accepts is weak evidence, and by
+    construction the rule costs at most that share of the right `edible` answers there.
     """
 
     deadly_thresholds: tuple[float, ...] = (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2)
@@ -293,6 +298,7 @@ class FieldTuningSettings:
     lookalike_thresholds: tuple[float | None, ...] = (0.002, 0.005, 0.01, 0.02, None)
     caution_cap: float = 0.03
     min_toxic_answered_dangerous: float = 0.90
+    edible_score_quantile: float = 0.02
 
 
 def verdict_rates(
@@ -580,7 +586,55 @@ def _with(
         caution_threshold=caution,
         genus_danger_share=base.genus_danger_share,
         lookalike_threshold=lookalike,
+        edible_mushroom_score=base.edible_mushroom_score,
     )
+
+
+def with_edible_mushroom_score(rules: VerdictRules, score: float | None) -> VerdictRules:
+    """The same rules with another `edible_mushroom_score` (None: that rule off)."""
+    return dataclasses.replace(rules, edible_mushroom_score=score)
+
+
+def edible_mushroom_score(
+    decision_sets: list[FieldAnswers],
+    labels: list[str],
+    catalog: Catalog,
+    rules: VerdictRules,
+    quantile: float,
+) -> float | None:
+    """The mushroom score `edible` needs: a low quantile of the scores of the photos these sets
+    answer `edible` with the right species under `rules` (with the mushroom-score rule off).
+
+    Only the decision sets (field validation, in-source val) choose it, never the field test.
+    `method="lower"` picks a score a photo really had, so photos at it stay `edible` and at most
+    about `quantile` of those right `edible` answers are lost.
+
+    Args:
+        decision_sets: the answers the rules are tuned on.
+        labels: catalog ids in the model's output order.
+        catalog: the species catalog.
+        rules: the tuned rules (their own `edible_mushroom_score` is ignored: a re-tune must not
+            ratchet up on the previous bundle's value).
+        quantile: the share of right `edible` answers the rule may cost (e.g. 0.02).
+
+    Returns:
+        The score, or None when the rules have no detector, a set has no mushroom scores, or
+        no photo is answered `edible` with the right species.
+    """
+    if rules.detector_threshold is None:
+        return None
+    off = with_edible_mushroom_score(rules, None)
+    scores: list[np.ndarray] = []
+    for answers in decision_sets:
+        if answers.mushroom_scores is None:
+            return None
+        batch = _batch(answers, labels, catalog, off)
+        right = _Truth.of(answers, labels, catalog).right
+        scores.append(answers.mushroom_scores[batch.verdict_mask(Verdict.EDIBLE) & right])
+    pooled = np.concatenate(scores) if scores else np.empty(0)
+    if pooled.size == 0:
+        return None
+    return float(np.quantile(pooled, quantile, method="lower"))
 
 
 def severity_curves(

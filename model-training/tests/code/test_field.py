@@ -260,3 +260,65 @@ def test_field_tuning_keeps_red_and_edible_apart_and_guards_a_learned_lookalike(
     assert tuned["dangerous_answered_edible"] == 0
     assert tuned["edible_answered_edible_right"] == 1.0
     assert tuned["toxic_answered_caution"] == pytest.approx(1 / 3)
+
+
+def test_field_tuning_chooses_the_mushroom_score_edible_needs_from_right_edible_answers() -> None:
+    """The 2nd percentile ("lower") of the mushroom scores of the photos the decision sets answer
+    `edible` with the right species: it costs at most 2% of them, and a photo the detector
+    barely accepted (the leaf litter answered "glistening inkcap") is no longer `edible`."""
+    from mushroom_common.verdict import Reason, VerdictRules, verdict_features
+    from mushroom_common.verdict import verdicts_from_features as batch_verdicts
+    from mushroom_training import safety
+
+    catalog = load_catalog()
+    labels = ["boletus_edulis", "amanita_phalloides", "amanita_muscaria", "amanita_vaginata"]
+    rules = VerdictRules(0.3, 0.8, 0.02, False, deadly_threshold=0.1, caution_threshold=0.03)
+
+    def edible_answers(scores: np.ndarray, right: bool) -> safety.FieldAnswers:
+        return safety.FieldAnswers(
+            probabilities=np.tile([0.95, 0.0, 0.0, 0.05], (len(scores), 1)),
+            true_species=["boletus_edulis" if right else "amanita_vaginata"] * len(scores),
+            mushroom_scores=scores,
+        )
+
+    field_val = edible_answers(np.linspace(0.3, 1.0, 60), right=True)
+    in_source = edible_answers(np.linspace(0.5, 1.0, 40), right=True)
+    # Answered edible but with the wrong species (and a death cap answered dangerous): neither
+    # may pull the score down.
+    wrong = edible_answers(np.array([0.03, 0.04]), right=False)
+    toxic = safety.FieldAnswers(
+        probabilities=np.array([[0.0, 0.9, 0.1, 0.0]]),
+        true_species=["amanita_phalloides"],
+        mushroom_scores=np.array([0.025]),
+    )
+    sets = [field_val, in_source, wrong, toxic]
+    # A previous bundle's value is ignored (no ratchet).
+    previous = safety.with_edible_mushroom_score(rules, 0.99)
+    score = safety.edible_mushroom_score(sets, labels, catalog, previous, 0.02)
+    right_scores = np.concatenate([field_val.mushroom_scores, in_source.mushroom_scores])
+    assert score == float(np.quantile(right_scores, 0.02, method="lower"))
+    assert score in right_scores  # a score a photo really had
+    tuned = safety.with_edible_mushroom_score(rules, score)
+
+    def edible_count(r: VerdictRules) -> int:
+        return sum(
+            int(safety.verdict_rates(a, labels, catalog, r)["answered_edible"] or 0)
+            for a in (field_val, in_source)
+        )
+
+    # 100 right answers: the 2nd percentile ("lower") is the 2nd-lowest score, one photo lost.
+    assert edible_count(rules) - edible_count(tuned) == 1 <= 0.02 * len(right_scores)
+    # The leaf-litter crop: past the detector, under the score, so `uncertain`.
+    litter = verdict_features(
+        np.array([[0.95, 0.0, 0.0, 0.05]]), labels, catalog, mushroom_scores=np.array([0.065])
+    )
+    assert batch_verdicts(litter, tuned).reason_mask(Reason.UNCLEAR_PHOTO).tolist() == [True]
+    # The grid's helpers keep the rule (severity curves move thresholds with `_with`).
+    curves = safety.severity_curves(field_val, labels, catalog, tuned, thresholds=(0.1,))
+    assert curves["deadly_threshold"][0]["answered_edible"] == len(field_val.true_species) - 1
+    # No detector, no scores, or no right `edible` answer: the rule stays off.
+    no_detector = VerdictRules(0.3, 0.8, None, False, deadly_threshold=0.1)
+    assert safety.edible_mushroom_score(sets, labels, catalog, no_detector, 0.02) is None
+    unscored = safety.FieldAnswers(field_val.probabilities, field_val.true_species)
+    assert safety.edible_mushroom_score([unscored], labels, catalog, rules, 0.02) is None
+    assert safety.edible_mushroom_score([wrong, toxic], labels, catalog, rules, 0.02) is None

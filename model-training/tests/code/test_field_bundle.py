@@ -57,6 +57,15 @@ def test_field_tune_keeps_the_model_and_tunes_its_rules_on_field_validation(
     assert tuned.metrics["field_val_dangerous_answered_edible"] == 0
     assert "its own species head" in report["note"]
     assert (target / "rules.json").is_file()
+    # The mushroom score 'edible' needs: chosen on the decision sets, shipped, sent to the phone,
+    # and no higher than any field-val photo still answered edible with the right species.
+    score = rules["edible_mushroom_score"]
+    assert tuned.decision_rules.edible_mushroom_score == score
+    phone = json.loads((target / "rules.json").read_text("utf-8"))["rules"]
+    assert phone["edible_mushroom_score"] == score
+    if score is not None:
+        assert tuned.mushroom_detector is not None
+        assert tuned.mushroom_detector.threshold <= score <= 1
 
 
 def test_field_head_with_a_served_head_file_writes_the_same_rules(

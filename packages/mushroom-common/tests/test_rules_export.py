@@ -49,7 +49,7 @@ def _metadata(decision: dict[str, object]) -> BundleMetadata:
 def test_the_phone_gets_the_serving_variants_own_temperature_and_views() -> None:
     metadata = _metadata({"test_time_views": ["original", "mirror"]})
     document = build_rules_document(metadata, load_catalog(), model_sha256="0" * 64)
-    assert document.schema_version == RULES_SCHEMA_VERSION == 3
+    assert document.schema_version == RULES_SCHEMA_VERSION == 4
     assert document.model.temperature == 0.8  # the int8 variant's, not the bundle's 1.5
     assert document.model.test_time_views == [InferenceView.ORIGINAL, InferenceView.MIRROR]
     # A variant without its own temperature falls back to the bundle's.
@@ -77,6 +77,18 @@ def test_old_bundles_get_both_severities_from_their_danger_threshold() -> None:
     )
     assert (tuned.rules.deadly_threshold, tuned.rules.poisonous_threshold) == (0.1, 0.3)
     assert tuned.rules.caution_threshold == 0.02
+
+
+def test_the_edible_mushroom_score_travels_to_the_phone() -> None:
+    catalog = load_catalog()
+    old = build_rules_document(_metadata({}), catalog, model_sha256="0" * 64)
+    assert old.rules.edible_mushroom_score is None  # bundles written before it: rule off
+    tuned = build_rules_document(
+        _metadata({"edible_mushroom_score": 0.42}), catalog, model_sha256="0" * 64
+    )
+    assert tuned.rules.edible_mushroom_score == 0.42
+    # The phone's zod schema validates the JSON, so the key must be there even when off.
+    assert '"edible_mushroom_score":null' in old.model_dump_json()
 
 
 def test_catalog_facts_the_rules_need_travel_with_the_file() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from mushroom_common.bundle import DecisionRulesSpec
 from mushroom_common.catalog import load_catalog
 from mushroom_common.verdict import (
     Judgement,
@@ -282,6 +284,15 @@ def _random_answers(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
             caution_threshold=0.5,
             lookalike_threshold=0.01,
         ),
+        VerdictRules(
+            0.6,
+            0.3,
+            0.2,
+            unseen_lookalike_blocks_edible=False,
+            deadly_threshold=0.5,
+            caution_threshold=0.5,
+            edible_mushroom_score=0.6,
+        ),
     ],
 )
 def test_vectorised_verdicts_equal_judge(rules: VerdictRules) -> None:
@@ -330,6 +341,9 @@ def test_vectorised_verdicts_equal_judge(rules: VerdictRules) -> None:
     assert len(set(reasons)) >= 6
     if rules.lookalike_threshold is not None:
         assert Reason.DANGEROUS_LOOKALIKE in reasons
+    if rules.edible_mushroom_score is not None:
+        assert Reason.UNCLEAR_PHOTO in reasons
+        assert Reason.EDIBLE in reasons
 
 
 def test_a_learned_dangerous_lookalike_forbids_edible() -> None:
@@ -359,3 +373,80 @@ def test_a_learned_dangerous_lookalike_forbids_edible() -> None:
     assert features.top_lookalike_probability[0] == pytest.approx(0.012)
     batch = verdicts_from_features(features, guarded)
     assert batch.reason_mask(Reason.DANGEROUS_LOOKALIKE).tolist() == [True]
+
+
+# The detector-negatives benchmark's leaf litter: a blurry crop the detector barely accepted
+# (0.065 against 0.019), answered "glistening inkcap, 88%, edible".
+INKCAP_LABELS = [
+    "coprinellus_micaceus",
+    "coprinopsis_atramentaria",
+    "hypholoma_fasciculare",
+    "boletus_edulis",
+]
+INKCAP = np.array([0.88, 0.005, 0.005, 0.11])
+
+
+def test_edible_needs_a_clear_mushroom_score() -> None:
+    catalog = load_catalog()
+    old = VerdictRules(0.05, 0.85, 0.019)
+    assert judge(INKCAP, INKCAP_LABELS, 0.065, catalog, old, 3).verdict is Verdict.EDIBLE
+    rules = VerdictRules(0.05, 0.85, 0.019, edible_mushroom_score=0.3)
+    result = judge(INKCAP, INKCAP_LABELS, 0.065, catalog, rules, 3)
+    assert result.verdict is Verdict.UNCERTAIN
+    assert result.reason is Reason.UNCLEAR_PHOTO
+    assert result.message == (
+        "The model is 88% sure this is the glistening inkcap (Coprinellus micaceus), but the "
+        "photo does not clearly show a mushroom, so do not eat it without an expert's check; "
+        "take a close, sharp photo of the cap, stem and gills."
+    )
+    # At the score it is edible; without a detector the rule cannot apply.
+    assert judge(INKCAP, INKCAP_LABELS, 0.3, catalog, rules, 3).reason is Reason.EDIBLE
+    assert judge(INKCAP, INKCAP_LABELS, None, catalog, rules, 3).reason is Reason.EDIBLE
+    # Under the detector's own threshold it is still 'not a mushroom' (rule 1 comes first).
+    assert judge(INKCAP, INKCAP_LABELS, 0.01, catalog, rules, 3).reason is Reason.NOT_A_MUSHROOM
+
+
+def test_a_low_mushroom_score_does_not_hide_a_disagreement() -> None:
+    """Views and genus are checked first, as every implementation does: the reason names the
+    first condition that fails."""
+    catalog = load_catalog()
+    rules = VerdictRules(0.05, 0.85, 0.019, edible_mushroom_score=0.3)
+    flipped = np.array([0.2, 0.005, 0.005, 0.79])
+    views = np.stack([INKCAP, flipped])
+    result = judge(INKCAP, INKCAP_LABELS, 0.065, catalog, rules, 3, view_probabilities=views)
+    assert result.reason is Reason.VIEWS_DISAGREE
+
+
+def test_vectorised_unclear_photo_equals_judge() -> None:
+    catalog = load_catalog()
+    rules = VerdictRules(0.05, 0.85, 0.019, edible_mushroom_score=0.3)
+    probs = np.stack([INKCAP] * 4)
+    scores = np.array([0.01, 0.065, 0.3, 0.9])
+    batch = verdicts_from_features(
+        verdict_features(probs, INKCAP_LABELS, catalog, mushroom_scores=scores), rules
+    )
+    expected = [
+        judge(probs[i], INKCAP_LABELS, float(scores[i]), catalog, rules, 3).reason
+        for i in range(len(scores))
+    ]
+    assert expected == [
+        Reason.NOT_A_MUSHROOM,
+        Reason.UNCLEAR_PHOTO,
+        Reason.EDIBLE,
+        Reason.EDIBLE,
+    ]
+    assert [list(Reason)[code] for code in batch.reasons] == expected
+    # No detector: no mushroom scores, the rule is off in both paths.
+    no_detector = verdicts_from_features(verdict_features(probs, INKCAP_LABELS, catalog), rules)
+    assert no_detector.reason_mask(Reason.EDIBLE).all()
+
+
+def test_the_spec_round_trips_the_edible_mushroom_score() -> None:
+    spec = DecisionRulesSpec.model_validate({"edible_mushroom_score": 0.25})
+    again = DecisionRulesSpec.model_validate_json(spec.model_dump_json())
+    assert again.edible_mushroom_score == 0.25
+    assert VerdictRules.from_spec(again, 0.019).edible_mushroom_score == 0.25
+    # Bundles written before it: rule off.
+    assert VerdictRules.from_spec(DecisionRulesSpec(), 0.019).edible_mushroom_score is None
+    with pytest.raises(ValidationError):
+        DecisionRulesSpec.model_validate({"edible_mushroom_score": 1.5})

@@ -337,6 +337,7 @@ def golden_documents(catalog: Catalog) -> dict[str, RulesDocument]:
                 poisonous_threshold=0.3,
                 caution_threshold=0.1,
                 lookalike_threshold=0.02,
+                edible_mushroom_score=0.5,
                 edible_threshold=0.45,
                 genus_threshold=0.5,
                 genus_danger_share=0.5,
@@ -367,6 +368,7 @@ def _rules(document: RulesDocument) -> VerdictRules:
         caution_threshold=spec.caution_threshold,
         genus_danger_share=spec.genus_danger_share,
         lookalike_threshold=spec.lookalike_threshold,
+        edible_mushroom_score=spec.edible_mushroom_score,
     )
 
 
@@ -568,6 +570,22 @@ def _inputs(document: RulesDocument, rng: random.Random) -> list[dict[str, Any]]
                     _spread(rng, size, index[label], 0.97),
                     mushroom_score=score,
                 )
+    # An edible answer's mushroom score at, and just under, the score 'edible' needs (the views
+    # agreeing, and without views), the rest of the mass on one harmless label.
+    if detector is not None and spec.edible_mushroom_score is not None:
+        for label in edible:
+            top = max(spec.edible_threshold, 0.9)
+            filler = safe[0] if safe[0] != label else safe[-1]
+            probs = _exact(size, {index[label]: top, index[filler]: 1.0 - top})
+            least = spec.edible_mushroom_score
+            for score in (least, math.nextafter(least, 0.0)):
+                add(f"{label} with mushroom score {score!r}", probs, mushroom_score=score)
+                add(
+                    f"{label} with agreeing views and mushroom score {score!r}",
+                    probs,
+                    mushroom_score=score,
+                    view_probabilities=[probs, probs],
+                )
     # Ties keep the label order.
     add("all equal", [1.0 / size] * size)
     # Random answers, some peaked, some flat; a third from logits so the open-set score is real.
@@ -693,7 +711,19 @@ def test_cases_cover_every_rule_and_edge() -> None:
         for c in cases
     ), "unknown species under a dangerous verdict"
     with_views = {c["expected"]["reason"] for c in cases if "view_probabilities" in c}
-    assert {"edible", "views_disagree"} <= with_views
+    assert {"edible", "views_disagree", "unclear_photo"} <= with_views
+    unclear = [c for c in cases if c["expected"]["reason"] == "unclear_photo"]
+    assert all("does not clearly show a mushroom" in c["expected"]["message"] for c in unclear)
+    # The same answer just at the score is edible: the rule's edge is in the cases.
+    at_edge = {
+        (c["document"], tuple(c["probabilities"]), c["expected"]["reason"])
+        for c in cases
+        if "mushroom score" in c["tag"]
+    }
+    assert any(
+        (doc, probs, "edible") in at_edge and (doc, probs, "unclear_photo") in at_edge
+        for doc, probs, _ in at_edge
+    ), "an edible answer at the mushroom score and just under it"
     assert any("species the model does not know" in m for m in messages), "open set"
     assert any("genus holds deadly" in m for m in messages), "genus with deadly species"
     assert any("genus holds poisonous" in m for m in messages), "genus with poisonous species"

@@ -169,6 +169,15 @@ class DecisionRulesSpec(BaseModel):
         "learned, this likely on its own, forbids 'edible' (a caution names it); null: no such "
         "rule (bundles written before it)",
     )
+    edible_mushroom_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="'edible' needs the mushroom detector's score to reach this: a photo the "
+        "detector barely accepts (blurry, badly framed, maybe no mushroom at all) is answered "
+        "'uncertain' (unclear photo) instead; null: no such rule (bundles written before it, "
+        "or without a detector)",
+    )
     unseen_lookalike_blocks_edible: bool = True
     open_set: OpenSetSpec | None = None
     test_time_views: list[InferenceView] = Field(

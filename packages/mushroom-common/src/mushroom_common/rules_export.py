@@ -43,7 +43,9 @@ RULES_FILE = "rules.json"
 # the variant's own temperature and test-time views (a phone that reads version 1 refuses it).
 # 3: `lookalike_threshold` (a learned dangerous look-alike forbids 'edible'): a phone that reads
 # version 2 would ignore it and could answer 'edible' where the server cautions, so it refuses.
-RULES_SCHEMA_VERSION: Literal[3] = 3
+# 4: `edible_mushroom_score` ('edible' needs the detector's score to reach it): a phone that reads
+# version 3 would drop it and answer 'edible' for a photo the server finds unclear, so it refuses.
+RULES_SCHEMA_VERSION: Literal[4] = 4
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,10 @@ class VerdictRulesPublic(BaseModel):
     lookalike_threshold: float | None = Field(
         description="a learned dangerous look-alike of the top species this likely on its own "
         "forbids 'edible' (caution); null: no such rule"
+    )
+    edible_mushroom_score: float | None = Field(
+        description="'edible' needs the mushroom score to reach this (else 'uncertain', unclear "
+        "photo); null: no such rule"
     )
     edible_threshold: float
     genus_threshold: float
@@ -167,7 +173,7 @@ class RulesDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[3] = RULES_SCHEMA_VERSION
+    schema_version: Literal[4] = RULES_SCHEMA_VERSION
     model: RulesModelPublic
     labels: list[str] = Field(description="catalog ids in the model's output order")
     rules: VerdictRulesPublic
@@ -266,6 +272,7 @@ def build_rules_document(
             caution_threshold=rules.caution_threshold,
             caution_limit=CAUTION_LIMIT,
             lookalike_threshold=rules.lookalike_threshold,
+            edible_mushroom_score=rules.edible_mushroom_score,
             edible_threshold=rules.edible_threshold,
             genus_threshold=rules.genus_threshold,
             genus_danger_share=rules.genus_danger_share,

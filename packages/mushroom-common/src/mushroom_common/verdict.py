@@ -32,7 +32,10 @@ Rules, in order (the thresholds come from the bundle, tuned on validation photos
 4. `uncertain`: the photo looks like a species the model never learned (the open-set score).
 5. `edible`: the top species is edible, its probability reaches `edible_threshold`, its genus
    is the most likely genus, and every view (test-time views of the photo, or the photos of an
-   observation) puts the same species and genus first. Otherwise `uncertain`, saying why.
+   observation) puts the same species and genus first, and the mushroom detector's score reaches
+   `edible_mushroom_score` (when the bundle sets one and has a detector: a photo the detector
+   barely accepts is weak evidence, whether a blurry mushroom or leaf litter). Checked in that
+   order; otherwise `uncertain`, saying why.
 6. `uncertain`: everything else; the sentence names the genus when the genus is clear but the
    species is not.
 Whatever the verdict, `unknown_species_message` carries a sentence for the person when the
@@ -144,6 +147,7 @@ class Reason(StrEnum):
     UNKNOWN_SPECIES = "unknown_species"
     VIEWS_DISAGREE = "views_disagree"
     GENUS_DISAGREES = "genus_disagrees"
+    UNCLEAR_PHOTO = "unclear_photo"
     EDIBLE = "edible"
     CLEAR_GENUS = "clear_genus"
     NOT_SURE = "not_sure"
@@ -160,6 +164,7 @@ REASON_VERDICT: dict[Reason, Verdict] = {
     Reason.UNKNOWN_SPECIES: Verdict.UNCERTAIN,
     Reason.VIEWS_DISAGREE: Verdict.UNCERTAIN,
     Reason.GENUS_DISAGREES: Verdict.UNCERTAIN,
+    Reason.UNCLEAR_PHOTO: Verdict.UNCERTAIN,
     Reason.EDIBLE: Verdict.EDIBLE,
     Reason.CLEAR_GENUS: Verdict.UNCERTAIN,
     Reason.NOT_SURE: Verdict.UNCERTAIN,
@@ -180,7 +185,8 @@ class VerdictRules:
     threshold of bundles written before the severities), `caution_threshold` to 0.02 and
     `genus_danger_share` to 0.5 (a genus is dangerous when more than half of its species of
     known edibility are; 1 turns the genus rule off). `lookalike_threshold` None (bundles written
-    before it) turns rule 3b off.
+    before it) turns rule 3b off; `edible_mushroom_score` None turns the mushroom-score
+    condition of rule 5 off.
     """
 
     danger_threshold: float
@@ -195,6 +201,7 @@ class VerdictRules:
     caution_threshold: float
     genus_danger_share: float
     lookalike_threshold: float | None
+    edible_mushroom_score: float | None
 
     def __init__(
         self,
@@ -210,6 +217,7 @@ class VerdictRules:
         caution_threshold: float = 0.02,
         genus_danger_share: float = 0.5,
         lookalike_threshold: float | None = None,
+        edible_mushroom_score: float | None = None,
     ) -> None:
         values = {
             "danger_threshold": danger_threshold,
@@ -226,6 +234,7 @@ class VerdictRules:
             "caution_threshold": caution_threshold,
             "genus_danger_share": genus_danger_share,
             "lookalike_threshold": lookalike_threshold,
+            "edible_mushroom_score": edible_mushroom_score,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -286,6 +295,7 @@ class VerdictRules:
             caution_threshold=spec.caution_threshold,
             genus_danger_share=spec.genus_danger_share,
             lookalike_threshold=spec.lookalike_threshold,
+            edible_mushroom_score=spec.edible_mushroom_score,
         )
 
 
@@ -569,6 +579,7 @@ def judge(
         view_probabilities: calibrated probabilities [V, C] of the views behind `probabilities`
             (test-time views of the photo, or an observation's photos); `edible` needs every
             row to agree on the top species and its genus. None: one view, nothing to check.
+            `edible` also needs `mushroom_score` to reach `rules.edible_mushroom_score`.
 
     Returns:
         The judgement.
@@ -724,6 +735,17 @@ def judge(
                 f"The model is {percent(top_prob)} sure this is {display_name(top)}, but it "
                 f"finds {_article(best_genus.genus)} {best_genus.genus} a likelier genus, so do "
                 "not eat it without an expert's check.",
+            )
+        if (
+            mushroom_score is not None
+            and rules.edible_mushroom_score is not None
+            and mushroom_score < rules.edible_mushroom_score
+        ):
+            return answer(
+                Reason.UNCLEAR_PHOTO,
+                f"The model is {percent(top_prob)} sure this is {display_name(top)}, but the "
+                "photo does not clearly show a mushroom, so do not eat it without an expert's "
+                "check; take a close, sharp photo of the cap, stem and gills.",
             )
         return answer(
             Reason.EDIBLE,
@@ -926,6 +948,9 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
     if rules.lookalike_threshold is not None:
         twin = features.top_lookalike_probability >= rules.lookalike_threshold
     edible_ready = features.top_edible & (features.top_probability >= rules.edible_threshold)
+    unclear_photo = false
+    if features.mushroom_scores is not None and rules.edible_mushroom_score is not None:
+        unclear_photo = features.mushroom_scores < rules.edible_mushroom_score
     # np.select takes the first true condition: the rules' order.
     conditions = [
         not_mushroom,
@@ -938,6 +963,7 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
         unknown,
         edible_ready & ~features.views_agree,
         edible_ready & ~features.best_genus_is_top_genus,
+        edible_ready & unclear_photo,
         edible_ready,
         clear_genus,
     ]
@@ -952,6 +978,7 @@ def verdicts_from_features(features: VerdictFeatures, rules: VerdictRules) -> Ba
         Reason.UNKNOWN_SPECIES,
         Reason.VIEWS_DISAGREE,
         Reason.GENUS_DISAGREES,
+        Reason.UNCLEAR_PHOTO,
         Reason.EDIBLE,
         Reason.CLEAR_GENUS,
     ]

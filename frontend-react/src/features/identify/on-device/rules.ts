@@ -1,13 +1,13 @@
 /**
  * The rules file (`rules.json`, GET /model/rules) as the phone reads it: validated with zod, never
- * cast. Written from `mushroom_common/rules_export.py` (schema version 3); everything the phone
+ * cast. Written from `mushroom_common/rules_export.py` (schema version 4); everything the phone
  * decides with comes from here: the variant's temperature and test-time views, every threshold,
  * the edibility classes, each label's catalog facts and look-alikes, each genus' facts. Sections
  * other modules read (the observations' `observation`) pass through untouched.
  */
 import { z } from 'zod';
 
-export const RULES_SCHEMA_VERSION = 3;
+export const RULES_SCHEMA_VERSION = 4;
 
 const edibility = z.enum(['deadly', 'poisonous', 'unknown', 'inedible', 'edible_when_cooked', 'edible', 'choice']);
 const photoView = z.enum(['cap', 'underside', 'stem_base', 'ring', 'flesh', 'spore_print', 'habitat']);
@@ -39,6 +39,7 @@ export const rulesDocumentSchema = z.looseObject({
     caution_threshold: probability,
     caution_limit: z.number().int().positive(),
     lookalike_threshold: probability.nullable(),
+    edible_mushroom_score: probability.nullable(),
     edible_threshold: z.number().positive(),
     genus_threshold: probability,
     genus_danger_share: probability,

@@ -38,6 +38,7 @@ export type Reason =
   | 'unknown_species'
   | 'views_disagree'
   | 'genus_disagrees'
+  | 'unclear_photo'
   | 'edible'
   | 'clear_genus'
   | 'not_sure';
@@ -53,6 +54,7 @@ const REASON_VERDICT: Record<Reason, Verdict> = {
   unknown_species: 'uncertain',
   views_disagree: 'uncertain',
   genus_disagrees: 'uncertain',
+  unclear_photo: 'uncertain',
   edible: 'edible',
   clear_genus: 'uncertain',
   not_sure: 'uncertain',
@@ -435,6 +437,13 @@ export function judge(rules: RulesDocument, input: JudgeInput): Judgement {
         'genus_disagrees',
         `The model is ${percent(topProb)} sure this is ${displayName(top)}, but it finds ${article(bestGenus.genus)} ` +
           `${bestGenus.genus} a likelier genus, so do not eat it without an expert's check.`,
+      );
+    }
+    if (mushroomScore !== null && spec.edible_mushroom_score !== null && mushroomScore < spec.edible_mushroom_score) {
+      return answer(
+        'unclear_photo',
+        `The model is ${percent(topProb)} sure this is ${displayName(top)}, but the photo does not clearly show a mushroom, ` +
+          "so do not eat it without an expert's check; take a close, sharp photo of the cap, stem and gills.",
       );
     }
     return answer(
