@@ -24,6 +24,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, SHARED_DATA_DIR, write_report
+from field_test import field_rows
 
 from mushroom_common.bundle import read_metadata
 from mushroom_common.dataset import read_manifest
@@ -31,7 +32,6 @@ from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.runtime import calibrated_probabilities
 from mushroom_common.storage import open_storage
 from mushroom_training import efficientnet_lite as lite
-from mushroom_training import field
 from mushroom_training.config import get_settings, load_config
 from mushroom_training.data import load_dataset
 from mushroom_training.metrics import fit_temperature
@@ -70,28 +70,10 @@ def main(
     manifest = read_manifest(storage, version)
     labels = list(metadata.labels)
     index = {label: i for i, label in enumerate(labels)}
-    # The row order of field_test.py: in-source val/test photos, then the measured field photos.
-    photos = field.field_photos(data_root, manifest, labels)
-    field_hashes = {field.sha256_of(p.path) for p in photos}
-    in_source = [
-        r for r in manifest if r.split in ("val", "test") and r.content_hash not in field_hashes
-    ]
-    measured = [p for p in photos if p.role != "field_train"]
-    # Open-set photos are of untrained species: -1, and in no set below.
-    truth = np.array(
-        [index[r.species] for r in in_source] + [index.get(p.species, -1) for p in measured]
-    )
-    offset = len(in_source)
-    sets = {
-        "field_val": [offset + i for i, p in enumerate(measured) if p.role == "field_val"],
-        "field_test": [offset + i for i, p in enumerate(measured) if p.role == "field_test"],
-        "field_test_extra": [
-            offset + i
-            for i, p in enumerate(measured)
-            if p.role == "field_test" and p.origin == field.FIELD_EXTRA
-        ],
-        "in_source_test": [i for i, r in enumerate(in_source) if r.split == "test"],
-    }
+    rows = field_rows(data_root, manifest, labels)
+    in_source, measured, sets = rows.in_source, rows.measured, rows.top1_sets()
+    # Open-set photos are of untrained species: -1, and in no set.
+    truth = np.array([index.get(species, -1) for species in rows.truth])
     in_source_val = np.array([i for i, r in enumerate(in_source) if r.split == "val"], np.intp)
 
     config = load_config(DEMO_CONFIG, [f"data.dataset_version={version}"])
@@ -102,14 +84,14 @@ def main(
     t0 = time.perf_counter()
     train = load_dataset(storage, config.data, labels=labels, splits=("train",)).splits["train"]
     train_features = pooled_features(variant, train.images, weights_dir, config.data.batch_size)
-    rows = np.stack(
+    row_pixels = np.stack(
         [
             resize_for_model(decode_for_model(data, size), size, size)
             for data in [storage.read_bytes(r.image_key) for r in in_source]
             + [p.path.read_bytes() for p in measured]
         ]
     )
-    row_features = pooled_features(variant, rows, weights_dir, config.data.batch_size)
+    row_features = pooled_features(variant, row_pixels, weights_dir, config.data.batch_size)
     extraction_s = time.perf_counter() - t0
     head = train_head(train_features, train.labels, len(labels), config, epochs)
     logits = logits_of(head, row_features)

@@ -19,12 +19,12 @@ from typing import Annotated
 import numpy as np
 import typer
 from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, SHARED_DATA_DIR, write_report
+from field_test import field_rows
 
 from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.dataset import read_manifest
 from mushroom_common.runtime import calibrated_probabilities
 from mushroom_common.storage import open_storage
-from mushroom_training import field
 
 logger = logging.getLogger("benchmarks.field_ensemble")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -56,25 +56,8 @@ def main(
         raise typer.BadParameter("the bundles must share labels and dataset version")
     manifest = read_manifest(open_storage(storage_uri), meta_a.dataset_version or "")
     labels = list(meta_a.labels)
-    # The row order of field_test.py: in-source val/test photos, then the measured field photos.
-    photos = field.field_photos(data_root, manifest, labels)
-    field_hashes = {field.sha256_of(p.path) for p in photos}
-    in_source = [
-        r for r in manifest if r.split in ("val", "test") and r.content_hash not in field_hashes
-    ]
-    measured = [p for p in photos if p.role != "field_train"]
-    truth = [r.species for r in in_source] + [p.species for p in measured]
-    offset = len(in_source)
-    sets = {
-        "field_val": [offset + i for i, p in enumerate(measured) if p.role == "field_val"],
-        "field_test": [offset + i for i, p in enumerate(measured) if p.role == "field_test"],
-        "field_test_extra": [
-            offset + i
-            for i, p in enumerate(measured)
-            if p.role == "field_test" and p.origin == field.FIELD_EXTRA
-        ],
-        "in_source_test": [i for i, r in enumerate(in_source) if r.split == "test"],
-    }
+    rows = field_rows(data_root, manifest, labels)
+    truth, sets = rows.truth, rows.top1_sets()
     index = {label: i for i, label in enumerate(labels)}
     probs_a = cached_probabilities(cache_dir, meta_a)
     probs_b = cached_probabilities(cache_dir, meta_b)

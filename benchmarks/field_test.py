@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +38,7 @@ from PIL import ImageOps
 
 from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import Catalog, load_catalog, parse_catalog
-from mushroom_common.dataset import read_manifest
+from mushroom_common.dataset import ManifestRow, read_manifest
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.runtime import BundleRuntime, calibrated_probabilities
 from mushroom_common.storage import open_storage
@@ -48,6 +49,47 @@ from mushroom_training.open_set import auroc
 logger = logging.getLogger("benchmarks.field_test")
 app = typer.Typer(add_completion=False, help=__doc__)
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class FieldRows:
+    """The photos this script runs, in its row order (the order of its cached outputs): the
+    dataset version's in-source val/test photos, then the measured field photos."""
+
+    photos: list[field.FieldPhoto]
+    in_source: list[ManifestRow]
+    measured: list[field.FieldPhoto]
+
+    @property
+    def truth(self) -> list[str]:
+        """Each row's species (an untrained one for the open-set photos)."""
+        return [r.species for r in self.in_source] + [p.species for p in self.measured]
+
+    def rows_where(self, keep: Callable[[field.FieldPhoto], bool]) -> list[int]:
+        """The rows of the measured field photos that `keep` selects."""
+        offset = len(self.in_source)
+        return [offset + i for i, p in enumerate(self.measured) if keep(p)]
+
+    def top1_sets(self) -> dict[str, list[int]]:
+        """The rows of the sets an accuracy comparison reports (field validation decides)."""
+        return {
+            "field_val": self.rows_where(lambda p: p.role == "field_val"),
+            "field_test": self.rows_where(lambda p: p.role == "field_test"),
+            "field_test_extra": self.rows_where(
+                lambda p: p.role == "field_test" and p.origin == field.FIELD_EXTRA
+            ),
+            "in_source_test": [i for i, r in enumerate(self.in_source) if r.split == "test"],
+        }
+
+
+def field_rows(data_root: Path, manifest: list[ManifestRow], labels: list[str]) -> FieldRows:
+    """The field split of a dataset version and the rows this script runs."""
+    photos = field.field_photos(data_root, manifest, labels)
+    field_hashes = {field.sha256_of(p.path) for p in photos}
+    in_source = [
+        r for r in manifest if r.split in ("val", "test") and r.content_hash not in field_hashes
+    ]
+    return FieldRows(photos, in_source, [p for p in photos if p.role != "field_train"])
 
 
 def _inputs(data: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,11 +265,8 @@ def main(
         if catalog_file is not None
         else load_catalog()
     )
-    photos = field.field_photos(data_root, manifest, labels)
-    field_hashes = {field.sha256_of(p.path) for p in photos}
-    in_source = [
-        r for r in manifest if r.split in ("val", "test") and r.content_hash not in field_hashes
-    ]
+    rows = field_rows(data_root, manifest, labels)
+    photos, in_source = rows.photos, rows.in_source
     logger.info("field split: %s", field.role_counts(photos))
 
     runtime = BundleRuntime.for_variant(bundle_dir, metadata, num_threads=2, batch_size=8)
@@ -238,7 +277,7 @@ def main(
     else:
         t0 = time.perf_counter()
         blobs = [storage.read_bytes(r.image_key) for r in in_source] + [
-            p.path.read_bytes() for p in photos if p.role != "field_train"
+            p.path.read_bytes() for p in rows.measured
         ]
         stored = run_photos(runtime, blobs, size)
         logger.info("ran %d photos x 2 views in %.0f s", len(blobs), time.perf_counter() - t0)
@@ -250,12 +289,11 @@ def main(
             score=stored["score"],
             mirror_score=stored["mirror_score"],
         )
-    measured = [p for p in photos if p.role != "field_train"]
-    n_in = len(in_source)
+    truth = rows.truth
 
     def rows_where(keep: Any) -> tuple[np.ndarray, list[str]]:
-        idx = [n_in + i for i, p in enumerate(measured) if keep(p)]
-        return np.array(idx, np.intp), [measured[i - n_in].species for i in idx]
+        idx = rows.rows_where(keep)
+        return np.array(idx, np.intp), [truth[i] for i in idx]
 
     sets: dict[str, tuple[np.ndarray, list[str]]] = {}
     for split in ("val", "test"):
