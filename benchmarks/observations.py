@@ -39,7 +39,7 @@ from PIL import Image
 
 from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import Catalog, Edibility, load_catalog
-from mushroom_common.dataset import read_manifest
+from mushroom_common.dataset import ManifestRow, read_manifest
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.observation import (
     FUSION_METHODS,
@@ -53,10 +53,10 @@ from mushroom_common.observation import (
 from mushroom_common.runtime import BundleRuntime
 from mushroom_common.storage import open_storage
 from mushroom_common.verdict import Verdict, VerdictRules, judge
+from mushroom_training import field
 
 logger = logging.getLogger("observations")
 
-FIELD_SOURCES = ("YaSeCA", "Bartekp26", "gcadet2016")
 OCCLUDER_VALUE = 127  # as mushroom_api.services.explain
 EUROPE = (50.0, 10.0)
 SMALL_BOX_FRACTION = 1 / 3
@@ -77,37 +77,30 @@ class FieldPhoto:
     part: str
 
 
-def _splits(storage_uri: str, version: str) -> dict[str, str]:
-    """sha256 of a photo's bytes -> its split in the dataset version the bundle was trained on."""
-    rows = read_manifest(open_storage(storage_uri), version)
-    return {row.content_hash: row.split for row in rows}
+# The parts this benchmark reports, by the role `mushroom_training.field` gives a photo; its
+# `field-extra/` photos of trained species are a part of their own here.
+PART_OF_ROLE = {"field_val": "field val", "field_test": "field test", "field_train": "trained"}
+# The order photos were always listed in (the cache key and the pseudo-observation draws
+# depend on it): nordic-field, then web-species, then field-extra, by path within each.
+FOLDER_ORDER = ("nordic-field", "web-species", field.FIELD_EXTRA)
 
 
-def field_photos(data_dir: Path, labels: set[str], splits: dict[str, str]) -> list[FieldPhoto]:
-    """Every field photo of a labelled species, in a stable order, with its part."""
-    named = {"val": "field val", "test": "field test", "train": "trained"}
-    photos: list[FieldPhoto] = []
-    candidates: list[tuple[Path, str, str]] = []
-    for folder in sorted((data_dir / "nordic-field").iterdir()):
-        if folder.is_dir() and folder.name in labels:
-            candidates += [(p, folder.name, "nordic-field") for p in sorted(folder.glob("*.jpg"))]
-    for folder in sorted((data_dir / "web-species").iterdir()):
-        if folder.is_dir() and folder.name in labels:
-            for path in sorted(folder.glob("*.jpg")):
-                source = path.name.split("-")[0]
-                if source in FIELD_SOURCES:
-                    candidates.append((path, folder.name, source))
-    for path, species, source in candidates:
-        split = splits.get(hashlib.sha256(path.read_bytes()).hexdigest())
-        if split is not None:  # photos the build dropped (duplicates) are in no split
-            photos.append(FieldPhoto(path, species, source, named[split]))
-    for folder in sorted((data_dir / "field-extra").iterdir()):
-        if folder.is_dir() and folder.name in labels:
-            photos += [
-                FieldPhoto(p, folder.name, p.name.split("-")[0], "field-extra")
-                for p in sorted(folder.glob("*.jpg"))
-            ]
-    return photos
+def field_photos(data_dir: Path, labels: set[str], manifest: list[ManifestRow]) -> list[FieldPhoto]:
+    """Every field photo of a labelled species, in a stable order, with its part (the field
+    split of `mushroom_training.field`, without its open-set photos)."""
+    photos = [
+        FieldPhoto(
+            p.path,
+            p.species,
+            p.source,
+            "field-extra" if p.origin == field.FIELD_EXTRA else PART_OF_ROLE[p.role],
+        )
+        for p in field.field_photos(data_dir, manifest, sorted(labels))
+        if p.role != "open_set" and p.species in labels
+    ]
+    return sorted(
+        photos, key=lambda p: (FOLDER_ORDER.index(p.path.parent.parent.name), str(p.path))
+    )
 
 
 def model_pixels(data: bytes, height: int, width: int) -> npt.NDArray[np.uint8]:
@@ -500,7 +493,8 @@ def main(
     catalog = load_catalog()
     labels = list(metadata.labels)
     runtime = BundleRuntime.for_variant(bundle, metadata, batch_size=32)
-    photos = field_photos(data, set(labels), _splits(storage, metadata.dataset_version))
+    manifest = read_manifest(open_storage(storage), metadata.dataset_version)
+    photos = field_photos(data, set(labels), manifest)
     names = "\n".join(str(p.path) for p in photos).encode()
     key = f"{metadata.version}-{len(photos)}-{hashlib.sha256(names).hexdigest()[:8]}"
     probabilities, scores = predict_all(
