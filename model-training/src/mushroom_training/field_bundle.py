@@ -225,21 +225,19 @@ def export_field_bundle(
         )
     spec = parent.decision_rules.model_copy(update={"open_set": open_set, "test_time_views": views})
 
-    def rows_of(role: str) -> np.ndarray:
-        return np.array(
-            [n_val + n_test + i for i, p in enumerate(measured) if p.role == role], np.intp
-        )
-
+    field_val_outputs = subset(lambda p: p.role == "field_val")
+    field_test_outputs = subset(lambda p: p.role == "field_test")
     detector = _tuned_detector(
         parent,
         detector_false_rejection,
-        [outputs.scores[rows_of("field_val")], val_out.scores],
-        outputs.scores[rows_of("field_test")],
+        [field_val_outputs[0].scores, val_out.scores],
+        field_test_outputs[0].scores,
     )
     detector_threshold = detector.threshold if detector is not None else None
     base = VerdictRules.from_spec(spec, detector_threshold)
     report: dict[str, Any] = {}
-    field_val = answer(*subset(lambda p: p.role == "field_val"))
+    field_val = answer(*field_val_outputs)
+    field_test = answer(*field_test_outputs)
     in_source_val = answer(
         val_out.take(
             np.array(
@@ -303,7 +301,7 @@ def export_field_bundle(
     rules = VerdictRules.from_spec(spec, detector_threshold)
     test_out = outputs.take(np.arange(n_val, n_val + n_test))
     report["field_tuned_rules_outcome"]["field_test"] = safety.verdict_rates(
-        answer(*subset(lambda p: p.role == "field_test")),
+        field_test,
         labels,
         catalog,
         VerdictRules.from_spec(
@@ -324,7 +322,6 @@ def export_field_bundle(
     )
     test_truth = [r.species for r in rows["test"]]
     test_answers = answer(test_out, test_truth)
-    field_test = answer(*subset(lambda p: p.role == "field_test"))
     unknown = answer(*subset(lambda p: p.role == "open_set"))
     columns = {
         "test": test_answers,
