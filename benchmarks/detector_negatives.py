@@ -32,7 +32,7 @@ from PIL import Image
 from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import load_catalog
 from mushroom_common.imaging import decode_for_model, resize_for_model
-from mushroom_common.runtime import BundleRuntime
+from mushroom_common.runtime import BundleRuntime, calibrated_probabilities
 from mushroom_common.verdict import VerdictRules, judge
 from mushroom_training.field import FIELD_EXTRA, FIELD_SOURCES, source_of
 
@@ -158,14 +158,13 @@ def measure(
             categories.append(path.parent.name)
             names.append(path.name)
 
-    def scores_of(batch: list[np.ndarray]) -> np.ndarray:
-        result = runtime.run_batch(batch).mushroom_scores
-        assert result is not None  # the bundle has a detector (checked above)
-        return np.asarray(result, np.float64)
+    def run(batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and mushroom scores of photos (the bundle has a detector: checked above)."""
+        result = runtime.run_batch(batch)
+        assert result.mushroom_scores is not None
+        return result.logits, np.asarray(result.mushroom_scores, np.float64).ravel()
 
-    negatives_run = runtime.run_batch(pixels)
-    assert negatives_run.mushroom_scores is not None
-    negative_scores = np.asarray(negatives_run.mushroom_scores, np.float64).ravel()
+    negative_logits, negative_scores = run(pixels)
     # What a forager is told about each negative the detector lets through (the bundle's rules).
     rules, catalog, labels = (
         VerdictRules.from_bundle(metadata),
@@ -174,13 +173,18 @@ def measure(
     )
     verdicts_accepted: Counter[str] = Counter(
         judge(
-            np.asarray(probabilities, np.float64), labels, float(score), catalog, rules, 3
+            calibrated_probabilities(logits, runtime.temperature),
+            labels,
+            float(score),
+            catalog,
+            rules,
+            3,
         ).verdict.value
-        for probabilities, score in zip(negatives_run.probabilities, negative_scores, strict=True)
+        for logits, score in zip(negative_logits, negative_scores, strict=True)
         if score >= served
     )
     field_paths = mushroom_photos(data_root)
-    field_scores = scores_of(
+    _, field_scores = run(
         [resize_for_model(decode_for_model(p.read_bytes(), size), size, size) for p in field_paths]
     )
     thresholds = {"served": served} | {
