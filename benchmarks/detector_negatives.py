@@ -33,7 +33,7 @@ from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import load_catalog
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.runtime import BundleRuntime, calibrated_probabilities
-from mushroom_common.verdict import VerdictRules, judge
+from mushroom_common.verdict import VerdictRules, judge, open_set_score
 from mushroom_training.field import FIELD_EXTRA, FIELD_SOURCES, source_of
 
 logger = logging.getLogger("benchmarks.detector_negatives")
@@ -165,7 +165,8 @@ def measure(
         return result.logits, np.asarray(result.mushroom_scores, np.float64).ravel()
 
     negative_logits, negative_scores = run(pixels)
-    # What a forager is told about each negative the detector lets through (the bundle's rules).
+    # What a forager is told about each negative the detector lets through: the bundle's rules
+    # with its open-set score, as the API judges one photo.
     rules, catalog, labels = (
         VerdictRules.from_bundle(metadata),
         load_catalog(),
@@ -179,6 +180,11 @@ def measure(
             catalog,
             rules,
             3,
+            unknown_score=(
+                open_set_score(logits, rules.open_set_method)
+                if rules.open_set_method is not None
+                else None
+            ),
         ).verdict.value
         for logits, score in zip(negative_logits, negative_scores, strict=True)
         if score >= served
