@@ -24,6 +24,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, SHARED_DATA_DIR, write_report
+from field_ensemble import cached_probabilities, top1_by_weight
 from field_test import field_rows
 
 from mushroom_common.bundle import read_metadata
@@ -44,7 +45,6 @@ from mushroom_training.studies.frozen_features import (
 
 logger = logging.getLogger("benchmarks.field_backbones")
 app = typer.Typer(add_completion=False, help=__doc__)
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @app.command()
@@ -62,10 +62,7 @@ def main(
     started = time.perf_counter()
     metadata = read_metadata(bundle_dir)
     version = metadata.dataset_version or ""
-    cache = cache_dir / f"{metadata.version}-{version}-v2.npz"
-    if not cache.is_file():
-        raise typer.BadParameter(f"no {cache}: run benchmarks/field_test.py on the bundle first")
-    served = calibrated_probabilities(np.load(cache)["logits"], metadata.temperature)
+    served = cached_probabilities(cache_dir, metadata)
     storage = open_storage(storage_uri)
     manifest = read_manifest(storage, version)
     labels = list(metadata.labels)
@@ -97,17 +94,7 @@ def main(
     logits = logits_of(head, row_features)
     temperature = fit_temperature(logits[in_source_val], truth[in_source_val])
     lite2 = calibrated_probabilities(logits, temperature)
-    table: dict[str, dict[str, float]] = {}
-    for weight in WEIGHTS:
-        blended = (1 - weight) * served + weight * lite2
-        table[str(weight)] = {
-            name: float(np.mean(blended[idx].argmax(1) == truth[idx])) for name, idx in sets.items()
-        }
-        logger.info(
-            "weight of frozen Lite2 %.2f: %s",
-            weight,
-            "  ".join(f"{k} {v:.3f}" for k, v in table[str(weight)].items()),
-        )
+    table = top1_by_weight(served, lite2, truth, sets, f"frozen {variant.name}")
     path = write_report(
         "field_backbones",
         {

@@ -19,7 +19,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from _common import DEMO_BUNDLE_DIR, RESULTS_DIR, SHARED_DATA_DIR, write_report
-from field_test import field_rows
+from field_test import field_rows, outputs_cache
 
 from mushroom_common.bundle import BundleMetadata, read_metadata
 from mushroom_common.dataset import read_manifest
@@ -33,10 +33,35 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def cached_probabilities(cache_dir: Path, metadata: BundleMetadata) -> np.ndarray:
     """The bundle's calibrated probabilities on field_test.py's photos, in its row order."""
-    cache = cache_dir / f"{metadata.version}-{metadata.dataset_version}-v2.npz"
+    cache = outputs_cache(cache_dir, metadata.version, metadata.dataset_version or "")
     if not cache.is_file():
         raise typer.BadParameter(f"no {cache}: run benchmarks/field_test.py on the bundle first")
     return calibrated_probabilities(np.load(cache)["logits"], metadata.temperature)
+
+
+def top1_by_weight(
+    first: np.ndarray,
+    second: np.ndarray,
+    truth: np.ndarray,
+    sets: dict[str, list[int]],
+    second_name: str,
+) -> dict[str, dict[str, float]]:
+    """Top-1 on each set of `(1 - w) * first + w * second` for each weight w in WEIGHTS
+    (`truth`: each row's label index), logged as it goes."""
+    table: dict[str, dict[str, float]] = {}
+    for weight in WEIGHTS:
+        blended = (1 - weight) * first + weight * second
+        table[str(weight)] = {
+            name: float(np.mean(blended[rows].argmax(1) == truth[rows]))
+            for name, rows in sets.items()
+        }
+        logger.info(
+            "weight of %s %.2f: %s",
+            second_name,
+            weight,
+            "  ".join(f"{k} {v:.3f}" for k, v in table[str(weight)].items()),
+        )
+    return table
 
 
 @app.command()
@@ -59,23 +84,15 @@ def main(
     rows = field_rows(data_root, manifest, labels)
     truth, sets = rows.truth, rows.top1_sets()
     index = {label: i for i, label in enumerate(labels)}
-    probs_a = cached_probabilities(cache_dir, meta_a)
-    probs_b = cached_probabilities(cache_dir, meta_b)
-    table: dict[str, dict[str, float]] = {}
-    for weight in WEIGHTS:
-        blended = (1 - weight) * probs_a + weight * probs_b
-        table[str(weight)] = {
-            name: float(
-                np.mean(blended[rows].argmax(1) == np.array([index[truth[i]] for i in rows]))
-            )
-            for name, rows in sets.items()
-        }
-        logger.info(
-            "weight of %s %.2f: %s",
-            meta_b.version,
-            weight,
-            "  ".join(f"{k} {v:.3f}" for k, v in table[str(weight)].items()),
-        )
+    # Open-set photos are of untrained species: -1, and in no set.
+    truth_index = np.array([index.get(species, -1) for species in truth])
+    table = top1_by_weight(
+        cached_probabilities(cache_dir, meta_a),
+        cached_probabilities(cache_dir, meta_b),
+        truth_index,
+        sets,
+        meta_b.version,
+    )
     path = write_report(
         "field_ensemble",
         {

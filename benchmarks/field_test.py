@@ -82,6 +82,11 @@ class FieldRows:
         }
 
 
+def outputs_cache(cache_dir: Path, bundle_version: str, dataset_version: str) -> Path:
+    """Where this script keeps a bundle's outputs on a dataset version's rows."""
+    return cache_dir / f"{bundle_version}-{dataset_version}-v2.npz"
+
+
 def field_rows(data_root: Path, manifest: list[ManifestRow], labels: list[str]) -> FieldRows:
     """The field split of a dataset version and the rows this script runs."""
     photos = field.field_photos(data_root, manifest, labels)
@@ -271,7 +276,7 @@ def main(
 
     runtime = BundleRuntime.for_variant(bundle_dir, metadata, num_threads=2, batch_size=8)
     size = metadata.input.height
-    cache = cache_dir / f"{metadata.version}-{version}-v2.npz"
+    cache = outputs_cache(cache_dir, metadata.version, version)
     if cache.exists():
         stored = dict(np.load(cache))
     else:

@@ -76,3 +76,18 @@ def test_the_negatives_list_names_real_package_paths_and_crops_frame_closer() ->
     threshold = threshold_for(scores, 0.03)
     assert np.mean(scores >= threshold) >= 0.97
     assert np.mean(scores >= threshold + 0.011) < 0.97
+
+
+def test_top1_by_weight_blends_two_models_from_the_first_to_the_second() -> None:
+    from field_ensemble import WEIGHTS, top1_by_weight
+
+    # Row 0: the first model is right; row 1: only the second; row 2 is in no set (open set).
+    first = np.array([[0.9, 0.1], [0.8, 0.2], [0.5, 0.5]])
+    second = np.array([[0.6, 0.4], [0.1, 0.9], [0.5, 0.5]])
+    truth = np.array([0, 1, -1])
+    table = top1_by_weight(first, second, truth, {"both": [0, 1], "first": [0]}, "second")
+    assert set(table) == {str(w) for w in WEIGHTS}
+    assert table["0.0"] == {"both": 0.5, "first": 1.0}
+    assert table["1.0"] == {"both": 1.0, "first": 1.0}
+    # At 0.25 row 1 is 0.625 / 0.375 for the wrong label: still the first model's answer.
+    assert table["0.25"]["both"] == 0.5
