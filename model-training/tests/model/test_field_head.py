@@ -1,35 +1,31 @@
-"""The field head's surgery on the committed demo model: its pooled features reproduce the served
-logits, and a head written back into the int8 model answers like the float head."""
+"""The field head's surgery on the bundle under test (models/demo unless `--bundle`): its pooled
+features reproduce the served logits, and a head written back into the int8 model answers like
+the float head."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from mushroom_common.bundle import read_metadata
 from mushroom_common.runtime import BundleRuntime
 from mushroom_training import field_head
 
-DEMO = Path(__file__).parents[3] / "models" / "demo"
 
-pytestmark = pytest.mark.skipif(
-    not (DEMO / "metadata.json").is_file(), reason="no demo bundle at models/demo"
-)
-
-
-def test_pooled_features_and_a_rewritten_head_match_the_served_model(tmp_path: Path) -> None:
-    metadata = read_metadata(DEMO)
+def test_pooled_features_and_a_rewritten_head_match_the_served_model(
+    tmp_path: Path, bundle_dir: Path
+) -> None:
+    metadata = read_metadata(bundle_dir)
     labels = len(metadata.labels)
-    served = DEMO / metadata.variant().path
+    served = bundle_dir / metadata.variant().path
     pooled = tmp_path / "pooled.tflite"
     field_head.with_pooled_output(served, pooled, labels)
     size = metadata.input.height
     runner = field_head.PooledRunner(pooled, labels)
     rng = np.random.default_rng(0)
     photos = rng.integers(0, 255, (6, size, size, 3), dtype=np.uint8)
-    runtime = BundleRuntime.for_variant(DEMO, metadata)
+    runtime = BundleRuntime.for_variant(bundle_dir, metadata)
     weights, bias = field_head.read_head(served, labels)
     features = []
     for photo in photos:

@@ -31,12 +31,7 @@ from mushroom_training.evaluate import run_bundle_variant
 from mushroom_training.negatives import generated_images
 from mushroom_training.preprocess import photo_to_input
 
-DEMO = Path(__file__).parents[3] / "models" / "demo"
 SHARED = Path(__file__).parents[4] / "shared" / "data"
-
-pytestmark = pytest.mark.skipif(
-    not (DEMO / "metadata.json").is_file(), reason="no demo bundle at models/demo"
-)
 
 
 def _free_port() -> int:
@@ -65,14 +60,15 @@ def photos() -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real uvicorn server serving models/demo (the registry is empty)."""
+def demo_server(tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path) -> Iterator[str]:
+    """A real uvicorn server serving the bundle under test as its fallback (the registry is
+    empty)."""
     root = tmp_path_factory.mktemp("served")
     settings = Settings(
         env="development",
         storage_uri=str(root / "storage"),
         model_name="mushroom-classifier",
-        fallback_bundle_dir=DEMO,
+        fallback_bundle_dir=bundle_dir,
         model_cache_dir=root / "cache",
         frontend_dir=None,
         admin_token="parity-admin-token",
@@ -98,9 +94,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_api_and_evaluation_give_identical_probabilities(
-    demo_server: str, photos: list[tuple[str, bytes]]
+    demo_server: str, photos: list[tuple[str, bytes]], bundle_dir: Path
 ) -> None:
-    metadata: BundleMetadata = read_metadata(DEMO)
+    metadata: BundleMetadata = read_metadata(bundle_dir)
     labels = metadata.labels
     with httpx.Client(base_url=demo_server, timeout=30) as client:
         model = client.get("/model").json()
@@ -118,7 +114,7 @@ def test_api_and_evaluation_give_identical_probabilities(
 
     size = metadata.input
     images = np.stack([photo_to_input(data, size.height, size.width) for _, data in photos])
-    evaluated = run_bundle_variant(DEMO, metadata, metadata.serving_variant, images)
+    evaluated = run_bundle_variant(bundle_dir, metadata, metadata.serving_variant, images)
     for (kind, _), answer, probabilities in zip(
         photos, served, evaluated.probabilities, strict=True
     ):
