@@ -277,9 +277,14 @@ def export_field_bundle(
         "edible_mushroom_score": rules.edible_mushroom_score,
         "shipped": not keep_rules,
     }
+    # The tuned rules measured on the field test too, also when they are not shipped.
     report["field_tuned_rules_outcome"] = {
         name: safety.verdict_rates(a, labels, catalog, rules)
-        for name, a in (("field_val", field_val), ("in_source_val", in_source_val))
+        for name, a in (
+            ("field_val", field_val),
+            ("in_source_val", in_source_val),
+            ("field_test", field_test),
+        )
     }
     if keep_rules:
         rules = base
@@ -300,26 +305,6 @@ def export_field_bundle(
     )
     rules = VerdictRules.from_spec(spec, detector_threshold)
     test_out = outputs.take(np.arange(n_val, n_val + n_test))
-    report["field_tuned_rules_outcome"]["field_test"] = safety.verdict_rates(
-        field_test,
-        labels,
-        catalog,
-        VerdictRules.from_spec(
-            parent.decision_rules.model_copy(
-                update={
-                    "deadly_threshold": report["field_tuned_rules"]["deadly_threshold"],
-                    "poisonous_threshold": report["field_tuned_rules"]["poisonous_threshold"],
-                    "caution_threshold": report["field_tuned_rules"]["caution_threshold"],
-                    "lookalike_threshold": report["field_tuned_rules"]["lookalike_threshold"],
-                    "edible_mushroom_score": report["field_tuned_rules"]["edible_mushroom_score"],
-                    "edible_threshold": report["field_tuned_rules"]["edible_threshold"],
-                    "open_set": open_set,
-                    "test_time_views": views,
-                }
-            ),
-            detector_threshold,
-        ),
-    )
     test_truth = [r.species for r in rows["test"]]
     test_answers = answer(test_out, test_truth)
     unknown = answer(*subset(lambda p: p.role == "open_set"))
