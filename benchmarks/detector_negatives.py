@@ -33,7 +33,7 @@ from mushroom_common.bundle import read_metadata
 from mushroom_common.catalog import load_catalog
 from mushroom_common.imaging import decode_for_model, resize_for_model
 from mushroom_common.runtime import BundleRuntime, calibrated_probabilities
-from mushroom_common.verdict import VerdictRules, judge, open_set_score
+from mushroom_common.verdict import VerdictRules, judge
 from mushroom_training.field import FIELD_EXTRA, FIELD_SOURCES, source_of
 
 logger = logging.getLogger("benchmarks.detector_negatives")
@@ -180,11 +180,7 @@ def measure(
             catalog,
             rules,
             3,
-            unknown_score=(
-                open_set_score(logits, rules.open_set_method)
-                if rules.open_set_method is not None
-                else None
-            ),
+            unknown_score=rules.unknown_score(logits),
         ).verdict.value
         for logits, score in zip(negative_logits, negative_scores, strict=True)
         if score >= served

@@ -335,7 +335,7 @@ def views_lever(photos: dict[str, bytes], bundle_dir: Path, rounds: int) -> list
     from mushroom_common.bundle import InferenceView
     from mushroom_common.catalog import load_catalog
     from mushroom_common.runtime import BundleRuntime
-    from mushroom_common.verdict import VerdictRules, judge, open_set_score
+    from mushroom_common.verdict import VerdictRules, judge
 
     metadata = read_metadata(bundle_dir)
     runtime = BundleRuntime.for_variant(bundle_dir, metadata)
@@ -356,11 +356,7 @@ def views_lever(photos: dict[str, bytes], bundle_dir: Path, rounds: int) -> list
             catalog,
             rules,
             3,
-            unknown_score=(
-                open_set_score(output.logits, rules.open_set_method)
-                if rules.open_set_method is not None
-                else None
-            ),
+            unknown_score=rules.unknown_score(output.logits),
             view_probabilities=output.view_probabilities,
         )
 

@@ -409,7 +409,7 @@ def test_one_real_photo_answers_as_the_single_photo_path_did(
     import asyncio
 
     from mushroom_api.services.identify import prepare_photo, verdict_rules
-    from mushroom_common.verdict import judge, open_set_score
+    from mushroom_common.verdict import judge
 
     data = photo(RED, size=(120, 90))
     body = client.post("/predict", files={"file": ("p.jpg", data, "image/jpeg")}).json()
@@ -426,11 +426,7 @@ def test_one_real_photo_answers_as_the_single_photo_path_did(
             load_catalog(),
             rules,
             3,
-            unknown_score=(
-                open_set_score(output.logits, rules.open_set_method)
-                if rules.open_set_method is not None
-                else None
-            ),
+            unknown_score=rules.unknown_score(output.logits),
             view_probabilities=output.view_probabilities,
         )
         return {

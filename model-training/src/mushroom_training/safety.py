@@ -214,13 +214,14 @@ def judged_outcome(
     decided: list[str] = []
     for i, true_species in enumerate(outputs.true_species):
         score = None if outputs.mushroom_scores is None else float(outputs.mushroom_scores[i])
-        unknown_score = (
-            open_set_score(outputs.logits[i], rules.open_set_method)
-            if rules.open_set_method is not None
-            else None
-        )
         judgement = judge(
-            probabilities[i], labels, score, catalog, rules, 1, unknown_score=unknown_score
+            probabilities[i],
+            labels,
+            score,
+            catalog,
+            rules,
+            1,
+            unknown_score=rules.unknown_score(outputs.logits[i]),
         )
         verdicts[judgement.verdict.value] += 1
         # The species the app puts forward: FungiCLEF's poisonous re-ranking, i.e. the most

@@ -188,6 +188,16 @@ def test_open_set_score_is_higher_for_flat_logits(method: OpenSetMethod) -> None
     assert open_set_score(flat, method) > open_set_score(confident, method)
 
 
+@pytest.mark.parametrize("method", ["max_logit", "energy", "max_probability"])
+def test_rules_give_the_open_set_score_of_their_method_and_none_without_one(
+    method: OpenSetMethod,
+) -> None:
+    logits = np.array([2.0, 0.5, 0.1])
+    with_method = VerdictRules(0.3, 0.9, None, open_set_method=method, open_set_threshold=0.0)
+    assert with_method.unknown_score(logits) == open_set_score(logits, method)
+    assert VerdictRules(0.3, 0.9, None).unknown_score(logits) is None
+
+
 def test_severity_thresholds_default_to_the_danger_threshold() -> None:
     from mushroom_common.bundle import DecisionRulesSpec
 

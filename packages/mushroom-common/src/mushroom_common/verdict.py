@@ -239,6 +239,12 @@ class VerdictRules:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    def unknown_score(self, logits: npt.NDArray[np.floating]) -> float | None:
+        """The open-set score `judge` reads for one answer's logits (None: no open-set rule)."""
+        if self.open_set_method is None:
+            return None
+        return open_set_score(logits, self.open_set_method)
+
     @classmethod
     def from_bundle(
         cls,
